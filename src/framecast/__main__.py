@@ -1,0 +1,5 @@
+import sys
+
+from framecast.cli import main
+
+sys.exit(main())

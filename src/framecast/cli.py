@@ -1,0 +1,94 @@
+"""The ``framecast`` command: serve · watch · inject (one thin function per subcommand).
+
+Each subcommand imports its implementation lazily so ``--help`` and ``--version`` start fast
+and never load GStreamer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from framecast import __version__
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from framecast.server import serve_main
+
+    return serve_main(args)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from framecast.reader import watch_main
+
+    return watch_main(args)
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    from framecast.injectfile import inject_main
+
+    return inject_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="framecast",
+        description="Serve looped files, relayed cameras and app frames over RTSP and WebRTC, "
+        "with per-frame metadata carried in the bitstream as SEI.",
+    )
+    parser.add_argument("--version", action="version", version=f"framecast {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve files looped forever over RTSP (and WebRTC)")
+    serve.add_argument("files", nargs="*", help="video files; mount = file stem")
+    serve.add_argument("--config", help="TOML config with mounts and server settings")
+    serve.add_argument("--bind", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--rtsp-port", type=int, help="RTSP port (default 8554)")
+    serve.add_argument("--http-port", type=int, help="HTTP/WebRTC port (default 8080)")
+    serve.add_argument("--no-http", action="store_true", help="RTSP only")
+    serve.add_argument("--sidecar", action="append", default=[], metavar="MOUNT=FILE.jsonl",
+                       help="per-frame metadata for a file mount (JSON Lines)")
+    serve.set_defaults(func=cmd_serve)
+
+    watch = sub.add_parser("watch", help="print one JSON object per frame of a stream or file")
+    watch.add_argument("url", help="rtsp://…, webrtc://host:port/mount, or a file")
+    watch.add_argument("--count", type=int, default=0, help="stop after N frames (0 = forever)")
+    watch.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for data")
+    watch.add_argument("--transport", choices=["tcp", "udp"], default="tcp",
+                       help="RTSP lower transport")
+    watch.set_defaults(func=cmd_watch)
+
+    inject = sub.add_parser("inject", help="embed per-frame metadata into a file, no re-encode")
+    inject.add_argument("input")
+    inject.add_argument("output")
+    inject.add_argument("--sidecar", help="JSON Lines: line i = metadata of presented frame i")
+    inject.add_argument("--stamps", action="store_true", help="add seq/loop/pts_ns/wallclock_ns")
+    inject.add_argument("--format", choices=["msgpack", "json"], default="msgpack")
+    inject.add_argument("--quiet", action="store_true", help="no progress bar")
+    inject.set_defaults(func=cmd_inject)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"framecast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""asyncio HTTP side: viewer files, signalling WebSocket, WHEP, /api, /metrics."""

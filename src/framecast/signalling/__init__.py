@@ -1,0 +1,1 @@
+"""The webrtcsink-compatible signalling protocol: pure message types and a state machine."""
