@@ -1,0 +1,119 @@
+"""Test and demo clips made with real encoders and muxers.
+
+Frame i of every clip shows :func:`framecast.pixelindex.render_frame` (i): a moving picture with
+the number drawn and the index in machine-readable blocks, so tests can check that what a client
+decodes is the frame the metadata says it is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
+
+from framecast.gst.runtime import init_gst
+from framecast.pixelindex import render_frame
+
+VIDEO_CODECS = ("h264", "h265", "vp9", "mjpeg")
+CONTAINERS = {"mp4": "mp4mux", "mov": "qtmux", "mkv": "matroskamux", "webm": "webmmux",
+              "ts": "mpegtsmux"}
+AUDIO_RATE = 48000
+
+
+class ClipError(RuntimeError):
+    """Making a clip failed (encoder/muxer error)."""
+
+
+def _video_encoder(codec: str, container: str, bframes: int, gop: int, profile: str | None) -> str:
+    if codec == "h264":
+        prof = f",profile={profile}" if profile else ""
+        fmt = "byte-stream" if container == "ts" else "avc"
+        return (f"x264enc speed-preset=veryfast key-int-max={gop} bframes={bframes} "
+                f"b-adapt=false byte-stream={'true' if fmt == 'byte-stream' else 'false'} "
+                f"! video/x-h264{prof} ! h264parse ! video/x-h264,stream-format={fmt}")
+    if codec == "h265":
+        fmt = "byte-stream" if container == "ts" else "hvc1"
+        opts = f"bframes={bframes}:b-adapt=0:keyint={gop}:min-keyint={gop}:scenecut=0"
+        return (f"x265enc speed-preset=veryfast key-int-max={gop} option-string={opts} "
+                f"! h265parse ! video/x-h265,stream-format={fmt}")
+    if codec == "vp9":
+        return f"vp9enc deadline=1 keyframe-max-dist={gop}"
+    if codec == "mjpeg":
+        return "jpegenc"
+    raise ValueError(f"unknown video codec {codec!r}")
+
+
+def _audio_branch(audio: str, frames: int, fps: int) -> str:
+    # One audio buffer per video frame so both streams last exactly as long.
+    samples = AUDIO_RATE // fps
+    enc = {"aac": "avenc_aac ! aacparse", "opus": "opusenc ! opusparse"}[audio]
+    return (f"audiotestsrc wave=sine freq=440 num-buffers={frames} samplesperbuffer={samples} "
+            f"! audio/x-raw,rate={AUDIO_RATE},channels=2 ! audioconvert ! {enc} ! queue ! mux. ")
+
+
+def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: str = "mp4",
+              frames: int = 60, fps: int = 30, width: int = 320, height: int = 240,
+              bframes: int = 0, audio: str | None = None, profile: str | None = None,
+              gop: int = 30) -> Path:
+    """Encode ``frames`` frames of the index test picture into ``path``; returns the path."""
+    init_gst()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mux = CONTAINERS[container]
+    mux_opts = " faststart=false" if container in ("mp4", "mov") else ""
+    desc = (
+        f"appsrc name=src format=time caps=video/x-raw,format=RGB,width={width},height={height},"
+        f"framerate={fps}/1 ! videoconvert ! video/x-raw,format=I420 ! "
+        f"{_video_encoder(codec, container, bframes, gop, profile)} ! queue ! "
+        f"{mux} name=mux{mux_opts} ! filesink location=\"{path}\" "
+    )
+    if audio:
+        desc += _audio_branch(audio, frames, fps)
+    pipeline = Gst.parse_launch(desc)
+    src = pipeline.get_by_name("src")
+    pipeline.set_state(Gst.State.PLAYING)
+    frame_ns = Gst.SECOND // fps
+    try:
+        for i in range(frames):
+            data = render_frame(i, width, height).tobytes()
+            buf = Gst.Buffer.new_wrapped(data)
+            buf.pts = Gst.util_uint64_scale(i, Gst.SECOND, fps)
+            buf.duration = frame_ns
+            if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+                break
+        src.emit("end-of-stream")
+        bus = pipeline.get_bus()
+        msg = bus.timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+        if msg is None:
+            raise ClipError(f"{path}: timed out writing the clip")
+        if msg.type == Gst.MessageType.ERROR:
+            err, _ = msg.parse_error()
+            raise ClipError(f"{path}: {err.message}")
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+    return path
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "framecast"
+
+
+def demo_clip() -> Path:
+    """The built-in demo: made once on first run, then cached.
+
+    Main profile with B-frames (Chromium plays Main; not High) and AAC audio, 10 s at 30 fps.
+    """
+    path = cache_dir() / "demo-v1.mp4"
+    if not path.exists():
+        tmp = path.with_suffix(".part.mp4")
+        make_clip(tmp, codec="h264", container="mp4", frames=300, fps=30, width=640,
+                  height=360, bframes=2, audio="aac", profile="main", gop=30)
+        tmp.replace(path)
+    return path
+
+
+def frames_for_seconds(seconds: float, fps: int) -> int:
+    return max(1, math.ceil(seconds * fps))
