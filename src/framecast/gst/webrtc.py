@@ -1,0 +1,660 @@
+"""WebRTC delivery: one producer pipeline per mount, one ``webrtcbin`` per viewer.
+
+The mount's encoded, SEI-carrying stream (parsed H.264 access units) is made once and shared::
+
+    source ─ [transcode once: SEI remembered by PTS ─ decode ─ x264enc ─ SEI put back]
+           ─ clocksync ─ tee
+    tee ─ queue ─ rtph264pay pt=<negotiated> ─ webrtcbin      (one branch per viewer, no encode)
+
+The payloader sits after the tee, one per viewer, because a WHEP offer chooses the payload type
+(and webrtcbin 1.22 sends whatever payload type arrives); payloading is a cheap copy.
+
+Chromium here cannot decode High profile (``64xxxx``): such mounts (and H.265 ones) are
+transcoded once per mount to constrained-baseline, and our SEI is carried across the decoder by
+PTS. Everything in this module runs on the GLib thread except the signal handlers, which do
+pure work and hand results to asyncio through the callbacks they were given.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstWebRTC", "1.0")
+gi.require_version("GstSdp", "1.0")
+from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+
+from framecast.gst.runtime import init_gst  # noqa: E402
+
+init_gst()  # the element classes below need an initialised GStreamer
+
+log = logging.getLogger("framecast.webrtc")
+
+# Profiles Chromium's H.264 receiver accepts (WEBRTC-NOTES: 42001f, 42e01f, 4d001f, f4001f).
+BROWSER_SAFE_PROFILES = {"constrained-baseline", "baseline", "main"}
+_PROFILE_IDC = {"constrained-baseline": "42e0", "baseline": "4200", "main": "4d00",
+                "high": "6400"}
+
+
+class WebRTCError(Exception):
+    """A viewer could not be set up (bad offer, no common codec): one line for the client."""
+
+
+# -- a tiny Python element that rewrites whole access units ---------------------------------------
+
+class AUFilter(Gst.Element):
+    """Calls ``fn(au_bytes, pts) -> bytes | None`` per buffer; None passes the buffer unchanged.
+
+    A pad probe cannot replace a buffer (GSTREAMER-NOTES), an element with a chain function can.
+    """
+
+    __gtype_name__ = "FramecastAUFilter"
+    __gstmetadata__ = ("framecast AU filter", "Filter", "Rewrites access units", "framecast")
+    __gsttemplates__ = (
+        Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS,
+                            Gst.Caps.new_any()),
+        Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS,
+                            Gst.Caps.new_any()),
+    )
+
+    def __init__(self, fn: Callable[[bytes, int], bytes | None] | None = None) -> None:
+        super().__init__()
+        self.fn = fn
+        self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
+        self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
+        self.sinkpad.set_chain_function_full(self._chain)
+        self.sinkpad.set_event_function_full(self._event)
+        self.sinkpad.set_query_function_full(self._query)
+        self.srcpad.set_event_function_full(self._event)
+        self.srcpad.set_query_function_full(self._query)
+        self.add_pad(self.sinkpad)
+        self.add_pad(self.srcpad)
+
+    def _other(self, pad: Gst.Pad) -> Gst.Pad:
+        return self.srcpad if pad is self.sinkpad or pad == self.sinkpad else self.sinkpad
+
+    def _event(self, pad: Gst.Pad, parent: Any, event: Gst.Event) -> bool:
+        return Gst.Pad.event_default(pad, parent, event)
+
+    def _query(self, pad: Gst.Pad, parent: Any, query: Gst.Query) -> bool:
+        # proxy caps/accept-caps so upstream negotiates with what is downstream of us
+        if query.type in (Gst.QueryType.CAPS, Gst.QueryType.ACCEPT_CAPS):
+            return self._other(pad).peer_query(query)
+        return Gst.Pad.query_default(pad, parent, query)
+
+    def _chain(self, pad: Gst.Pad, parent: Any, buf: Gst.Buffer) -> Gst.FlowReturn:
+        fn = self.fn
+        if fn is None:
+            return self.srcpad.push(buf)
+        ok, info = buf.map(Gst.MapFlags.READ)
+        if not ok:
+            return Gst.FlowReturn.ERROR
+        try:
+            data = bytes(info.data)
+        finally:
+            buf.unmap(info)
+        try:
+            new = fn(data, buf.pts)
+        except Exception:  # a bad AU must not stop the stream
+            log.exception("AU filter failed; passing the access unit unchanged")
+            new = None
+        if new is None:
+            return self.srcpad.push(buf)
+        out = Gst.Buffer.new_wrapped(new)
+        Gst.Buffer.copy_into(out, buf, Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS
+                             | Gst.BufferCopyFlags.META, 0, 0)
+        return self.srcpad.push(out)
+
+
+# -- stream description and sources --------------------------------------------------------------
+
+@dataclass
+class StreamInfo:
+    """What a mount's source produces (parsed access units, byte-stream)."""
+
+    codec: str = "h264"  # "h264" | "h265"
+    profile: str | None = None  # as h264parse/h265parse name it, e.g. "high"
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+
+SourceFactory = Callable[[], Gst.Element]
+"""Returns a fresh element/bin with one ``src`` pad of parsed AUs carrying our SEI."""
+
+
+def _make(factory: str, name: str | None = None, **props: Any) -> Gst.Element:
+    el = Gst.ElementFactory.make(factory, name)
+    if el is None:
+        raise WebRTCError(f"GStreamer element '{factory}' is not installed")
+    for key, value in props.items():
+        el.set_property(key.replace("_", "-"), value)
+    return el
+
+
+def _bin_of(elements: list[Gst.Element], name: str | None = None) -> Gst.Bin:
+    """Link ``elements`` in a row inside a bin with ghost ``sink`` (if any) and ``src`` pads."""
+    b = Gst.Bin.new(name)
+    for el in elements:
+        b.add(el)
+    for a, z in zip(elements, elements[1:], strict=False):
+        if not a.link(z):
+            raise WebRTCError(f"cannot link {a.get_name()} to {z.get_name()}")
+    first_sink = elements[0].get_static_pad("sink")
+    if first_sink is not None:
+        b.add_pad(Gst.GhostPad.new("sink", first_sink))
+    b.add_pad(Gst.GhostPad.new("src", elements[-1].get_static_pad("src")))
+    return b
+
+
+def test_source(fps: int = 30, width: int = 320, height: int = 240,
+                stamp: bool = True, pattern: str = "ball") -> tuple[SourceFactory, StreamInfo]:
+    """A live test pattern encoded once (constrained-baseline) with framecast SEI stamps."""
+
+    def build() -> Gst.Element:
+        enc = _make("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
+                    bitrate=800)
+        src = _make("videotestsrc", is_live=True)
+        src.set_property("pattern", pattern)
+        els = [
+            src,
+            _caps(f"video/x-raw,format=I420,width={width},height={height},framerate={fps}/1"),
+            enc,
+            _caps("video/x-h264,profile=constrained-baseline"),
+            _make("h264parse", config_interval=-1),
+            _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
+        ]
+        if stamp:
+            els.append(AUFilter(_Stamper("h264").stamp))
+        return _bin_of(els)
+
+    return build, StreamInfo("h264", "constrained-baseline", width, height, fps)
+
+
+class _Stamper:
+    """Adds framecast stamps (seq, loop, pts_ns, wallclock_ns) as SEI to each AU."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+        self.seq = 0
+
+    def stamp(self, au: bytes, pts: int) -> bytes:
+        import time
+
+        from framecast import metadata, sei
+
+        meta = metadata.stamps(self.seq, 0, pts if pts != Gst.CLOCK_TIME_NONE else 0,
+                               time.time_ns())
+        self.seq += 1
+        payload = metadata.encode_metadata(meta)
+        return sei.insert_sei(au, self.codec, [(metadata.FRAMECAST_UUID, payload)])
+
+
+def _caps(text: str) -> Gst.Element:
+    return _make("capsfilter", caps=Gst.Caps.from_string(text))
+
+
+def file_source(path: str, info: StreamInfo) -> SourceFactory:
+    """Minimal non-looping file source (the RTSP side's looping media bin replaces it)."""
+
+    def build() -> Gst.Element:
+        b = Gst.Bin.new(None)
+        src, demux = _make("filesrc", location=path), _make("qtdemux")
+        parse = _make("h264parse" if info.codec == "h264" else "h265parse", config_interval=-1)
+        caps = _caps(f"video/x-{info.codec},stream-format=byte-stream,alignment=au")
+        for el in (src, demux, parse, caps):
+            b.add(el)
+        src.link(demux)
+        parse.link(caps)
+
+        def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
+            if pad.get_name().startswith("video"):
+                pad.link(parse.get_static_pad("sink"))
+
+        demux.connect("pad-added", on_pad)
+        b.add_pad(Gst.GhostPad.new("src", caps.get_static_pad("src")))
+        return b
+
+    return build
+
+
+def needs_transcode(info: StreamInfo) -> bool:
+    """True when browsers here cannot decode the mount's stream as it is."""
+    return info.codec != "h264" or (info.profile or "high") not in BROWSER_SAFE_PROFILES
+
+
+class _SEICarrier:
+    """Remembers our SEI by PTS before the decoder and puts it back after the encoder."""
+
+    def __init__(self, in_codec: str, keep: int = 600) -> None:
+        self.in_codec = in_codec
+        self.by_pts: collections.OrderedDict[int, list[tuple[bytes, bytes]]] = (
+            collections.OrderedDict())
+        self.keep = keep
+        self.lock = threading.Lock()
+        self.reinjected = 0
+
+    def remember(self, au: bytes, pts: int) -> None:
+        from framecast import metadata, sei
+
+        msgs = [m for m in sei.extract_user_data(au, self.in_codec)
+                if m[0] == metadata.FRAMECAST_UUID]
+        if msgs:
+            with self.lock:
+                self.by_pts[pts] = msgs
+                while len(self.by_pts) > self.keep:
+                    self.by_pts.popitem(last=False)
+        return None
+
+    def reinsert(self, au: bytes, pts: int) -> bytes | None:
+        from framecast import sei
+
+        with self.lock:
+            msgs = self.by_pts.pop(pts, None)
+        if not msgs:
+            return None
+        self.reinjected += 1
+        return sei.insert_sei(au, "h264", msgs)
+
+
+def _transcoder(info: StreamInfo, carrier: _SEICarrier) -> list[Gst.Element]:
+    fps = int(round(info.fps or 30))
+    return [
+        AUFilter(carrier.remember),
+        _make("avdec_h264" if info.codec == "h264" else "avdec_h265"),
+        _make("videoconvert"),
+        # without format=I420 x264enc may pick High 4:4:4 (GSTREAMER-NOTES)
+        _caps("video/x-raw,format=I420"),
+        _make("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
+              bitrate=2000),
+        _caps("video/x-h264,profile=constrained-baseline"),
+        _make("h264parse", config_interval=-1),
+        _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
+        AUFilter(carrier.reinsert),
+    ]
+
+
+# -- SDP helpers ---------------------------------------------------------------------------------
+
+def _profile_level_id(profile: str | None, level: str | None) -> str:
+    idc = _PROFILE_IDC.get(profile or "", "42e0")
+    try:
+        lvl = int(round(float(level) * 10)) if level else 31
+    except ValueError:
+        lvl = 31
+    return f"{idc}{lvl:02x}"
+
+
+def choose_h264_payload(offer_sdp: str, profile_level_id: str) -> tuple[int, str]:
+    """Pick the offer's H.264 payload (packetization-mode=1) that best fits our stream.
+
+    Returns (payload type, the offer's profile-level-id for it). Raises WebRTCError if none.
+    """
+    best: tuple[int, int, str] | None = None
+    want_idc = profile_level_id[:2]
+    for line in offer_sdp.splitlines():
+        if not line.startswith("a=rtpmap:") or "H264/90000" not in line.upper():
+            continue
+        pt = int(line[9:].split()[0])
+        fmtp = _fmtp(offer_sdp, pt)
+        if fmtp.get("packetization-mode", "0") != "1":
+            continue
+        plid = fmtp.get("profile-level-id", "42001f").lower()
+        score = 2 if plid[:2] == want_idc else (1 if plid[:2] in ("42", "4d") else 0)
+        if score and (best is None or score > best[0]):
+            best = (score, pt, plid)
+    if best is None:
+        raise WebRTCError("offer has no H.264 (packetization-mode=1) the server can send")
+    return best[1], best[2]
+
+
+def _fmtp(sdp: str, pt: int) -> dict[str, str]:
+    prefix = f"a=fmtp:{pt} "
+    for line in sdp.splitlines():
+        if line.startswith(prefix):
+            items = (kv.split("=", 1) for kv in line[len(prefix):].split(";") if "=" in kv)
+            return {k.strip().lower(): v.strip() for k, v in items}
+    return {}
+
+
+def _sdp_message(text: str) -> GstSdp.SDPMessage:
+    res, msg = GstSdp.SDPMessage.new_from_text(text)
+    if res != GstSdp.SDPResult.OK or msg.medias_len() == 0:
+        raise WebRTCError("malformed SDP")
+    return msg
+
+
+# -- viewers and the per-mount producer -----------------------------------------------------------
+
+@dataclass
+class ViewerEvents:
+    """Callbacks for one viewer, each invoked on the asyncio loop (via ``post``)."""
+
+    post: Callable[..., None]  # bridge.to_asyncio
+    on_sdp: Callable[[str, str], None] = lambda t, s: None  # (type, sdp) to send to the peer
+    on_ice: Callable[[int, str], None] = lambda m, c: None  # (mline index, candidate)
+    on_gathered: Callable[[str], None] = lambda sdp: None  # local SDP with all candidates
+    on_closed: Callable[[str], None] = lambda reason: None  # ICE failed / pipeline error
+
+
+@dataclass
+class _Viewer:
+    id: str
+    events: ViewerEvents
+    queue: Gst.Element
+    pay: Gst.Element
+    webrtc: Gst.Element
+    candidates: list[tuple[int, str]] = field(default_factory=list)
+    offered: bool = False
+    closed: bool = False
+
+
+class MountProducer:
+    """The WebRTC side of one mount. Create and drive it on the GLib thread."""
+
+    def __init__(self, name: str, source: SourceFactory, info: StreamInfo,
+                 transcode: bool | None = None, metrics: Any = None) -> None:
+        init_gst()
+        self.name = name
+        self.info = info
+        self.transcoded = needs_transcode(info) if transcode is None else transcode
+        self.metrics = metrics
+        self.viewers: dict[str, _Viewer] = {}
+        self.carrier = _SEICarrier(info.codec) if self.transcoded else None
+        self.pipeline = Gst.Pipeline.new(f"webrtc-{name}")
+        self.frames = 0
+        self.bytes_in = 0
+        self.error: str | None = None
+        # the GLib thread's context (producers are created there): where teardown is scheduled
+        self._context = GLib.MainContext.ref_thread_default()
+
+        chain: list[Gst.Element] = [source()]
+        if self.carrier is not None:
+            chain += _transcoder(info, self.carrier)
+        # pace non-live sources (files) at real time; live ones pass through
+        chain += [_make("clocksync"), _make("tee", "tee", allow_not_linked=True)]
+        for el in chain:
+            self.pipeline.add(el)
+        for a, z in zip(chain, chain[1:], strict=False):
+            if not a.link(z):
+                raise WebRTCError(f"{name}: cannot link {a.get_name()} to {z.get_name()}")
+        self.tee = chain[-1]
+        # one shared probe per access unit: frames and bytes (×viewers for bytes sent)
+        self.tee.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._count)
+        bus = self.pipeline.get_bus()
+        bus.add_signal_watch()
+        bus.connect("message::error", self._on_error)
+        bus.connect("message::warning", self._on_warning)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            raise WebRTCError(f"{self.name}: the WebRTC source pipeline failed to start")
+
+    def stop(self) -> None:
+        for vid in list(self.viewers):
+            self.remove_viewer(vid)
+        self.pipeline.set_state(Gst.State.NULL)
+        self.pipeline.get_bus().remove_signal_watch()
+
+    @property
+    def webrtc_profile(self) -> str:
+        return "constrained-baseline" if self.transcoded else (self.info.profile or "unknown")
+
+    def webrtcbin_count(self) -> int:
+        """Live webrtcbin elements in this mount's pipeline (tests check it returns to 0)."""
+        n = 0
+        it = self.pipeline.iterate_elements()
+        while True:
+            res, el = it.next()
+            if res == Gst.IteratorResult.RESYNC:
+                it.resync()
+                n = 0
+                continue
+            if res != Gst.IteratorResult.OK:
+                return n
+            factory = el.get_factory()
+            n += bool(factory and factory.get_name() == "webrtcbin")
+
+    def _count(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        buf = info.get_buffer()
+        if buf is not None:
+            self.frames += 1
+            self.bytes_in += buf.get_size()
+            if self.metrics is not None:
+                self.metrics.inc("framecast_webrtc_frames_total", mount=self.name)
+                n = len(self.viewers)
+                if n:
+                    self.metrics.inc("framecast_webrtc_bytes_sent_total", buf.get_size() * n,
+                                     mount=self.name)
+        return Gst.PadProbeReturn.OK
+
+    def _on_error(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
+        err, dbg = msg.parse_error()
+        src = msg.src.get_name() if msg.src else "?"
+        log.error("%s: WebRTC pipeline error from %s: %s (%s)", self.name, src, err.message, dbg)
+        if self.metrics is not None:
+            self.metrics.inc("framecast_errors_total", mount=self.name, kind="webrtc")
+        # an error inside one viewer's branch ends that viewer only
+        for v in list(self.viewers.values()):
+            if msg.src is not None and self._belongs(msg.src, v):
+                self._fail(v, f"pipeline error: {err.message}")
+                return
+        self.error = err.message
+
+    def _later(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the GLib thread that created this producer."""
+        source = GLib.idle_source_new()
+        source.set_callback(lambda *_: (fn(), GLib.SOURCE_REMOVE)[1])
+        source.attach(self._context)
+
+    def _on_warning(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
+        err, _dbg = msg.parse_warning()
+        log.debug("%s: warning: %s", self.name, err.message)
+
+    @staticmethod
+    def _belongs(obj: Gst.Object, v: _Viewer) -> bool:
+        while obj is not None:
+            if obj in (v.queue, v.pay, v.webrtc):
+                return True
+            obj = obj.get_parent()
+        return False
+
+    # -- viewers ---------------------------------------------------------------------------------
+
+    def _current_caps(self) -> tuple[str | None, str | None]:
+        pad = self.tee.get_static_pad("sink")
+        caps = pad.get_current_caps()
+        if caps is None or caps.get_size() == 0:
+            return self.webrtc_profile, None
+        s = caps.get_structure(0)
+        return s.get_string("profile") or self.webrtc_profile, s.get_string("level")
+
+    def add_viewer(self, viewer_id: str, events: ViewerEvents,
+                   offer_sdp: str | None = None) -> None:
+        """Create a viewer branch. With ``offer_sdp`` we answer it, otherwise we offer."""
+        if viewer_id in self.viewers:
+            raise WebRTCError(f"viewer {viewer_id} exists")
+        profile, level = self._current_caps()
+        plid = _profile_level_id(profile, level)
+        pt = 96
+        offer = None
+        if offer_sdp is not None:
+            offer = _sdp_message(offer_sdp)  # raises on garbage before we build anything
+            pt, plid = choose_h264_payload(offer_sdp, plid)
+        queue = _make("queue", leaky=2, max_size_buffers=60, max_size_time=0, max_size_bytes=0)
+        pay = _make("rtph264pay", pt=pt, config_interval=-1, aggregate_mode="zero-latency")
+        webrtc = _make("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        webrtc.set_property("stun-server", None)
+        v = _Viewer(viewer_id, events, queue, pay, webrtc)
+        for el in (queue, pay, webrtc):
+            self.pipeline.add(el)
+        queue.link(pay)
+        rtp_caps = Gst.Caps.from_string(
+            "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,"
+            f"payload={pt},packetization-mode=(string)1,profile-level-id=(string){plid}")
+        sinkpad = webrtc.request_pad_simple("sink_%u")
+        pay.get_static_pad("src").link(sinkpad)
+        trans = sinkpad.get_property("transceiver")
+        trans.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
+        trans.set_property("codec-preferences", rtp_caps)
+
+        webrtc.connect("on-ice-candidate", self._on_ice_candidate, v)
+        webrtc.connect("notify::ice-gathering-state", self._on_gathering, v)
+        webrtc.connect("notify::ice-connection-state", self._on_ice_state, v)
+        self.viewers[viewer_id] = v
+        for el in (queue, pay, webrtc):
+            el.sync_state_with_parent()
+        teepad = self.tee.request_pad_simple("src_%u")
+        teepad.link(queue.get_static_pad("sink"))
+        if self.metrics is not None:
+            self.metrics.set_gauge("framecast_webrtc_viewers", len(self.viewers), mount=self.name)
+
+        if offer is None:
+            promise = Gst.Promise.new_with_change_func(self._on_offer_created, v)
+            webrtc.emit("create-offer", None, promise)
+        else:
+            desc = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER, offer)
+            promise = Gst.Promise.new_with_change_func(self._on_remote_offer_set, v)
+            webrtc.emit("set-remote-description", desc, promise)
+
+    def set_remote(self, viewer_id: str, sdp_type: str, sdp: str) -> None:
+        v = self._viewer(viewer_id)
+        msg = _sdp_message(sdp)
+        if sdp_type != "answer":
+            raise WebRTCError("the producer made the offer: expected an answer")
+        desc = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, msg)
+        v.webrtc.emit("set-remote-description", desc, None)
+
+    def add_ice(self, viewer_id: str, mline: int, candidate: str) -> None:
+        v = self._viewer(viewer_id)
+        if candidate:  # an empty candidate only marks the end of gathering
+            v.webrtc.emit("add-ice-candidate", mline, candidate)
+
+    def remove_viewer(self, viewer_id: str) -> bool:
+        """Unlink and destroy a viewer's branch; False if it was already gone."""
+        v = self.viewers.pop(viewer_id, None)
+        if v is None:
+            return False
+        v.closed = True
+        qsink = v.queue.get_static_pad("sink")
+        teepad = qsink.get_peer()
+        if teepad is not None:
+            teepad.unlink(qsink)
+            self.tee.release_request_pad(teepad)
+        for el in (v.webrtc, v.pay, v.queue):
+            el.set_state(Gst.State.NULL)
+            self.pipeline.remove(el)
+        if self.metrics is not None:
+            self.metrics.set_gauge("framecast_webrtc_viewers", len(self.viewers), mount=self.name)
+        return True
+
+    def _viewer(self, viewer_id: str) -> _Viewer:
+        v = self.viewers.get(viewer_id)
+        if v is None:
+            raise WebRTCError(f"unknown viewer '{viewer_id}'")
+        return v
+
+    def _fail(self, v: _Viewer, reason: str) -> None:
+        if not v.closed:
+            self.remove_viewer(v.id)
+            v.events.post(v.events.on_closed, reason)
+
+    # -- webrtcbin callbacks (webrtcbin's threads: pure work + hand-off) ------------------------
+
+    def _on_offer_created(self, promise: Gst.Promise, v: _Viewer) -> None:
+        reply = promise.get_reply()
+        offer = reply.get_value("offer") if reply is not None else None
+        if offer is None or v.closed:
+            if not v.closed:
+                v.events.post(v.events.on_closed, "could not create an offer")
+            return
+        v.webrtc.emit("set-local-description", offer, None)
+        v.offered = True
+        v.events.post(v.events.on_sdp, "offer", offer.sdp.as_text())
+
+    def _on_remote_offer_set(self, promise: Gst.Promise, v: _Viewer) -> None:
+        if v.closed:
+            return
+        promise = Gst.Promise.new_with_change_func(self._on_answer_created, v)
+        v.webrtc.emit("create-answer", None, promise)
+
+    def _on_answer_created(self, promise: Gst.Promise, v: _Viewer) -> None:
+        reply = promise.get_reply()
+        answer = reply.get_value("answer") if reply is not None else None
+        if answer is None or v.closed:
+            if not v.closed:
+                v.events.post(v.events.on_closed, "could not create an answer")
+            return
+        v.webrtc.emit("set-local-description", answer, None)
+        v.events.post(v.events.on_sdp, "answer", answer.sdp.as_text())
+
+    def _on_ice_candidate(self, _webrtc: Gst.Element, mline: int, candidate: str,
+                          v: _Viewer) -> None:
+        v.candidates.append((mline, candidate))
+        if not v.closed:
+            v.events.post(v.events.on_ice, mline, candidate)
+
+    def _on_gathering(self, webrtc: Gst.Element, _pspec: Any, v: _Viewer) -> None:
+        state = webrtc.get_property("ice-gathering-state")
+        if state != GstWebRTC.WebRTCICEGatheringState.COMPLETE or v.closed:
+            return
+        desc = webrtc.get_property("local-description")
+        if desc is None:
+            return
+        v.events.post(v.events.on_gathered, _with_candidates(desc.sdp.as_text(), v.candidates))
+
+    def _on_ice_state(self, webrtc: Gst.Element, _pspec: Any, v: _Viewer) -> None:
+        state = webrtc.get_property("ice-connection-state")
+        log.debug("%s: viewer %s ICE %s", self.name, v.id, state.value_nick)
+        if state in (GstWebRTC.WebRTCICEConnectionState.FAILED,
+                     GstWebRTC.WebRTCICEConnectionState.CLOSED) and not v.closed:
+            # tear down on the GLib thread, never inside webrtcbin's own thread
+            self._later(lambda: self._fail(v, f"ICE {state.value_nick}"))
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "codec": self.info.codec,
+            "profile": self.info.profile,
+            "webrtc": {
+                "codec": "h264",
+                "profile": self.webrtc_profile,
+                "transcoded": self.transcoded,
+                "viewers": len(self.viewers),
+                "webrtcbins": len(self.viewers),
+                "sei_reinjected": self.carrier.reinjected if self.carrier else 0,
+            },
+            "frames": self.frames,
+            "error": self.error,
+        }
+
+
+def _with_candidates(sdp: str, candidates: list[tuple[int, str]]) -> str:
+    """Make sure every gathered candidate is in the SDP (non-trickle WHEP answers)."""
+    if "a=candidate:" in sdp or not candidates:
+        return sdp
+    lines = sdp.rstrip("\r\n").split("\r\n")
+    out: list[str] = []
+    mline = -1
+    for line in lines:
+        if line.startswith("m="):
+            if mline >= 0:
+                out += [f"a={c}" for m, c in candidates if m == mline]
+            mline += 1
+        out.append(line)
+    out += [f"a={c}" for m, c in candidates if m == mline]
+    return "\r\n".join(out) + "\r\n"
+
+
+__all__ = ["AUFilter", "MountProducer", "StreamInfo", "ViewerEvents", "WebRTCError",
+           "choose_h264_payload", "file_source", "needs_transcode", "test_source"]

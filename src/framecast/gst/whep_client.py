@@ -1,0 +1,190 @@
+"""A Python WebRTC consumer: ``webrtcbin`` (recvonly) + a WHEP POST, as a source bin.
+
+``make_webrtc_source("webrtc://host:8080/<mount>")`` returns a :class:`WebRTCSource` bin whose
+ghost ``src`` pad produces ``video/x-h264,stream-format=byte-stream,alignment=au`` (SEI kept).
+The HTTP exchange runs on a worker thread (never on the GLib thread or a streaming thread);
+going to NULL sends the WHEP ``DELETE``. Failures are posted as element errors on the bus.
+
+URL forms: ``webrtc://host:port/mount`` (WHEP at ``http://host:port/whep/mount``),
+``whep://…`` or ``http(s)://…/whep/mount`` (used as is).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstWebRTC", "1.0")
+gi.require_version("GstSdp", "1.0")
+from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+
+from framecast.gst.runtime import init_gst  # noqa: E402
+
+init_gst()  # the element classes below need an initialised GStreamer
+
+log = logging.getLogger("framecast.whep")
+
+
+def whep_url(url: str) -> str:
+    """The HTTP WHEP endpoint for a ``webrtc://`` (or ``whep://``/``http://``) URL."""
+    parts = urllib.parse.urlsplit(url)
+    mount = parts.path.strip("/")
+    if parts.scheme in ("http", "https"):
+        return url
+    if parts.scheme not in ("webrtc", "whep") or not parts.hostname or not mount:
+        raise ValueError(f"{url}: expected webrtc://host:port/<mount>")
+    if mount.startswith("whep/"):
+        mount = mount[5:]
+    host = parts.netloc
+    if parts.port is None:
+        host = f"{host}:8080"
+    return f"http://{host}/whep/{urllib.parse.quote(mount)}"
+
+
+class WebRTCSource(Gst.Bin):
+    """webrtcbin + depayloader + parser behind a ghost ``src`` pad (see module doc)."""
+
+    __gtype_name__ = "FramecastWebRTCSource"
+
+    def __init__(self, url: str, timeout: float = 10.0, codec: str = "h264") -> None:
+        super().__init__()
+        self.url = url
+        self.endpoint = whep_url(url)
+        self.timeout = timeout
+        self.codec = codec
+        self.resource: str | None = None
+        self._closed = threading.Event()
+        self._posted = False
+        self.srcpad = Gst.GhostPad.new_no_target("src", Gst.PadDirection.SRC)
+        self.add_pad(self.srcpad)
+        self.webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
+        self.webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        self.webrtc.set_property("stun-server", None)
+        self.add(self.webrtc)
+        enc = "H265" if codec == "h265" else "H264"
+        caps = Gst.Caps.from_string(
+            f"application/x-rtp,media=video,encoding-name={enc},clock-rate=90000,payload=96"
+            + (",packetization-mode=(string)1,profile-level-id=(string)42e01f"
+               if codec == "h264" else ""))
+        self.webrtc.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
+                         caps)
+        self.webrtc.connect("on-negotiation-needed", self._on_negotiation_needed)
+        self.webrtc.connect("notify::ice-gathering-state", self._on_gathering)
+        self.webrtc.connect("pad-added", self._on_pad_added)
+        self._offer_sent = False
+
+    # -- negotiation (webrtcbin's thread) --------------------------------------------------------
+
+    def _on_negotiation_needed(self, webrtc: Gst.Element) -> None:
+        if self._offer_sent:
+            return
+        self._offer_sent = True
+        promise = Gst.Promise.new_with_change_func(self._on_offer, None)
+        webrtc.emit("create-offer", None, promise)
+
+    def _on_offer(self, promise: Gst.Promise, _data: Any) -> None:
+        reply = promise.get_reply()
+        offer = reply.get_value("offer") if reply is not None else None
+        if offer is None:
+            self._error("webrtcbin could not create an offer")
+            return
+        self.webrtc.emit("set-local-description", offer, None)
+
+    def _on_gathering(self, webrtc: Gst.Element, _pspec: Any) -> None:
+        state = webrtc.get_property("ice-gathering-state")
+        if state != GstWebRTC.WebRTCICEGatheringState.COMPLETE or self._posted:
+            return
+        self._posted = True
+        sdp = webrtc.get_property("local-description").sdp.as_text()
+        # non-trickle WHEP: one POST with the complete offer, on a worker thread
+        threading.Thread(target=self._post, args=(sdp,), name="whep-post", daemon=True).start()
+
+    def _post(self, offer: str) -> None:
+        req = urllib.request.Request(self.endpoint, data=offer.encode(), method="POST",
+                                     headers={"Content-Type": "application/sdp"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as res:
+                status, body = res.status, res.read().decode()
+                location = res.headers.get("Location")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace").strip()[:200]
+            self._error(f"{self.url}: WHEP POST answered {exc.code}: {detail}")
+            return
+        except OSError as exc:
+            self._error(f"{self.url}: cannot reach {self.endpoint}: {exc}")
+            return
+        if status != 201:
+            self._error(f"{self.url}: WHEP POST answered {status}, expected 201")
+            return
+        if location:
+            self.resource = urllib.parse.urljoin(self.endpoint, location)
+        if self._closed.is_set():  # torn down while we waited: release the server side now
+            self._delete()
+            return
+        res_, msg = GstSdp.SDPMessage.new_from_text(body)
+        if res_ != GstSdp.SDPResult.OK:
+            self._error(f"{self.url}: the WHEP answer is not SDP")
+            return
+        answer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, msg)
+        self.webrtc.emit("set-remote-description", answer, None)
+
+    def _on_pad_added(self, _webrtc: Gst.Element, pad: Gst.Pad) -> None:
+        if pad.get_direction() != Gst.PadDirection.SRC:
+            return
+        depay = Gst.ElementFactory.make("rtph265depay" if self.codec == "h265" else "rtph264depay")
+        parse = Gst.ElementFactory.make("h265parse" if self.codec == "h265" else "h264parse")
+        parse.set_property("config-interval", -1)
+        caps = Gst.ElementFactory.make("capsfilter")
+        caps.set_property("caps", Gst.Caps.from_string(
+            f"video/x-{self.codec},stream-format=byte-stream,alignment=au"))
+        for el in (depay, parse, caps):
+            self.add(el)
+        depay.link(parse)
+        parse.link(caps)
+        for el in (caps, parse, depay):
+            el.sync_state_with_parent()
+        pad.link(depay.get_static_pad("sink"))
+        self.srcpad.set_target(caps.get_static_pad("src"))
+
+    # -- teardown --------------------------------------------------------------------------------
+
+    def do_change_state(self, transition: Gst.StateChange) -> Gst.StateChangeReturn:
+        if transition == Gst.StateChange.PAUSED_TO_READY:
+            self.close()
+        return Gst.Bin.do_change_state(self, transition)
+
+    def close(self) -> None:
+        """Release the server-side viewer (WHEP DELETE, on a worker thread); idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self.resource:
+            threading.Thread(target=self._delete, name="whep-delete", daemon=True).start()
+
+    def _delete(self) -> None:
+        resource, self.resource = self.resource, None
+        if not resource:
+            return
+        try:
+            urllib.request.urlopen(urllib.request.Request(resource, method="DELETE"),
+                                   timeout=5).close()
+        except OSError as exc:
+            log.debug("WHEP DELETE %s: %s", resource, exc)
+
+    def _error(self, text: str) -> None:
+        log.warning("%s", text)
+        err = GLib.Error.new_literal(Gst.ResourceError.quark(), text, Gst.ResourceError.READ)
+        self.post_message(Gst.Message.new_error(self, err, text))
+
+
+def make_webrtc_source(url: str, timeout: float = 10.0, codec: str = "h264") -> WebRTCSource:
+    """The consumer bin for ``url`` (see module doc); raises ValueError for a bad URL."""
+    init_gst()
+    return WebRTCSource(url, timeout=timeout, codec=codec)

@@ -1,0 +1,442 @@
+"""The HTTP side of ``framecast serve`` (aiohttp, on the asyncio loop).
+
+Routes::
+
+    GET  /, /<file>            the viewer (built by vite into framecast/web; a plain page if not)
+    GET  /ws, /webrtc, / (Upgrade)  signalling WebSocket (webrtcsink's protocol, gstwebrtc-api)
+    POST /whep/<mount>         WHEP: SDP offer → 201 + answer (all candidates in it) + Location
+    DELETE /whep/<mount>/<id>  end that WHEP viewer
+    GET  /api/streams          mounts, codecs, WebRTC profile / transcoding, viewers, loops, urls
+    GET  /metrics              Prometheus text from framecast.http.metrics.REGISTRY
+
+Each mount has one :class:`~framecast.gst.webrtc.MountProducer` living on the GLib thread and
+registered as a producer peer in the signalling state machine. All GLib work goes through the
+:class:`~framecast.gst.runtime.Bridge`; webrtcbin events come back via ``bridge.to_asyncio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from framecast.http.metrics import REGISTRY, Registry
+from framecast.signalling import protocol as p
+from framecast.signalling.state import Signalling
+
+log = logging.getLogger("framecast.http")
+
+MAX_SDP_BYTES = 64 * 1024
+WS_MAX_MESSAGE = 1024 * 1024  # larger frames close the socket (1009); up to here we reply error
+WS_SEND_QUEUE = 1000
+SIGNALLING_PATHS = ("/ws", "/webrtc", "/signalling")
+GATHER_TIMEOUT = 10.0
+
+
+def web_dir() -> Path:
+    return Path(str(resources.files("framecast") / "web"))
+
+
+@dataclass
+class MountSpec:
+    """What the HTTP server needs to offer one mount over WebRTC."""
+
+    name: str
+    source: Any  # framecast.gst.webrtc.SourceFactory
+    info: Any  # framecast.gst.webrtc.StreamInfo
+    transcode: bool | None = None  # None: decide from the profile
+    rtsp_url: str | None = None
+    status: Callable[[], Mapping[str, Any]] | None = None  # e.g. {"loops": 3} from the looper
+
+
+@dataclass
+class _Mount:
+    spec: MountSpec
+    producer: Any  # MountProducer (GLib thread)
+    peer_id: str
+    whep: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Socket:
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[str | None]
+    task: asyncio.Task[None] | None = None
+
+
+class HttpServer:
+    """The aiohttp app plus the WebRTC producers and the signalling hub."""
+
+    def __init__(self, bridge: Any, mounts: Iterable[MountSpec], *, host: str = "127.0.0.1",
+                 port: int = 8080, metrics: Registry = REGISTRY,
+                 static_dir: Path | None = None) -> None:
+        self.bridge = bridge
+        self.specs = list(mounts)
+        self.host, self.port = host, port
+        self.metrics = metrics
+        self.static_dir = static_dir or web_dir()
+        self.signalling = Signalling()
+        self.mounts: dict[str, _Mount] = {}
+        self.by_peer: dict[str, _Mount] = {}
+        self.sockets: dict[str, _Socket] = {}
+        self.sessions: dict[str, _Mount] = {}  # signalling sessions held by our producers
+        self.app = web.Application(client_max_size=MAX_SDP_BYTES)
+        self._runner: web.AppRunner | None = None
+        self._routes()
+
+    # -- start / stop ----------------------------------------------------------------------------
+
+    async def start(self) -> HttpServer:
+        from framecast.gst import webrtc
+
+        for spec in self.specs:
+            def build(spec: MountSpec = spec) -> Any:
+                prod = webrtc.MountProducer(spec.name, spec.source, spec.info,
+                                            transcode=spec.transcode, metrics=self.metrics)
+                prod.start()
+                return prod
+
+            producer = await self.bridge.run(build)
+            peer_id, out = self.signalling.add_producer({"name": spec.name, "mount": spec.name})
+            mount = _Mount(spec, producer, peer_id)
+            self.mounts[spec.name] = mount
+            self.by_peer[peer_id] = mount
+            self._deliver(out)
+        self.metrics.add_collector(self._collect)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]  # port 0 → the one we got
+        log.info("HTTP on http://%s:%d (viewer, /ws signalling, WHEP, /api/streams, /metrics)",
+                 self.host, self.port)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        self.metrics.remove_collector(self._collect)
+        for sock in list(self.sockets.values()):
+            await sock.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for mount in self.mounts.values():
+            await self.bridge.run(mount.producer.stop)
+        self.mounts.clear()
+
+    async def webrtcbin_count(self) -> int:
+        """Live webrtcbin elements across all mounts (counted in the pipelines themselves)."""
+        def count() -> int:
+            return sum(m.producer.webrtcbin_count() for m in self.mounts.values())
+
+        return await self.bridge.run(count)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def _routes(self) -> None:
+        r = self.app.router
+        for path in SIGNALLING_PATHS:
+            r.add_get(path, self._ws)
+        r.add_post("/whep/{mount}", self._whep_post)
+        r.add_delete("/whep/{mount}/{rid}", self._whep_delete)
+        r.add_get("/api/streams", self._api_streams)
+        r.add_get("/metrics", self._metrics)
+        r.add_get("/", self._index)
+        r.add_get("/{path:.+}", self._static)
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._ws(request)  # gstwebrtc-api's default URL has no path
+        index = self.static_dir / "index.html"
+        if index.is_file():
+            return web.FileResponse(index)
+        return web.Response(text=self._fallback_page(), content_type="text/html")
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        root = self.static_dir.resolve()
+        try:
+            target = (root / request.match_info["path"]).resolve()
+        except (OSError, ValueError):
+            raise web.HTTPNotFound() from None
+        if not target.is_relative_to(root) or not target.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(target)
+
+    def _fallback_page(self) -> str:
+        items = "".join(
+            f"<li>{html.escape(n)}: WHEP <code>/whep/{html.escape(n)}</code></li>"
+            for n in self.mounts)
+        return ("<!doctype html><title>framecast</title><h1>framecast</h1>"
+                "<p>The viewer is not built (run <code>make setup</code>).</p>"
+                f"<ul>{items}</ul><p><a href='/api/streams'>/api/streams</a> · "
+                "<a href='/metrics'>/metrics</a></p>")
+
+    # -- /api/streams and /metrics ---------------------------------------------------------------
+
+    async def _api_streams(self, request: web.Request) -> web.Response:
+        def describe() -> dict[str, dict[str, Any]]:
+            return {name: m.producer.describe() for name, m in self.mounts.items()}
+
+        described = await self.bridge.run(describe)
+        streams = []
+        for name, mount in self.mounts.items():
+            d = described[name]
+            status = dict(mount.spec.status() if mount.spec.status else {})
+            streams.append({
+                "name": name,
+                "mount": name,
+                "codec": d["codec"],
+                "profile": d["profile"],
+                "transcoded_for_webrtc": d["webrtc"]["transcoded"],
+                "webrtc": d["webrtc"],
+                "viewers": d["webrtc"]["viewers"],
+                "loops": status.pop("loops", None),
+                "rtsp_url": mount.spec.rtsp_url,
+                "whep_url": f"/whep/{name}",
+                "producer_id": mount.peer_id,
+                "frames": d["frames"],
+                "error": d["error"],
+                **status,
+            })
+        return web.json_response({"streams": streams})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics.render(), content_type="text/plain",
+                            charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
+
+    def _collect(self, reg: Registry) -> None:
+        reg.set_gauge("framecast_clients", len(self.sockets), kind="signalling")
+        reg.set_gauge("framecast_clients", len(self.sessions), kind="webrtc")
+        reg.set_gauge("framecast_clients", sum(len(m.whep) for m in self.mounts.values()),
+                      kind="whep")
+
+    # -- signalling WebSocket --------------------------------------------------------------------
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MESSAGE, heartbeat=30)
+        await ws.prepare(request)
+        sock = _Socket(ws, asyncio.Queue(WS_SEND_QUEUE))
+        peer_id, out = self.signalling.connect()
+        self.sockets[peer_id] = sock
+        sock.task = asyncio.create_task(self._writer(peer_id, sock))
+        log.info("signalling: peer %s connected from %s", peer_id, request.remote)
+        self._deliver(out)
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    self._on_text(peer_id, frame.data)
+                elif frame.type == WSMsgType.BINARY:
+                    self._reply_error(peer_id, "binary messages are not supported")
+                elif frame.type == WSMsgType.ERROR:
+                    log.info("signalling: peer %s socket error: %s", peer_id, ws.exception())
+        finally:
+            self.sockets.pop(peer_id, None)
+            sock.queue.put_nowait(None) if not sock.queue.full() else None
+            if sock.task is not None:
+                sock.task.cancel()
+            log.info("signalling: peer %s left", peer_id)
+            self._deliver(self.signalling.disconnect(peer_id))
+        return ws
+
+    async def _writer(self, peer_id: str, sock: _Socket) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError, RuntimeError):
+            while (text := await sock.queue.get()) is not None:
+                await sock.ws.send_str(text)
+
+    def _on_text(self, peer_id: str, text: str) -> None:
+        self.metrics.inc("framecast_signalling_messages_total")
+        try:
+            msg = p.parse(text)
+        except p.ProtocolError as exc:
+            self.metrics.inc("framecast_errors_total", kind="signalling")
+            self._reply_error(peer_id, str(exc))
+            return
+        self._deliver(self.signalling.handle(peer_id, msg))
+
+    def _reply_error(self, peer_id: str, details: str) -> None:
+        self._deliver([(peer_id, p.Error(details))])
+
+    def _deliver(self, out: list[tuple[str, p.Message]]) -> None:
+        for dest, msg in out:
+            if (sock := self.sockets.get(dest)) is not None:
+                try:
+                    sock.queue.put_nowait(p.dump(msg))
+                except asyncio.QueueFull:  # a peer that does not read: drop it
+                    log.warning("signalling: peer %s is not reading; closing", dest)
+                    asyncio.ensure_future(sock.ws.close())
+            elif (mount := self.by_peer.get(dest)) is not None:
+                self._to_producer(mount, msg)
+
+    # -- our producers' side of signalling sessions ----------------------------------------------
+
+    def _to_producer(self, mount: _Mount, msg: p.Message) -> None:
+        prod = mount.producer
+        match msg:
+            case p.StartSession(session_id=str(sid), offer=offer):
+                self.sessions[sid] = mount
+                events = self._session_events(mount, sid)
+                self._glib(mount, sid, prod.add_viewer, sid, events, offer)
+            case p.Peer(session_id=sid, sdp=p.Sdp(sdp_type=t, sdp=sdp)):
+                self._glib(mount, sid, prod.set_remote, sid, t, sdp)
+            case p.Peer(session_id=sid, ice=p.Ice(candidate=c, sdp_mline_index=m)):
+                self._glib(mount, sid, prod.add_ice, sid, m, c)
+            case p.EndSession(session_id=sid):
+                self.sessions.pop(sid, None)
+                self._glib(mount, None, prod.remove_viewer, sid)
+            case p.Error(details=details):
+                log.debug("%s: error for our producer: %s", mount.spec.name, details)
+
+    def _glib(self, mount: _Mount, sid: str | None, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the GLib thread, in order; a failure ends session ``sid``."""
+        fut = self.bridge.call(fn, *args)
+
+        def done(f: Any) -> None:
+            exc = f.exception()
+            if exc is not None and sid is not None:
+                self.bridge.to_asyncio(self._session_failed, mount, sid, str(exc))
+
+        fut.add_done_callback(done)
+
+    def _session_events(self, mount: _Mount, sid: str) -> Any:
+        from framecast.gst.webrtc import ViewerEvents
+
+        def send(msg: p.Message) -> None:
+            if sid in self.sessions:
+                self._deliver(self.signalling.handle(mount.peer_id, msg))
+
+        return ViewerEvents(
+            post=self.bridge.to_asyncio,
+            on_sdp=lambda t, s: send(p.Peer(sid, sdp=p.Sdp(t, s))),
+            on_ice=lambda m, c: send(p.Peer(sid, ice=p.Ice(c, m))),
+            on_closed=lambda reason: self._session_failed(mount, sid, reason),
+        )
+
+    def _session_failed(self, mount: _Mount, sid: str, reason: str) -> None:
+        if self.sessions.pop(sid, None) is None:
+            return
+        log.info("%s: session %s ended: %s", mount.spec.name, sid, reason)
+        self.metrics.inc("framecast_errors_total", kind="webrtc_session")
+        consumer = self.signalling.sessions.get(sid)
+        out = self.signalling.handle(mount.peer_id, p.EndSession(sid))
+        if consumer is not None:
+            out.insert(0, (consumer.consumer, p.Error(f"session {sid}: {reason}")))
+        self._deliver(out)
+        self._glib(mount, None, mount.producer.remove_viewer, sid)
+
+    # -- WHEP ------------------------------------------------------------------------------------
+
+    async def _whep_post(self, request: web.Request) -> web.Response:
+        from framecast.gst.webrtc import ViewerEvents, WebRTCError
+
+        name = request.match_info["mount"]
+        mount = self.mounts.get(name)
+        if mount is None:
+            return self._whep_error(404, f"unknown mount '{name}'")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._whep_error(413, f"offer larger than {MAX_SDP_BYTES} bytes")
+        try:
+            offer = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._whep_error(400, "offer is not UTF-8 text")
+        if not offer.startswith("v=0") or "\nm=" not in offer:
+            return self._whep_error(400, "body is not an SDP offer")
+        rid = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str] = loop.create_future()
+
+        def gathered(sdp: str) -> None:
+            if not answer.done():
+                answer.set_result(sdp)
+
+        def closed(reason: str) -> None:
+            if not answer.done():
+                answer.set_exception(WebRTCError(reason))
+            if rid in mount.whep:
+                mount.whep.discard(rid)
+                log.info("%s: WHEP viewer %s ended: %s", name, rid, reason)
+
+        events = ViewerEvents(post=self.bridge.to_asyncio, on_gathered=gathered, on_closed=closed)
+        try:
+            await self.bridge.run(mount.producer.add_viewer, rid, events, offer)
+        except WebRTCError as exc:
+            return self._whep_error(400, str(exc))
+        mount.whep.add(rid)
+        try:
+            sdp = await asyncio.wait_for(answer, GATHER_TIMEOUT)
+        except (TimeoutError, WebRTCError) as exc:
+            mount.whep.discard(rid)
+            await self.bridge.run(mount.producer.remove_viewer, rid)
+            reason = str(exc) or "ICE gathering timed out"
+            return self._whep_error(400 if isinstance(exc, WebRTCError) else 504, reason)
+        if rid not in mount.whep:  # failed while we waited
+            return self._whep_error(500, "viewer ended during negotiation")
+        location = f"/whep/{name}/{rid}"
+        log.info("%s: WHEP viewer %s from %s", name, rid, request.remote)
+        return web.Response(status=201, body=sdp.encode(), content_type="application/sdp",
+                            headers={"Location": location, "ETag": f'"{rid}"'})
+
+    async def _whep_delete(self, request: web.Request) -> web.Response:
+        name, rid = request.match_info["mount"], request.match_info["rid"]
+        mount = self.mounts.get(name)
+        if mount is None or rid not in mount.whep:
+            return self._whep_error(404, f"unknown WHEP session '{rid}'")
+        mount.whep.discard(rid)
+        await self.bridge.run(mount.producer.remove_viewer, rid)
+        log.info("%s: WHEP viewer %s deleted", name, rid)
+        return web.Response(status=200, text="ended\n")
+
+    def _whep_error(self, status: int, text: str) -> web.Response:
+        self.metrics.inc("framecast_errors_total", kind=f"whep_{status}")
+        return web.Response(status=status, text=text + "\n")
+
+
+# -- integration with `framecast serve` ---------------------------------------------------------
+
+def mount_specs(mounts: Iterable[Any], settings: Any = None) -> list[MountSpec]:
+    """MountSpecs for ``mounts`` (MountSpec as is; config mounts via the WebRTC source seam)."""
+    from framecast.gst.webrtc import source_for_mount
+
+    specs = []
+    for m in mounts:
+        if isinstance(m, MountSpec):
+            specs.append(m)
+            continue
+        source, info = source_for_mount(m)
+        name = getattr(m, "name", None) or str(m)
+        rtsp = None
+        if settings is not None and getattr(settings, "rtsp_port", None):
+            host = getattr(settings, "bind", None) or "127.0.0.1"
+            rtsp = f"rtsp://{host}:{settings.rtsp_port}/{name}"
+        status = getattr(m, "status", None)
+        specs.append(MountSpec(name, source, info, rtsp_url=rtsp,
+                               status=status if callable(status) else None))
+    return specs
+
+
+async def start_http(bridge: Any, mounts: Iterable[Any], settings: Any = None) -> HttpServer:
+    """Start the HTTP/WebRTC side of ``framecast serve``; ``await server.stop()`` ends it.
+
+    ``settings`` may carry ``bind`` (default 127.0.0.1), ``http_port`` (default 8080) and
+    ``rtsp_port`` (for the URLs in /api/streams).
+    """
+    host = getattr(settings, "bind", None) or "127.0.0.1"
+    port = getattr(settings, "http_port", None)
+    server = HttpServer(bridge, mount_specs(mounts, settings), host=host,
+                        port=8080 if port is None else port)
+    return await server.start()
