@@ -5,6 +5,7 @@ import GstWebRTCAPI from "gstwebrtc-api";
 import { attachRtpScriptTransform } from "nal-extractor";
 import type { WorkerReport } from "./sei-worker";
 import { drawOverlay } from "./overlay";
+import { type Codec, framecastMetadata } from "./sei";
 
 type Metadata = Record<string, unknown>;
 type Producer = { id: string; meta: Record<string, unknown> };
@@ -48,9 +49,12 @@ const hooks = {
   state: "idle" as string,
   signalling: "connecting" as string,
   stats: { fps: 0, latencyMs: null as number | null, coverage: null as number | null },
+  pc: null as RTCPeerConnection | null, // the current peer connection (tests read getStats)
   streams: [] as StreamInfo[],
   producers: [] as Producer[],
   play: (name: string) => play(name),
+  // The worker's parser, for tests: metadata of one Annex B access unit (null if none).
+  decodeAU: (bytes: number[], codec?: Codec) => framecastMetadata(Uint8Array.from(bytes), codec),
   stop: () => stop(),
   clear: () => {
     hooks.presented.length = 0;
@@ -94,6 +98,7 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
 worker.onerror = (ev) => fail(`SEI worker error: ${ev.message}`);
 
 function attachTransform(receiver: RTCRtpReceiver) {
+  if (params.get("transform") === "0") return; // diagnostics: plain playback
   attachRtpScriptTransform(receiver, worker, { options: [{}, []] });
 }
 
@@ -219,8 +224,18 @@ function renderList() {
     li.append(b);
     listEl.append(li);
   }
-  if (wanted && hooks.current === null && names.includes(wanted)) play(wanted);
+  const playable = useWhep ? names : hooks.producers.map(producerName);
+  if (wanted && hooks.current === null && !autoplayed && playable.includes(wanted)) {
+    autoplayed = true;
+    play(wanted);
+  }
+  // A stream picked before its producer was announced starts as soon as it is.
+  if (!useWhep && hooks.state === "waiting" && hooks.current && playable.includes(hooks.current)) {
+    playSignalling(hooks.current);
+  }
 }
+
+let autoplayed = false;
 
 // /api/streams: a list, or {streams: [...]}; each entry named by "name" or "mount".
 async function refreshStreams() {
@@ -270,6 +285,7 @@ function stop() {
   session?.close();
   session = null;
   video.srcObject = null;
+  hooks.pc = null;
   hooks.current = null;
   hooks.state = "idle";
   byRtp.clear();
@@ -299,9 +315,11 @@ function showStream(stream: MediaStream) {
 function playSignalling(name: string) {
   const producer = hooks.producers.find((p) => producerName(p) === name);
   if (!producer) {
-    fail(`no WebRTC producer for ${name}`);
+    hooks.state = "waiting";
+    setStatus(`waiting for a WebRTC producer for ${name}…`);
     return;
   }
+  hooks.state = "connecting";
   const s = api.createConsumerSession(producer.id);
   if (!s) {
     fail("cannot create a consumer session (signalling not connected?)");
@@ -310,6 +328,7 @@ function playSignalling(name: string) {
   session = s;
   s.addEventListener("rtcPeerConnectionChanged", () => {
     const pc = s.rtcPeerConnection as RTCPeerConnection | null;
+    hooks.pc = pc;
     pc?.addEventListener("track", (ev) => {
       if (ev.track.kind === "video") attachTransform(ev.receiver);
     });
@@ -330,6 +349,7 @@ function playSignalling(name: string) {
 // WHEP (RFC 9725): one POST with the complete offer, 201 + answer; DELETE the resource to end.
 async function playWhep(name: string) {
   const pc = new RTCPeerConnection({ iceServers: [] });
+  hooks.pc = pc;
   let resource: string | null = null;
   session = {
     close: () => {

@@ -1,0 +1,165 @@
+"""The viewer in real Chromium: plays a mount over WebRTC (gstwebrtc-api + our signalling), reads
+the SEI in a worker and shows the metadata of the frame on screen."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_helpers import (
+    INDEX_FRAMES,
+    Server,
+    decode_sample,
+    open_viewer,
+    page_now,
+    presented_since,
+    start_server,
+    stop_server,
+)
+from playwright.sync_api import Browser
+
+from framecast.pixelindex import read_index
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def demo_server(artifacts_dir: Path) -> Iterator[Server]:
+    """``framecast serve`` with no files: the built-in demo mount."""
+    server = start_server([], artifacts_dir, timeout=180)  # first run encodes the demo clip
+    yield server
+    stop_server(server)
+
+
+def test_demo_mount_plays_with_metadata_on_95_percent_of_frames(
+        browser: Browser, demo_server: Server, artifacts_dir: Path) -> None:
+    mount = demo_server.mounts[0]
+    page = open_viewer(browser, demo_server, mount)
+    try:
+        t0 = page_now(page)
+        page.wait_for_timeout(5000)
+        frames = presented_since(page, t0)
+        page.screenshot(path=str(artifacts_dir / "viewer-demo.png"))
+
+        assert len(frames) >= 60, f"only {len(frames)} frames presented in 5 s"
+        matched = [f for f in frames if f["matched"]]
+        coverage = len(matched) / len(frames)
+        assert coverage >= 0.95, f"metadata on {coverage:.1%} of {len(frames)} presented frames"
+        # Presented frames advance and their seq stamps advance with them.
+        rtps = [f["rtp"] for f in frames]
+        assert len(set(rtps)) == len(rtps), "a presented frame was reported twice"
+        seqs = [f["seq"] for f in matched]
+        assert all(isinstance(s, int) for s in seqs)
+        assert sum(b > a for a, b in zip(seqs, seqs[1:], strict=False)) >= 0.9 * (len(seqs) - 1)
+        # Glass-to-glass latency from wallclock_ns: the server shares this clock.
+        lat = [f["latencyMs"] for f in matched]
+        assert all(-50 < x < 5000 for x in lat), f"latency out of range: {min(lat)}..{max(lat)}"
+
+        shown = json.loads(page.inner_text("#metadata"))
+        assert {"seq", "loop", "pts_ns", "wallclock_ns"} <= shown.keys()
+        assert page.evaluate("window.framecast.stats.fps") > 10
+        assert page.inner_text("#latency").endswith("ms")
+        names = page.eval_on_selector_all("#streams button", "bs => bs.map(b => b.dataset.stream)")
+        assert mount in names
+        assert page.evaluate("window.framecast.parseErrors.length") == 0
+    finally:
+        page.close()
+
+
+def test_overlay_seq_matches_the_frame_index_drawn_in_pixels(
+        browser: Browser, index_server: Server, artifacts_dir: Path) -> None:
+    """Each sampled frame is drawn (inside its requestVideoFrameCallback) and its pixel index is
+    read in Python: the metadata the page picked for that frame must carry the same index."""
+    mount = index_server.mounts[0]
+    page = open_viewer(browser, index_server, mount, query="sample=7&samples=40", frames=10)
+    try:
+        page.wait_for_function("window.framecast.samples.length >= 40", timeout=30000)
+        page.screenshot(path=str(artifacts_dir / "viewer-index.png"))
+        samples = page.evaluate("window.framecast.samples")
+    finally:
+        page.close()
+    checked = []
+    for s in samples:
+        pixel = read_index(decode_sample(s))
+        checked.append((s["seq"], pixel))
+    missing = [c for c in checked if c[0] is None]
+    assert not missing, f"{len(missing)} of {len(checked)} sampled frames had no metadata"
+    wrong = [(seq, px) for seq, px in checked if seq % INDEX_FRAMES != px % INDEX_FRAMES]
+    assert not wrong, f"seq vs pixel index differ on {len(wrong)}/{len(checked)}: {wrong[:8]}"
+    # The samples span several distinct frames (a frozen picture would prove nothing).
+    assert len({px for _, px in checked}) >= 20
+
+
+def test_worker_parser_reads_msgpack_json_h265_and_ignores_other_uuids(
+        browser: Browser, index_server: Server) -> None:
+    """The page's SEI parser (the one the worker runs) against access units built in Python."""
+    from framecast import metadata, sei
+
+    page = browser.new_page()
+    try:
+        page.goto(index_server.base + "/")
+        page.wait_for_function("window.framecast !== undefined")
+
+        def decode(au: bytes, codec: str | None = None) -> object:
+            return page.evaluate("([b, c]) => window.framecast.decodeAU(b, c || undefined)",
+                                 [list(au), codec])
+
+        h264_slice = bytes([0x65, 0x88, 0x84, 0x00, 0x33, 0xFF])
+        h265_slice = bytes([0x26, 0x01, 0xAF, 0x00, 0x00, 0x03, 0x10])
+        md = {"seq": 7, "loop": 1, "pts_ns": 10**9, "wallclock_ns": 1_700_000_000_000_000_000,
+              "boxes": [[1, 2, 3, 4, "car"]], "zeros": "\x00\x00\x00\x01"}
+        for fmt in ("msgpack", "json"):
+            payload = metadata.encode_metadata(md, fmt=fmt)
+            au = sei.insert_sei(sei.join_annexb([h264_slice]), "h264",
+                                [(metadata.FRAMECAST_UUID, payload)])
+            got = decode(au)
+            assert isinstance(got, dict) and got["seq"] == 7
+            assert got["boxes"] == [[1, 2, 3, 4, "car"]]
+            assert got["zeros"] == md["zeros"]  # survived emulation prevention
+        au265 = sei.insert_sei(sei.join_annexb([h265_slice]), "h265",
+                               [(metadata.FRAMECAST_UUID, metadata.encode_metadata(md))])
+        assert decode(au265, "h265")["seq"] == 7
+        assert decode(au265)["seq"] == 7  # codec guessed from the NAL headers
+        other = sei.insert_sei(sei.join_annexb([h264_slice]), "h264",
+                               [(b"\x11" * 16, b"x264 banner"),
+                                (metadata.FRAMECAST_UUID, metadata.encode_metadata({"seq": 3}))])
+        assert decode(other) == {"seq": 3}
+        assert decode(sei.join_annexb([h264_slice])) is None
+    finally:
+        page.close()
+
+
+def test_two_viewers_see_the_same_frames_with_the_same_metadata(
+        browser: Browser, index_server: Server) -> None:
+    """The stream is shared: two pages present the same RTP-matched seq for one picture."""
+    mount = index_server.mounts[0]
+    a = open_viewer(browser, index_server, mount, query="sample=5&samples=12")
+    b = open_viewer(browser, index_server, mount, query="sample=5&samples=12")
+    try:
+        for page in (a, b):
+            page.wait_for_function("window.framecast.samples.length >= 12", timeout=30000)
+        for page in (a, b):
+            for s in page.evaluate("window.framecast.samples"):
+                assert s["seq"] is not None
+                assert s["seq"] % INDEX_FRAMES == read_index(decode_sample(s)) % INDEX_FRAMES
+        assert index_server.webrtcbins() == 2
+    finally:
+        a.close()
+        b.close()
+    assert index_server.wait_webrtcbins(0) == 0
+
+
+def test_page_reports_a_stream_with_no_producer_instead_of_hanging(
+        browser: Browser, index_server: Server) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(index_server.base + "/?stream=no-such-mount")
+        page.wait_for_function("window.framecast.signalling.startsWith('connected')")
+        time.sleep(1)
+        assert page.evaluate("window.framecast.state") in ("idle", "waiting")
+        assert page.evaluate("window.framecast.presented.length") == 0
+    finally:
+        page.close()
