@@ -81,7 +81,9 @@ class AUFilter(Gst.Element):
         return self.srcpad if pad is self.sinkpad or pad == self.sinkpad else self.sinkpad
 
     def _event(self, pad: Gst.Pad, parent: Any, event: Gst.Event) -> bool:
-        return Gst.Pad.event_default(pad, parent, event)
+        # event_default drops CAPS without the PROXY_CAPS flag (unsettable from Python):
+        # a 1:1 element forwards everything itself
+        return self._other(pad).push_event(event)
 
     def _query(self, pad: Gst.Pad, parent: Any, query: Gst.Query) -> bool:
         # proxy caps/accept-caps so upstream negotiates with what is downstream of us
@@ -160,7 +162,7 @@ def test_source(fps: int = 30, width: int = 320, height: int = 240,
 
     def build() -> Gst.Element:
         enc = _make("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
-                    bitrate=800)
+                    bitrate=800, sliced_threads=False)
         src = _make("videotestsrc", is_live=True)
         src.set_property("pattern", pattern)
         els = [
@@ -179,22 +181,67 @@ def test_source(fps: int = 30, width: int = 320, height: int = 240,
 
 
 class _Stamper:
-    """Adds framecast stamps (seq, loop, pts_ns, wallclock_ns) as SEI to each AU."""
+    """Adds framecast stamps (seq, loop, pts_ns, wallclock_ns) as SEI to each AU.
 
-    def __init__(self, codec: str) -> None:
+    With ``frame_ns`` the seq is the presented index taken from the PTS (right with B-frames;
+    x264enc shifts PTS by 1000 h, so it counts from the first AU's PTS, which in a closed-GOP
+    stream is the lowest); without it, AUs are counted in arrival order.
+    """
+
+    def __init__(self, codec: str, frame_ns: int | None = None) -> None:
         self.codec = codec
+        self.frame_ns = frame_ns
         self.seq = 0
+        self.base: int | None = None
 
     def stamp(self, au: bytes, pts: int) -> bytes:
         import time
 
         from framecast import metadata, sei
 
-        meta = metadata.stamps(self.seq, 0, pts if pts != Gst.CLOCK_TIME_NONE else 0,
-                               time.time_ns())
+        pts = pts if pts != Gst.CLOCK_TIME_NONE else 0
+        if self.base is None:
+            self.base = pts
+        seq = round((pts - self.base) / self.frame_ns) if self.frame_ns else self.seq
         self.seq += 1
-        payload = metadata.encode_metadata(meta)
+        payload = metadata.encode_metadata(metadata.stamps(seq, 0, pts, time.time_ns()))
         return sei.insert_sei(au, self.codec, [(metadata.FRAMECAST_UUID, payload)])
+
+
+def index_source(fps: int = 30, width: int = 320, height: int = 240, profile: str = "high",
+                 bframes: int = 0) -> tuple[SourceFactory, StreamInfo]:
+    """Live frames showing their index in pixels (``framecast.pixelindex``), encoded once with
+    ``profile``/``bframes``, stamped with SEI whose ``seq`` is that same presented index."""
+    from framecast.pixelindex import render_frame
+
+    frame_ns = Gst.SECOND // fps
+
+    def build() -> Gst.Element:
+        src = _make("appsrc", is_live=True, format=Gst.Format.TIME, do_timestamp=False,
+                    max_bytes=width * height * 3 * 4, block=True)
+        src.set_property("caps", Gst.Caps.from_string(
+            f"video/x-raw,format=RGB,width={width},height={height},framerate={fps}/1"))
+        state = {"i": 0}
+
+        def need_data(appsrc: Gst.Element, _length: int) -> None:
+            i = state["i"]
+            state["i"] += 1
+            buf = Gst.Buffer.new_wrapped(render_frame(i % 65536, width, height).tobytes())
+            buf.pts, buf.duration = i * frame_ns, frame_ns
+            appsrc.emit("push-buffer", buf)
+
+        src.connect("need-data", need_data)
+        enc = _make("x264enc", speed_preset="ultrafast", key_int_max=fps, bframes=bframes,
+                    b_adapt=False, bitrate=800, sliced_threads=False)
+        if not bframes:
+            enc.set_property("tune", "zerolatency")
+        els = [src, _make("videoconvert"), _caps("video/x-raw,format=I420"), enc,
+               _caps(f"video/x-h264,profile={profile}"), _make("h264parse", config_interval=-1),
+               _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
+               AUFilter(_Stamper("h264", frame_ns).stamp)]
+        return _bin_of(els)
+
+    return build, StreamInfo("h264", profile, width, height, fps)
 
 
 def _caps(text: str) -> Gst.Element:
@@ -273,7 +320,7 @@ def _transcoder(info: StreamInfo, carrier: _SEICarrier) -> list[Gst.Element]:
         # without format=I420 x264enc may pick High 4:4:4 (GSTREAMER-NOTES)
         _caps("video/x-raw,format=I420"),
         _make("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
-              bitrate=2000),
+              bitrate=2000, sliced_threads=False),
         _caps("video/x-h264,profile=constrained-baseline"),
         _make("h264parse", config_interval=-1),
         _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
@@ -378,6 +425,10 @@ class MountProducer:
         chain: list[Gst.Element] = [source()]
         if self.carrier is not None:
             chain += _transcoder(info, self.carrier)
+        else:
+            # SPS/PPS in-band before every IDR access unit, whatever the source did
+            chain += [_make("h264parse", config_interval=-1),
+                      _caps("video/x-h264,stream-format=byte-stream,alignment=au")]
         # pace non-live sources (files) at real time; live ones pass through
         chain += [_make("clocksync"), _make("tee", "tee", allow_not_linked=True)]
         for el in chain:
@@ -491,7 +542,10 @@ class MountProducer:
             offer = _sdp_message(offer_sdp)  # raises on garbage before we build anything
             pt, plid = choose_h264_payload(offer_sdp, plid)
         queue = _make("queue", leaky=2, max_size_buffers=60, max_size_time=0, max_size_bytes=0)
-        pay = _make("rtph264pay", pt=pt, config_interval=-1, aggregate_mode="zero-latency")
+        # config-interval=0: SPS/PPS are already in-band before every IDR (h264parse before the
+        # tee); with -1, rtph264pay 1.22 repeats them before *each* IDR slice, and a
+        # multi-slice keyframe then arrives split into several access units
+        pay = _make("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency")
         webrtc = _make("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         webrtc.set_property("stun-server", None)
         v = _Viewer(viewer_id, events, queue, pay, webrtc)
@@ -577,9 +631,10 @@ class MountProducer:
             if not v.closed:
                 v.events.post(v.events.on_closed, "could not create an offer")
             return
+        text = offer.sdp.as_text()  # read before webrtcbin owns it
         v.webrtc.emit("set-local-description", offer, None)
         v.offered = True
-        v.events.post(v.events.on_sdp, "offer", offer.sdp.as_text())
+        v.events.post(v.events.on_sdp, "offer", text)
 
     def _on_remote_offer_set(self, promise: Gst.Promise, v: _Viewer) -> None:
         if v.closed:
@@ -594,8 +649,9 @@ class MountProducer:
             if not v.closed:
                 v.events.post(v.events.on_closed, "could not create an answer")
             return
+        text = answer.sdp.as_text()  # read before webrtcbin owns it
         v.webrtc.emit("set-local-description", answer, None)
-        v.events.post(v.events.on_sdp, "answer", answer.sdp.as_text())
+        v.events.post(v.events.on_sdp, "answer", text)
 
     def _on_ice_candidate(self, _webrtc: Gst.Element, mline: int, candidate: str,
                           v: _Viewer) -> None:

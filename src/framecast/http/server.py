@@ -262,7 +262,6 @@ class HttpServer:
         try:
             msg = p.parse(text)
         except p.ProtocolError as exc:
-            self.metrics.inc("framecast_errors_total", kind="signalling")
             self._reply_error(peer_id, str(exc))
             return
         self._deliver(self.signalling.handle(peer_id, msg))
@@ -273,6 +272,8 @@ class HttpServer:
     def _deliver(self, out: list[tuple[str, p.Message]]) -> None:
         for dest, msg in out:
             if (sock := self.sockets.get(dest)) is not None:
+                if isinstance(msg, p.Error):
+                    self.metrics.inc("framecast_errors_total", kind="signalling")
                 try:
                     sock.queue.put_nowait(p.dump(msg))
                 except asyncio.QueueFull:  # a peer that does not read: drop it
@@ -396,8 +397,8 @@ class HttpServer:
         mount = self.mounts.get(name)
         if mount is None or rid not in mount.whep:
             return self._whep_error(404, f"unknown WHEP session '{rid}'")
-        mount.whep.discard(rid)
         await self.bridge.run(mount.producer.remove_viewer, rid)
+        mount.whep.discard(rid)  # after the removal: "gone from whep" means no webrtcbin left
         log.info("%s: WHEP viewer %s deleted", name, rid)
         return web.Response(status=200, text="ended\n")
 
