@@ -357,11 +357,12 @@ async function playWhep(name: string) {
       if (resource) fetch(resource, { method: "DELETE" }).catch(() => undefined);
     },
   };
-  pc.addTransceiver("video", { direction: "recvonly" });
+  // As the offerer we own the receiver from the start: attach the SEI transform before any
+  // media can arrive (attached later, in the track event, Chromium never ran it here).
+  attachTransform(pc.addTransceiver("video", { direction: "recvonly" }).receiver);
   pc.addTransceiver("audio", { direction: "recvonly" });
   pc.addEventListener("track", (ev) => {
     if (ev.track.kind === "video") {
-      attachTransform(ev.receiver);
       showStream(ev.streams[0] ?? new MediaStream([ev.track]));
     }
   });
