@@ -459,7 +459,18 @@ def parse_sei_nal(nal: Buffer, codec: Codec) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def _extract_annexb(au: bytes, h265: bool, whole: bool, out: list[tuple[bytes, bytes]]) -> None:
+# After the first slice (H.265 "spec" mode) only suffix SEI can carry messages: their start
+# code + first header byte is 00 00 01 50 (type 40, nuh_layer_id < 32). Searching for that
+# 4-byte needle instead of every 00 00 01 scans the slice data ~25% faster.
+_SUFFIX_SEI_START = b"\x00\x00\x01\x50"
+
+
+def _suffix_ok(b0: int) -> bool:
+    # suffix SEI of nuh_layer_id < 32; a single-layer decoder drops other layers anyway
+    return b0 == 0x50
+
+
+def _extract_annexb(au: bytes, h265: bool, mode: str, out: list[tuple[bytes, bytes]]) -> None:
     n = len(au)
     hlen = 2 if h265 else 1
     i = _first_start_code(au)
@@ -467,7 +478,6 @@ def _extract_annexb(au: bytes, h265: bool, whole: bool, out: list[tuple[bytes, b
         s = i + 3
         if s >= n:
             return
-        j = -2  # not searched yet
         b0 = au[s]
         b1 = au[s + 1] if s + 1 < n else 0
         if b0 == 0 and (b1 == 0 or not h265):
@@ -479,7 +489,9 @@ def _extract_annexb(au: bytes, h265: bool, whole: bool, out: list[tuple[bytes, b
         if h265 and s + 1 >= n:
             raise SEIError(f"NAL unit at offset {s} is shorter than its 2-byte header")
         t = _header_type(b0, b1, h265, s)
-        if not whole and _is_vcl_type(t, h265):
+        if mode != "all" and _is_vcl_type(t, h265):
+            if mode == "suffix":
+                _extract_suffix_annexb(au, s + 1, out)
             return
         j = au.find(_START_CODE, s + 1)
         if _is_sei_type(t, h265):
@@ -488,21 +500,42 @@ def _extract_annexb(au: bytes, h265: bool, whole: bool, out: list[tuple[bytes, b
         i = j
 
 
+def _extract_suffix_annexb(au: bytes, pos: int, out: list[tuple[bytes, bytes]]) -> None:
+    """H.265 suffix SEI NAL units after ``pos`` (7.4.2.4.4: they follow the first slice)."""
+    n = len(au)
+    i = au.find(_SUFFIX_SEI_START, pos)
+    while i != -1:
+        s = i + 3
+        if s + 1 >= n:
+            raise SEIError(f"NAL unit at offset {s} is shorter than its 2-byte header")
+        _header_type(au[s], au[s + 1], True, s)
+        j = au.find(_START_CODE, s + 2)
+        e = _strip_end(au, s, n if j == -1 else j)
+        _parse_sei_rbsp(remove_emulation_prevention(au[s + 2 : e]), s, out)
+        if j == -1:
+            return
+        i = au.find(_SUFFIX_SEI_START, j)
+
+
 def _extract_prefixed(
-    au: bytes, h265: bool, whole: bool, length_size: int, out: list[tuple[bytes, bytes]]
+    au: bytes, h265: bool, mode: str, length_size: int, out: list[tuple[bytes, bytes]]
 ) -> None:
     fmt = _check_length_size(length_size)
     hlen = 2 if h265 else 1
     n = len(au)
     pos = 0
+    after_vcl = False
     while pos < n:
         s, e = _next_prefixed(au, pos, n, length_size, fmt)
         if e - s < hlen:
             raise SEIError(f"NAL unit at offset {pos} is shorter than its {hlen}-byte header")
-        t = _header_type(au[s], au[s + 1] if h265 else 0, h265, s)
-        if not whole and _is_vcl_type(t, h265):
-            return
-        if _is_sei_type(t, h265):
+        b0 = au[s]
+        t = _header_type(b0, au[s + 1] if h265 else 0, h265, s)
+        if mode != "all" and _is_vcl_type(t, h265):
+            if mode == "prefix":
+                return
+            after_vcl = True
+        if _is_sei_type(t, h265) and (not after_vcl or _suffix_ok(b0)):
             _parse_sei_rbsp(remove_emulation_prevention(au[s + hlen : e]), s, out)
         pos = e
 
@@ -519,16 +552,22 @@ def extract_user_data(
     SEI NAL units are H.264 type 6, H.265 types 39 (prefix) and 40 (suffix); one NAL may hold
     several messages; other payload types are skipped; UUIDs are not filtered.
 
-    ``whole_au`` None follows the spec: for H.264 SEI cannot follow the first slice
-    (7.4.1.2.3), so the scan stops there — the slice data is never scanned; for H.265 suffix
-    SEI follow the slices (7.4.2.4.4), so the whole AU is scanned. True/False forces either.
+    ``whole_au`` None follows the spec. H.264: SEI cannot follow the first slice (7.4.1.2.3),
+    so the scan stops there and the slice data is never scanned. H.265: prefix SEI before the
+    first slice, then suffix SEI (type 40, nuh_layer_id < 32) after it (7.4.2.4.4) — the slice
+    data is scanned for their start codes. ``whole_au=False`` stops at the first slice for
+    both codecs (prefix SEI only: where framecast writes); ``True`` reads every SEI NAL unit
+    anywhere in the AU, in or out of spec.
     """
     data = _as_bytes(au)
     h265 = _check_codec(codec)
-    whole = h265 if whole_au is None else whole_au
+    if whole_au is None:
+        mode = "suffix" if h265 else "prefix"
+    else:
+        mode = "all" if whole_au else "prefix"
     out: list[tuple[bytes, bytes]] = []
     if length_size is None:
-        _extract_annexb(data, h265, whole, out)
+        _extract_annexb(data, h265, mode, out)
     else:
-        _extract_prefixed(data, h265, whole, length_size, out)
+        _extract_prefixed(data, h265, mode, length_size, out)
     return out

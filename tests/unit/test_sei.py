@@ -302,6 +302,33 @@ def test_h265_suffix_sei_after_the_slice_is_extracted():
     assert sei.extract_user_data(avc, "h265", 2) == [(OUR, b"prefix")] * 2
 
 
+@pytest.mark.parametrize("ls", [None, 2, 4], ids=["annexb", "len2", "len4"])
+def test_h265_after_the_first_slice_only_layer_0_31_suffix_sei_count_by_default(ls):
+    def sei_nal(header: bytes, payload: bytes) -> bytes:
+        return header + sei.build_sei_nal("h265", [(OTHER, payload)])[2:]
+
+    nals = [
+        H265_VPS,
+        sei_nal(b"\x4e\x01", b"prefix"),
+        H265_IDR,
+        sei_nal(b"\x4e\x01", b"late prefix"),  # out of spec after a slice
+        sei_nal(b"\x51\x01", b"layer 32"),  # suffix SEI of nuh_layer_id 32
+        H265_TRAIL_N,
+        sei_nal(b"\x50\x03", b"suffix tid 2"),
+    ]
+    au = sei.join_annexb(nals) if ls is None else sei.join_length_prefixed(nals, ls)
+    got = [p for _, p in sei.extract_user_data(au, "h265", ls)]
+    assert got == [b"prefix", b"suffix tid 2"]
+    got = [p for _, p in sei.extract_user_data(au, "h265", ls, whole_au=True)]
+    assert got == [b"prefix", b"late prefix", b"layer 32", b"suffix tid 2"]
+
+
+def test_h265_suffix_sei_cut_in_its_header_raises():
+    au = sei.join_annexb([H265_IDR]) + SC3 + b"\x50"
+    with pytest.raises(SEIError, match="shorter than its 2-byte header"):
+        sei.extract_user_data(au, "h265")
+
+
 def test_h264_sei_after_the_first_slice_is_out_of_spec_and_only_read_on_request():
     late = sei.build_sei_nal("h264", [(OTHER, b"late")])
     au = sei.join_annexb([H264_AUD, H264_IDR, late])
