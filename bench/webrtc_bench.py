@@ -1,0 +1,157 @@
+"""WebRTC: glass-to-glass latency and server CPU per viewer, with real Chromium viewers.
+
+Latency: for each presented frame, the moment Chromium expects it on screen (rVFC
+``expectedDisplayTime`` on the ``Date.now()`` clock) minus the frame's SEI ``wallclock_ns``
+(stamped when the frame left the server; server and browser share the clock here). Goal on
+loopback: p50 <= 80 ms, p95 <= 150 ms.
+
+CPU: utime+stime of the ``framecast serve`` process from /proc/<pid>/stat over a fixed window,
+as % of one core, with 0 (reference), 1, 5 and 20 viewers: per-viewer cost = (cpu_N - cpu_0)/N,
+and the ratio cpu_N / cpu_0 (server CPU relative to the same server with no viewer).
+All viewer tabs keep rendering (background throttling off), so every one of them presents frames.
+
+Runs itself inside tools/netns-run (WebRTC needs the private namespace). Usage:
+    .venv/bin/python bench/webrtc_bench.py [--window 8] [--viewers 1,5,20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+
+from browser_helpers import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    in_private_netns,
+    start_server,
+    stop_server,
+)
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Tabs other than the front one would otherwise stop rendering (no rVFC, no presented frames).
+NO_THROTTLING = ["--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows",
+                 "--disable-background-timer-throttling"]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (all threads)
+
+
+def measure_cpu(server: Server, window: float) -> float:
+    """Server CPU over ``window`` seconds, in % of one core."""
+    c0, t0 = cpu_seconds(server.pid), time.monotonic()
+    time.sleep(window)
+    return 100 * (cpu_seconds(server.pid) - c0) / (time.monotonic() - t0)
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def run_viewers(browser, server: Server, n: int, window: float) -> dict[str, float]:
+    mount = server.mounts[0]
+    context = browser.new_context()
+    try:
+        pages = []
+        for _ in range(n):
+            page = context.new_page()
+            page.goto(f"{server.base}/?stream={mount}")
+            pages.append(page)
+        for page in pages:
+            page.wait_for_function("window.framecast.presented.length >= 30", timeout=90000)
+        got = server.wait_webrtcbins(n)
+        assert got == n, f"server holds {got} webrtcbins for {n} viewers"
+        time.sleep(1.0)  # let jitter buffers settle before measuring
+        t0 = [p.evaluate("performance.now()") for p in pages]
+        cpu = measure_cpu(server, window)
+        lat: list[float] = []
+        first: list[float] = []
+        frames = matched = 0
+        for i, (page, t) in enumerate(zip(pages, t0, strict=True)):
+            rec = page.evaluate("t => window.framecast.presented.filter(p => p.t >= t)", t)
+            frames += len(rec)
+            matched += sum(r["matched"] for r in rec)
+            vals = [r["latencyMs"] for r in rec if r["latencyMs"] is not None]
+            lat += vals
+            if i == 0:
+                first = vals
+        return {
+            "viewers": n, "cpu": cpu, "fps": frames / n / window,
+            "coverage": matched / max(1, frames),
+            "p50": pct(lat, 0.5), "p95": pct(lat, 0.95),
+            "p50_first": pct(first, 0.5), "p95_first": pct(first, 0.95),
+        }
+    finally:
+        context.close()
+        server.wait_webrtcbins(0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window", type=float, default=8.0, help="seconds measured per step")
+    ap.add_argument("--viewers", default="1,5,20", help="viewer counts, comma-separated")
+    args = ap.parse_args()
+
+    if not in_private_netns():
+        os.execv(str(ROOT / "tools" / "netns-run"),
+                 [str(ROOT / "tools" / "netns-run"), sys.executable, *sys.argv])
+
+    from playwright.sync_api import sync_playwright
+
+    from framecast.gst.clips import make_clip
+
+    counts = [int(x) for x in args.viewers.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(Path(tmp) / "bench.mp4", codec="h264", frames=150, fps=30, width=640,
+                         height=360, profile="main", bframes=0, gop=30)
+        server = start_server([clip], Path(tmp))
+        try:
+            time.sleep(2.0)
+            ref = measure_cpu(server, args.window)
+            print(f"reference: server CPU with 0 viewers {ref:.1f} % of a core "
+                  f"(640x360 30 fps, window {args.window:.0f} s)")
+            rows = []
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM,
+                                            args=[*CHROMIUM_ARGS, *NO_THROTTLING])
+                for n in counts:
+                    rows.append(run_viewers(browser, server, n, args.window))
+                    r = rows[-1]
+                    print(f"{n:>3} viewers: CPU {r['cpu']:5.1f} %  latency p50 {r['p50']:5.1f} "
+                          f"p95 {r['p95']:5.1f} ms (viewer 1: {r['p50_first']:.1f}/"
+                          f"{r['p95_first']:.1f})  fps {r['fps']:4.1f}  "
+                          f"metadata {r['coverage']:.1%}", flush=True)
+                browser.close()
+        finally:
+            stop_server(server)
+
+    print("\n| viewers | server CPU % | × 0 viewers | per viewer % | p50 ms | p95 ms | fps |"
+          " frames with metadata |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| 0 (reference) | {ref:.1f} | 1.00 | – | – | – | – | – |")
+    for r in rows:
+        per = (r["cpu"] - ref) / r["viewers"]
+        ratio = r["cpu"] / ref if ref > 0 else float("nan")
+        print(f"| {r['viewers']} | {r['cpu']:.1f} | {ratio:.2f} | {per:.2f} | {r['p50']:.0f} "
+              f"| {r['p95']:.0f} | {r['fps']:.1f} | {r['coverage']:.1%} |")
+    one = rows[0]
+    ok = one["p50"] <= 80 and one["p95"] <= 150
+    print(f"\nlatency goal (1 viewer, p50 <= 80, p95 <= 150 ms): "
+          f"{'met' if ok else 'NOT met'} ({one['p50']:.0f}/{one['p95']:.0f} ms); "
+          f"median over all viewers' frames: {statistics.median([r['p50'] for r in rows]):.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
