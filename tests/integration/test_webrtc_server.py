@@ -461,3 +461,50 @@ def test_high_profile_mount_is_transcoded_once_and_keeps_its_metadata() -> None:
         assert sps_profile_idc[i] == 66  # baseline family, not High (100)
 
     run(main())
+
+
+@pytest.mark.parametrize("profile", ["main", "high"])
+def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str) -> None:
+    """A 1 s file served over WHEP keeps going past its end (looped, no EOS); High profile is
+    transcoded once, Main passes through."""
+    from framecast.gst.clips import make_clip
+
+    clip = make_clip(tmp_path / f"{profile}.mp4", frames=15, fps=15, profile=profile, gop=15)
+    source, info, status = webrtc.file_source(str(clip), profile)
+    assert info.profile == profile
+
+    async def main() -> None:
+        async with serving(MountSpec(profile, source, info, status=status)) as (bridge, srv):
+            assert srv.mounts[profile].producer.transcoded == (profile == "high")
+            got = Received()
+            src = make_webrtc_source(f"webrtc://127.0.0.1:{srv.port}/{profile}")
+            pipe = await bridge.run(consumer_pipeline, src, got)
+            await wait_for(lambda: len(got) >= 25 or got.errors, timeout=20, what="frames")
+            assert not got.errors
+            async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/api/streams") as r:
+                (stream,) = (await r.json())["streams"]
+            assert stream["loops"] >= 1
+            assert stream["transcoded_for_webrtc"] == (profile == "high")
+            assert stream["webrtc"]["profile"] == ("constrained-baseline" if profile == "high"
+                                                   else "main")
+            await stop_pipeline(bridge, pipe)
+            with got.lock:
+                aus = list(got.aus)
+        # every decoded frame's metadata names the frame drawn in its pixels, across loops
+        import av
+
+        from framecast.pixelindex import read_index
+
+        codec = av.CodecContext.create("h264", "r")
+        pairs = []
+        for _pts, au in aus:
+            metas = framecast_metadata(au)
+            for frame in codec.decode(av.Packet(au)):
+                pairs.append((metas[0]["seq"] if metas else None,
+                              read_index(frame.to_ndarray(format="rgb24"))))
+        assert len(pairs) >= 20
+        assert all(seq is not None for seq, _ in pairs), f"frames without metadata: {pairs}"
+        assert [seq % 15 for seq, _ in pairs] == [idx for _, idx in pairs]
+        assert max(seq for seq, _ in pairs) >= 15  # went round the loop
+
+    run(main())

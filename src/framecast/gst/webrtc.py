@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,8 +129,10 @@ class StreamInfo:
     fps: float | None = None
 
 
-SourceFactory = Callable[[], Gst.Element]
-"""Returns a fresh element/bin with one ``src`` pad of parsed AUs carrying our SEI."""
+SourceFactory = Callable[[], "Gst.Element | tuple[Gst.Element, Callable[[Gst.Pipeline], None]]"]
+"""Returns a fresh element/bin with one ``src`` pad of parsed AUs carrying our SEI, or
+``(element, on_pipeline)`` where ``on_pipeline(pipeline)`` runs once the element is in its
+pipeline (before PLAYING; e.g. to wire a :class:`~framecast.gst.looping.Looper` to the bus)."""
 
 
 def _make(factory: str, name: str | None = None, **props: Any) -> Gst.Element:
@@ -248,28 +251,78 @@ def _caps(text: str) -> Gst.Element:
     return _make("capsfilter", caps=Gst.Caps.from_string(text))
 
 
-def file_source(path: str, info: StreamInfo) -> SourceFactory:
-    """Minimal non-looping file source (the RTSP side's looping media bin replaces it)."""
+def file_source(path: str, name: str = "", mount: Any = None) -> tuple[SourceFactory, StreamInfo,
+                                                                   Callable[[], dict[str, Any]]]:
+    """A file looped forever without decoding, with the mount's SEI injector.
 
-    def build() -> Gst.Element:
+    Reuses the RTSP side's pieces: ``probe.probe_file`` (codec, profile, loop period),
+    ``looping.Looper`` (segment seeks + timestamp continuity) and ``filters.make_video_filter``
+    (the same SEI injector as the RTSP path). Returns (factory, info, status) where
+    ``status()`` gives ``{"loops": n}`` for /api/streams.
+    """
+    from framecast.gst.filters import make_video_filter
+    from framecast.gst.looping import Looper
+    from framecast.gst.probe import probe_file
+
+    media = probe_file(path)
+    info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps)
+    loopers: list[Looper] = []
+
+    def build() -> tuple[Gst.Element, Callable[[Gst.Pipeline], None]]:
+        looper = Looper(media.period_ns, name or path)
+        loopers[:] = [looper]
         b = Gst.Bin.new(None)
-        src, demux = _make("filesrc", location=path), _make("qtdemux")
-        parse = _make("h264parse" if info.codec == "h264" else "h265parse", config_interval=-1)
-        caps = _caps(f"video/x-{info.codec},stream-format=byte-stream,alignment=au")
-        for el in (src, demux, parse, caps):
+        src, demux = _make("filesrc", location=str(path)), _make(media.demuxer)
+        parse = _make(media.parser, config_interval=-1)
+        caps = _caps(f"video/x-{media.video_codec},stream-format=byte-stream,alignment=au")
+        chain = [parse, caps]
+        inject = make_video_filter(mount, media, media.video_codec)
+        if inject is not None:
+            chain.append(inject)
+        for el in (src, demux, *chain):
             b.add(el)
         src.link(demux)
-        parse.link(caps)
+        for a, z in zip(chain, chain[1:], strict=False):
+            a.link(z)
+        looper.attach_demuxer(demux)
 
         def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
-            if pad.get_name().startswith("video"):
+            if pad.get_name().startswith("video") and not parse.get_static_pad("sink").is_linked():
                 pad.link(parse.get_static_pad("sink"))
 
         demux.connect("pad-added", on_pad)
-        b.add_pad(Gst.GhostPad.new("src", caps.get_static_pad("src")))
-        return b
+        b.add_pad(Gst.GhostPad.new("src", chain[-1].get_static_pad("src")))
 
-    return build
+        def on_pipeline(pipeline: Gst.Pipeline) -> None:
+            ctx = GLib.MainContext.ref_thread_default()
+            looper.watch_bus(pipeline)
+
+            def start() -> bool:
+                looper.start()  # the first FLUSH|SEGMENT seek, once the demuxer has its pads
+                return GLib.SOURCE_REMOVE
+
+            def no_more_pads(_demux: Gst.Element) -> None:
+                source = GLib.idle_source_new()
+                source.set_callback(lambda *_: start())
+                source.attach(ctx)
+
+            demux.connect("no-more-pads", no_more_pads)
+
+        return b, on_pipeline
+
+    def status() -> dict[str, Any]:
+        return {"loops": loopers[0].loop_count if loopers else 0}
+
+    return build, info, status
+
+
+def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo, Callable[[], dict[str, Any]]]:
+    """The one coupling point to the RTSP side's mount objects (``config.Mount``-like: a
+    ``name`` and a file ``path``)."""
+    path = getattr(mount, "path", None) or getattr(mount, "file", None)
+    if path is None:
+        raise WebRTCError(f"mount {getattr(mount, 'name', mount)!r}: no file to serve over WebRTC")
+    return file_source(str(path), getattr(mount, "name", ""), mount)
 
 
 def needs_transcode(info: StreamInfo) -> bool:
@@ -278,12 +331,21 @@ def needs_transcode(info: StreamInfo) -> bool:
 
 
 class _SEICarrier:
-    """Remembers our SEI by PTS before the decoder and puts it back after the encoder."""
+    """Carries our SEI across decode → encode.
+
+    Before the decoder the messages are remembered by PTS (decode order); on the decoder's
+    output (presentation order, same PTS) they are queued; the encoder (zerolatency: one
+    output per input, in order, no reordering) takes them from the queue. Matching by order
+    after the decoder, not by PTS, because x264enc shifts output PTS (min-pts, 1000 h) by an
+    amount that depends on the first frame and on loops.
+    """
 
     def __init__(self, in_codec: str, keep: int = 600) -> None:
         self.in_codec = in_codec
         self.by_pts: collections.OrderedDict[int, list[tuple[bytes, bytes]]] = (
             collections.OrderedDict())
+        self.queue: collections.deque[list[tuple[bytes, bytes]]] = collections.deque(
+            maxlen=keep)
         self.keep = keep
         self.lock = threading.Lock()
         self.reinjected = 0
@@ -293,18 +355,24 @@ class _SEICarrier:
 
         msgs = [m for m in sei.extract_user_data(au, self.in_codec)
                 if m[0] == metadata.FRAMECAST_UUID]
-        if msgs:
-            with self.lock:
-                self.by_pts[pts] = msgs
-                while len(self.by_pts) > self.keep:
-                    self.by_pts.popitem(last=False)
+        with self.lock:
+            self.by_pts[pts] = msgs
+            while len(self.by_pts) > self.keep:
+                self.by_pts.popitem(last=False)
         return None
+
+    def decoded(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        buf = info.get_buffer()
+        if buf is not None:
+            with self.lock:
+                self.queue.append(self.by_pts.pop(buf.pts, []))
+        return Gst.PadProbeReturn.OK
 
     def reinsert(self, au: bytes, pts: int) -> bytes | None:
         from framecast import sei
 
         with self.lock:
-            msgs = self.by_pts.pop(pts, None)
+            msgs = self.queue.popleft() if self.queue else []
         if not msgs:
             return None
         self.reinjected += 1
@@ -313,9 +381,11 @@ class _SEICarrier:
 
 def _transcoder(info: StreamInfo, carrier: _SEICarrier) -> list[Gst.Element]:
     fps = int(round(info.fps or 30))
+    decoder = _make("avdec_h264" if info.codec == "h264" else "avdec_h265")
+    decoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, carrier.decoded)
     return [
         AUFilter(carrier.remember),
-        _make("avdec_h264" if info.codec == "h264" else "avdec_h265"),
+        decoder,
         _make("videoconvert"),
         # without format=I420 x264enc may pick High 4:4:4 (GSTREAMER-NOTES)
         _caps("video/x-raw,format=I420"),
@@ -340,25 +410,36 @@ def _profile_level_id(profile: str | None, level: str | None) -> str:
 
 
 def choose_h264_payload(offer_sdp: str, profile_level_id: str) -> tuple[int, str]:
-    """Pick the offer's H.264 payload (packetization-mode=1) that best fits our stream.
+    """Pick the offer's H.264 payload (packetization-mode=1) that fits our stream.
 
-    Returns (payload type, the offer's profile-level-id for it). Raises WebRTCError if none.
+    Our stream is what it is (no per-viewer encode): the offer must accept its profile
+    (same profile_idc and constraint flags; browsers offer 42e01f, 4d001f, ...). An offer
+    without profile-level-id accepts ours. Returns (payload type, profile-level-id to answer).
     """
     best: tuple[int, int, str] | None = None
-    want_idc = profile_level_id[:2]
+    ours = profile_level_id.lower()
     for line in offer_sdp.splitlines():
         if not line.startswith("a=rtpmap:") or "H264/90000" not in line.upper():
             continue
-        pt = int(line[9:].split()[0])
+        try:
+            pt = int(line[9:].split()[0])
+        except (ValueError, IndexError):
+            continue
         fmtp = _fmtp(offer_sdp, pt)
         if fmtp.get("packetization-mode", "0") != "1":
             continue
-        plid = fmtp.get("profile-level-id", "42001f").lower()
-        score = 2 if plid[:2] == want_idc else (1 if plid[:2] in ("42", "4d") else 0)
-        if score and (best is None or score > best[0]):
-            best = (score, pt, plid)
+        plid = fmtp.get("profile-level-id", "").lower()
+        if not plid or plid[:4] == ours[:4]:
+            score = 3
+        elif plid[:2] == ours[:2]:
+            score = 2
+        else:
+            continue
+        if best is None or score > best[0]:
+            best = (score, pt, plid or ours)
     if best is None:
-        raise WebRTCError("offer has no H.264 (packetization-mode=1) the server can send")
+        raise WebRTCError(f"offer has no H.264 (packetization-mode=1) matching the stream's "
+                          f"profile-level-id {ours}")
     return best[1], best[2]
 
 
@@ -422,7 +503,11 @@ class MountProducer:
         # the GLib thread's context (producers are created there): where teardown is scheduled
         self._context = GLib.MainContext.ref_thread_default()
 
-        chain: list[Gst.Element] = [source()]
+        built = source()
+        on_pipeline = None
+        if isinstance(built, tuple):
+            built, on_pipeline = built
+        chain: list[Gst.Element] = [built]
         if self.carrier is not None:
             chain += _transcoder(info, self.carrier)
         else:
@@ -437,6 +522,8 @@ class MountProducer:
             if not a.link(z):
                 raise WebRTCError(f"{name}: cannot link {a.get_name()} to {z.get_name()}")
         self.tee = chain[-1]
+        if on_pipeline is not None:
+            on_pipeline(self.pipeline)
         # one shared probe per access unit: frames and bytes (×viewers for bytes sent)
         self.tee.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._count)
         bus = self.pipeline.get_bus()
@@ -545,7 +632,11 @@ class MountProducer:
         # config-interval=0: SPS/PPS are already in-band before every IDR (h264parse before the
         # tee); with -1, rtph264pay 1.22 repeats them before *each* IDR slice, and a
         # multi-slice keyframe then arrives split into several access units
-        pay = _make("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency")
+        # a fixed SSRC announced in the SDP: an answer made before the payloader's caps exist
+        # would otherwise announce an invented one, and Chromium drops unannounced SSRCs
+        ssrc = random.randrange(1, 2**32)
+        pay = _make("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency",
+                    ssrc=ssrc)
         webrtc = _make("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         webrtc.set_property("stun-server", None)
         v = _Viewer(viewer_id, events, queue, pay, webrtc)
@@ -554,7 +645,8 @@ class MountProducer:
         queue.link(pay)
         rtp_caps = Gst.Caps.from_string(
             "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,"
-            f"payload={pt},packetization-mode=(string)1,profile-level-id=(string){plid}")
+            f"payload={pt},packetization-mode=(string)1,profile-level-id=(string){plid},"
+            f"ssrc=(uint){ssrc}")
         sinkpad = webrtc.request_pad_simple("sink_%u")
         pay.get_static_pad("src").link(sinkpad)
         trans = sinkpad.get_property("transceiver")
@@ -568,7 +660,13 @@ class MountProducer:
         for el in (queue, pay, webrtc):
             el.sync_state_with_parent()
         teepad = self.tee.request_pad_simple("src_%u")
-        teepad.link(queue.get_static_pad("sink"))
+        try:
+            teepad.link(queue.get_static_pad("sink"))  # gi's override raises on failure
+        except Exception as exc:
+            self.tee.release_request_pad(teepad)
+            self.remove_viewer(viewer_id)
+            raise WebRTCError(f"{self.name}: the stream does not fit the negotiated H.264 "
+                              f"payload {plid} ({exc})") from None
         if self.metrics is not None:
             self.metrics.set_gauge("framecast_webrtc_viewers", len(self.viewers), mount=self.name)
 
@@ -687,7 +785,7 @@ class MountProducer:
                 "profile": self.webrtc_profile,
                 "transcoded": self.transcoded,
                 "viewers": len(self.viewers),
-                "webrtcbins": len(self.viewers),
+                "webrtcbins": self.webrtcbin_count(),
                 "sei_reinjected": self.carrier.reinjected if self.carrier else 0,
             },
             "frames": self.frames,

@@ -71,8 +71,9 @@ class WebRTCSource(Gst.Bin):
         enc = "H265" if codec == "h265" else "H264"
         caps = Gst.Caps.from_string(
             f"application/x-rtp,media=video,encoding-name={enc},clock-rate=90000,payload=96"
-            + (",packetization-mode=(string)1,profile-level-id=(string)42e01f"
-               if codec == "h264" else ""))
+            # no profile-level-id: we take the mount's stream as it is (the server answers
+            # with its profile)
+            + (",packetization-mode=(string)1" if codec == "h264" else ""))
         self.webrtc.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
                          caps)
         self.webrtc.connect("on-negotiation-needed", self._on_negotiation_needed)

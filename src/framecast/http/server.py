@@ -377,6 +377,9 @@ class HttpServer:
             await self.bridge.run(mount.producer.add_viewer, rid, events, offer)
         except WebRTCError as exc:
             return self._whep_error(400, str(exc))
+        except Exception:
+            log.exception("%s: WHEP viewer setup failed", name)
+            return self._whep_error(500, "viewer setup failed (see the server log)")
         mount.whep.add(rid)
         try:
             sdp = await asyncio.wait_for(answer, GATHER_TIMEOUT)
@@ -418,15 +421,13 @@ def mount_specs(mounts: Iterable[Any], settings: Any = None) -> list[MountSpec]:
         if isinstance(m, MountSpec):
             specs.append(m)
             continue
-        source, info = source_for_mount(m)
+        source, info, status = source_for_mount(m)
         name = getattr(m, "name", None) or str(m)
         rtsp = None
         if settings is not None and getattr(settings, "rtsp_port", None):
             host = getattr(settings, "bind", None) or "127.0.0.1"
             rtsp = f"rtsp://{host}:{settings.rtsp_port}/{name}"
-        status = getattr(m, "status", None)
-        specs.append(MountSpec(name, source, info, rtsp_url=rtsp,
-                               status=status if callable(status) else None))
+        specs.append(MountSpec(name, source, info, rtsp_url=rtsp, status=status))
     return specs
 
 
