@@ -62,58 +62,52 @@ def main() -> None:
             ext = per_call_us(
                 lambda w=with_sei, ls=ls, c=codec: sei.extract_user_data(w, c, ls), number
             )
+            prefix = per_call_us(
+                lambda w=with_sei, ls=ls, c=codec: sei.extract_user_data(w, c, ls, whole_au=False),
+                number,
+            )
             whole = per_call_us(
                 lambda w=with_sei, ls=ls, c=codec: sei.extract_user_data(w, c, ls, whole_au=True),
                 number,
             )
             rows.append(
-                (
-                    codec,
-                    "annexb" if ls is None else f"len{ls}",
-                    len(au),
-                    ins,
-                    where,
-                    ext,
-                    whole,
-                    copy,
-                    scan,
-                    len(with_sei) - len(au),
-                )
+                {
+                    "codec": codec,
+                    "framing": "annexb" if ls is None else f"len{ls}",
+                    "insert": ins,
+                    "splice-pt": where,
+                    "extract": ext,
+                    "prefix-only": prefix,
+                    "extract-all": whole,
+                    "copy-ref": copy,
+                    "scan-ref": scan,
+                    "insert/copy": ins / copy,
+                    "extract/scan": ext / scan,
+                    "overhead B": len(with_sei) - len(au),
+                }
             )
 
     print(
         f"SEI core on a {AU_SIZE // 1000} KB access unit, 64-byte payload, CPython "
         f"{sys.version.split()[0]} (µs per call, best of 5 × {number})"
     )
-    head = (
-        "codec",
-        "framing",
-        "insert",
-        "splice-pt",
-        "extract",
-        "extract-all",
-        "copy-ref",
-        "scan-ref",
-        "insert/copy",
-        "overhead B",
-    )
+    head = list(rows[0])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for codec, framing, _size, ins, where, ext, whole, copy, scan, over in rows:
-        print(
-            f"| {codec} | {framing} | {ins:.2f} | {where:.2f} | {ext:.2f} | {whole:.2f} | "
-            f"{copy:.2f} | {scan:.2f} | {ins / copy:.2f} | {over} |"
-        )
+    for row in rows:
+        cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()]
+        print("| " + " | ".join(cells) + " |")
     env = encode_metadata(stamps(123456, 3, 4_116_666_666, 1_763_853_000_000_000_000))
     nal = sei.build_sei_nal("h264", [(FRAMECAST_UUID, env)])
     print(
-        f"\nOverhead per frame, 64-byte payload: H.264 {rows[0][-1]} B, H.265 {rows[2][-1]} B "
+        f"\nOverhead per frame, 64-byte payload: H.264 {rows[0]['overhead B']} B, "
+        f"H.265 {rows[2]['overhead B']} B "
         "(start code or length 4 + NAL header + type + size + 16-byte UUID + payload + 0x80)."
     )
     print(
         f"A stamps-only msgpack envelope is {len(env)} bytes -> {len(nal) + 4} B per H.264 frame."
     )
-    worst = max(max(r[3], r[5]) for r in rows)
+    worst = max(max(r["insert"], r["extract"]) for r in rows)
     print(
         f"Worst insert/extract: {worst:.2f} µs (goal <= 20 µs): {'PASS' if worst <= 20 else 'OVER'}"
     )

@@ -406,7 +406,8 @@ def insert_sei(
         _check_codec(codec)
         return data
     offset, sei = sei_insertion(data, codec, messages, length_size)
-    return data[:offset] + sei + data[offset:]
+    # one copy of the AU: join reads the tail through a memoryview instead of slicing it
+    return b"".join((data[:offset], sei, memoryview(data)[offset:]))
 
 
 # --------------------------------------------------------------------------- extract
