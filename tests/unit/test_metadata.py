@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from framecast import sei
 from framecast.metadata import (
@@ -176,3 +178,37 @@ def test_framecast_messages_splits_ours_from_third_party(ls):
 def test_framecast_messages_raises_seierror_for_a_broken_au():
     with pytest.raises(sei.SEIError):
         framecast_messages((FIXTURES / "h264_sei_cut.bin").read_bytes(), "h264")
+
+
+@settings(max_examples=500)
+@given(st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(lambda b: b"\x82" + b)))
+def test_decode_random_bytes_raises_only_metadata_error(data):
+    try:
+        assert isinstance(decode_metadata(data), dict)
+    except MetadataError:
+        pass
+    # a reader never raises for a bad payload under our UUID: it is returned raw
+    au = sei.insert_sei(b"\x00\x00\x00\x01\x65\x88\x80", "h264", [(FRAMECAST_UUID, data)])
+    ours, raw = framecast_messages(au, "h264")
+    assert len(ours) + len(raw) == 1
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=10), json_values, max_size=6),
+    st.sampled_from(["msgpack", "json"]),
+)
+def test_round_trip_property(d, fmt):
+    assert decode_metadata(encode_metadata(d, fmt)) == d
