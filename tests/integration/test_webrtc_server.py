@@ -508,3 +508,23 @@ def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str) -> None:
         assert max(seq for seq, _ in pairs) >= 15  # went round the loop
 
     run(main())
+
+
+@pytest.mark.slow
+def test_whep_viewer_that_vanishes_without_delete_is_removed() -> None:
+    """No DELETE, no socket: the peer's RTCP (BYE or silence) ends the server's webrtcbin."""
+    async def main() -> None:
+        async with serving(demo(stamp=False)) as (bridge, srv):
+            got = Received()
+            src = make_webrtc_source(f"webrtc://127.0.0.1:{srv.port}/demo")
+            pipe = await bridge.run(consumer_pipeline, src, got)
+            await wait_for(lambda: len(got) >= 5, what="frames")
+            src.resource = None  # forget the resource: no DELETE will be sent
+            await stop_pipeline(bridge, pipe)
+            assert srv.mounts["demo"].whep
+            t0 = time.monotonic()
+            await wait_for(lambda: not srv.mounts["demo"].whep, timeout=60, what="RTCP timeout")
+            assert time.monotonic() - t0 < 45  # RTCP timeout: ~30 s here
+            assert await srv.webrtcbin_count() == 0
+
+    run(main())

@@ -656,6 +656,12 @@ class MountProducer:
         webrtc.connect("on-ice-candidate", self._on_ice_candidate, v)
         webrtc.connect("notify::ice-gathering-state", self._on_gathering, v)
         webrtc.connect("notify::ice-connection-state", self._on_ice_state, v)
+        # a peer that leaves without a word (WHEP page closed, no DELETE): its RTCP BYE, or its
+        # RTCP going silent, ends the viewer (libnice 0.1.21 has no consent freshness)
+        rtpbin = webrtc.get_by_name("rtpbin")
+        if rtpbin is not None:
+            rtpbin.connect("on-bye-ssrc", self._on_peer_gone, v, "RTCP BYE")
+            rtpbin.connect("on-timeout", self._on_peer_gone, v, "RTCP timeout")
         self.viewers[viewer_id] = v
         for el in (queue, pay, webrtc):
             el.sync_state_with_parent()
@@ -773,6 +779,11 @@ class MountProducer:
                      GstWebRTC.WebRTCICEConnectionState.CLOSED) and not v.closed:
             # tear down on the GLib thread, never inside webrtcbin's own thread
             self._later(lambda: self._fail(v, f"ICE {state.value_nick}"))
+
+    def _on_peer_gone(self, _rtpbin: Gst.Element, _session: int, ssrc: int, v: _Viewer,
+                      why: str) -> None:
+        if ssrc != v.pay.get_property("ssrc") and not v.closed:
+            self._later(lambda: self._fail(v, f"peer left ({why})"))
 
     # -- reporting -------------------------------------------------------------------------------
 
