@@ -68,6 +68,7 @@ class AUFilter(Gst.Element):
     def __init__(self, fn: Callable[[bytes, int], bytes | None] | None = None) -> None:
         super().__init__()
         self.fn = fn
+        self.failures = 0
         self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
         self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
         self.sinkpad.set_chain_function_full(self._chain)
@@ -105,8 +106,11 @@ class AUFilter(Gst.Element):
             buf.unmap(info)
         try:
             new = fn(data, buf.pts)
-        except Exception:  # a bad AU must not stop the stream
-            log.exception("AU filter failed; passing the access unit unchanged")
+        except Exception as exc:  # a bad AU must not stop the stream
+            self.failures += 1
+            if self.failures <= 3 or self.failures % 1000 == 0:
+                log.warning("%s: AU filter failed (%d so far), AU passed unchanged: %s",
+                            self.get_name(), self.failures, exc)
             new = None
         if new is None:
             return self.srcpad.push(buf)
@@ -251,49 +255,50 @@ def _caps(text: str) -> Gst.Element:
     return _make("capsfilter", caps=Gst.Caps.from_string(text))
 
 
-def file_source(path: str, name: str = "", mount: Any = None) -> tuple[SourceFactory, StreamInfo,
-                                                                   Callable[[], dict[str, Any]]]:
-    """A file looped forever without decoding, with the mount's SEI injector.
+def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
+                                          Callable[[], dict[str, Any]]]:
+    """The one coupling point to the RTSP side: its mount bin, minus its payloaders.
 
-    Reuses the RTSP side's pieces: ``probe.probe_file`` (codec, profile, loop period),
-    ``looping.Looper`` (segment seeks + timestamp continuity) and ``filters.make_video_filter``
-    (the same SEI injector as the RTSP path). Returns (factory, info, status) where
-    ``status()`` gives ``{"loops": n}`` for /api/streams.
+    ``media.build_media_bin(mount, info)`` gives demux/rtspsrc → parse → SEI injector → ``pay0``
+    (+ audio ``pay1``) with a ``Looper`` for file mounts. The WebRTC producer payloads per
+    viewer, so ``pay0`` is cut off (its upstream becomes our ghost ``src``) and audio ends in a
+    fakesink (video only over WebRTC for now). Returns (factory, info, status) with
+    ``status()`` giving ``{"loops": n}``. Raises ``probe.MediaError`` for a bad file.
     """
-    from framecast.gst.filters import make_video_filter
-    from framecast.gst.looping import Looper
+    from framecast.gst.media import build_media_bin
     from framecast.gst.probe import probe_file
 
-    media = probe_file(path)
-    info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps)
-    loopers: list[Looper] = []
+    file = getattr(mount, "file", None)
+    media = probe_file(file) if file else None
+    if media is not None:
+        info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps)
+    else:  # a relay: the camera's profile is unknown up front, so play safe and transcode
+        info = StreamInfo(getattr(mount, "codec", "h264"), None)
+    current: list[Any] = []
 
     def build() -> tuple[Gst.Element, Callable[[Gst.Pipeline], None]]:
-        looper = Looper(media.period_ns, name or path)
-        loopers[:] = [looper]
-        b = Gst.Bin.new(None)
-        src, demux = _make("filesrc", location=str(path)), _make(media.demuxer)
-        parse = _make(media.parser, config_interval=-1)
-        caps = _caps(f"video/x-{media.video_codec},stream-format=byte-stream,alignment=au")
-        chain = [parse, caps]
-        inject = make_video_filter(mount, media, media.video_codec)
-        if inject is not None:
-            chain.append(inject)
-        for el in (src, demux, *chain):
-            b.add(el)
-        src.link(demux)
-        for a, z in zip(chain, chain[1:], strict=False):
-            a.link(z)
-        looper.attach_demuxer(demux)
-
-        def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
-            if pad.get_name().startswith("video") and not parse.get_static_pad("sink").is_linked():
-                pad.link(parse.get_static_pad("sink"))
-
-        demux.connect("pad-added", on_pad)
-        b.add_pad(Gst.GhostPad.new("src", chain[-1].get_static_pad("src")))
+        b = build_media_bin(mount, media)
+        current[:] = [b]
+        pay0 = b.get_by_name("pay0")
+        upstream = pay0.get_static_pad("sink").get_peer()
+        upstream.unlink(pay0.get_static_pad("sink"))
+        b.remove(pay0)
+        b.add_pad(Gst.GhostPad.new("src", upstream))
+        pay1 = b.get_by_name("pay1")
+        if pay1 is not None:
+            apad = pay1.get_static_pad("sink").get_peer()
+            apad.unlink(pay1.get_static_pad("sink"))
+            b.remove(pay1)
+            sink = _make("fakesink", sync=False)
+            sink.set_property("async", False)
+            b.add(sink)
+            apad.link(sink.get_static_pad("sink"))
+        looper = getattr(b, "looper", None)
+        demux = b.get_by_name("demux")
 
         def on_pipeline(pipeline: Gst.Pipeline) -> None:
+            if looper is None or demux is None:
+                return
             ctx = GLib.MainContext.ref_thread_default()
             looper.watch_bus(pipeline)
 
@@ -311,18 +316,18 @@ def file_source(path: str, name: str = "", mount: Any = None) -> tuple[SourceFac
         return b, on_pipeline
 
     def status() -> dict[str, Any]:
-        return {"loops": loopers[0].loop_count if loopers else 0}
+        looper = getattr(current[0], "looper", None) if current else None
+        return {"loops": looper.loop_count if looper is not None else 0}
 
     return build, info, status
 
 
-def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo, Callable[[], dict[str, Any]]]:
-    """The one coupling point to the RTSP side's mount objects (``config.Mount``-like: a
-    ``name`` and a file ``path``)."""
-    path = getattr(mount, "path", None) or getattr(mount, "file", None)
-    if path is None:
-        raise WebRTCError(f"mount {getattr(mount, 'name', mount)!r}: no file to serve over WebRTC")
-    return file_source(str(path), getattr(mount, "name", ""), mount)
+def file_source(path: str, name: str = "file") -> tuple[SourceFactory, StreamInfo,
+                                                        Callable[[], dict[str, Any]]]:
+    """A file looped forever: the same bin as its RTSP mount (stamps on)."""
+    from framecast.config import Mount
+
+    return source_for_mount(Mount(name=name, file=str(path)))
 
 
 def needs_transcode(info: StreamInfo) -> bool:
@@ -507,7 +512,9 @@ class MountProducer:
         on_pipeline = None
         if isinstance(built, tuple):
             built, on_pipeline = built
-        chain: list[Gst.Element] = [built]
+        # Annex B access units from here on, whatever the source's parser would pick
+        chain: list[Gst.Element] = [
+            built, _caps(f"video/x-{info.codec},stream-format=byte-stream,alignment=au")]
         if self.carrier is not None:
             chain += _transcoder(info, self.carrier)
         else:

@@ -105,7 +105,11 @@ class HttpServer:
                 prod.start()
                 return prod
 
-            producer = await self.bridge.run(build)
+            try:
+                producer = await self.bridge.run(build)
+            except Exception as exc:  # one bad mount never takes the others down
+                log.error("/%s: WebRTC producer failed: %s", spec.name, exc)
+                continue
             peer_id, out = self.signalling.add_producer({"name": spec.name, "mount": spec.name})
             mount = _Mount(spec, producer, peer_id)
             self.mounts[spec.name] = mount
@@ -421,11 +425,16 @@ def mount_specs(mounts: Iterable[Any], settings: Any = None) -> list[MountSpec]:
         if isinstance(m, MountSpec):
             specs.append(m)
             continue
-        source, info, status = source_for_mount(m)
         name = getattr(m, "name", None) or str(m)
+        try:
+            source, info, status = source_for_mount(m)
+        except Exception as exc:  # one bad mount never takes the others down
+            log.error("/%s: not offered over WebRTC: %s", name, exc)
+            continue
         rtsp = None
         if settings is not None and getattr(settings, "rtsp_port", None):
             host = getattr(settings, "bind", None) or "127.0.0.1"
+            host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             rtsp = f"rtsp://{host}:{settings.rtsp_port}/{name}"
         specs.append(MountSpec(name, source, info, rtsp_url=rtsp, status=status))
     return specs
