@@ -1,0 +1,263 @@
+"""``framecast serve`` settings: TOML → frozen dataclasses (pure: no GStreamer).
+
+Every unknown or wrong-typed key is a :class:`ConfigError` whose message names the file and the
+key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
+
+    [server]
+    bind = "127.0.0.1"
+    rtsp_port = 8554
+    http_port = 8080
+    auth = "digest"                 # basic | digest (when users are set)
+    tls_cert = "cert.pem"           # both set: rtsps://
+    tls_key = "key.pem"
+
+    [[server.users]]
+    name = "alice"
+    password = "secret"
+
+    [mounts.cam]
+    file = "clip.mp4"               # or: source = "rtsp://camera/stream" (relay, no decode)
+    loop = true
+    sidecar = "clip.jsonl"
+    metadata_format = "msgpack"     # or "json"
+    stamps = true
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+AUTH_METHODS = ("basic", "digest")
+METADATA_FORMATS = ("msgpack", "json")
+RELAY_CODECS = ("h264", "h265")
+MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ConfigError(ValueError):
+    """A bad config file or flag: one line naming the file and the key."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    name: str
+    file: str | None = None          # a file looped (or played once) without decoding
+    source: str | None = None        # rtsp:// URL relayed without decoding
+    loop: bool = True
+    sidecar: str | None = None       # JSON Lines metadata, used by the metadata layer
+    metadata_format: str = "msgpack"
+    stamps: bool = True
+    codec: str = "h264"              # relay mounts only: the camera's codec
+
+    @property
+    def is_relay(self) -> bool:
+        return self.source is not None
+
+
+@dataclass(frozen=True)
+class Settings:
+    bind: str = "127.0.0.1"
+    rtsp_port: int = 8554
+    http_port: int = 8080
+    http: bool = True
+    users: tuple[User, ...] = ()
+    auth: str = "digest"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
+
+
+@dataclass(frozen=True)
+class Config:
+    settings: Settings = field(default_factory=Settings)
+    mounts: tuple[Mount, ...] = ()
+    path: str | None = None
+
+
+# -- validation helpers -----------------------------------------------------------------
+
+class _Ctx:
+    def __init__(self, fname: str) -> None:
+        self.fname = fname
+
+    def err(self, key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.fname}: {key}: {msg}")
+
+    def table(self, value: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.err(key, "expected a table")
+        return value
+
+    def check_keys(self, table: Mapping[str, Any], allowed: Sequence[str], prefix: str) -> None:
+        for k in table:
+            if k not in allowed:
+                raise self.err(f"{prefix}{k}", "unknown key (allowed: " + ", ".join(allowed) + ")")
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.err(key, "expected a non-empty string")
+        return value
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.err(key, "expected a boolean")
+        return value
+
+    def port(self, value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise self.err(key, "expected a port number 0-65535")
+        return value
+
+    def choice(self, value: Any, key: str, choices: Sequence[str]) -> str:
+        if value not in choices:
+            raise self.err(key, "expected one of " + ", ".join(repr(c) for c in choices))
+        return str(value)
+
+    def path(self, value: Any, key: str, base: Path) -> str:
+        p = Path(self.string(value, key))
+        return str(p if p.is_absolute() else base / p)
+
+
+SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key")
+USER_KEYS = ("name", "password")
+MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec")
+
+
+def parse_config(data: Mapping[str, Any], fname: str = "<config>",
+                 base: Path | None = None) -> Config:
+    """Validate a decoded TOML document; relative paths resolve against ``base``."""
+    ctx = _Ctx(fname)
+    base = base or Path.cwd()
+    ctx.check_keys(data, ("server", "mounts"), "")
+    server = ctx.table(data.get("server", {}), "server")
+    ctx.check_keys(server, SERVER_KEYS, "server.")
+    kw: dict[str, Any] = {}
+    if "bind" in server:
+        kw["bind"] = ctx.string(server["bind"], "server.bind")
+    for k in ("rtsp_port", "http_port"):
+        if k in server:
+            kw[k] = ctx.port(server[k], f"server.{k}")
+    if "http" in server:
+        kw["http"] = ctx.boolean(server["http"], "server.http")
+    if "auth" in server:
+        kw["auth"] = ctx.choice(server["auth"], "server.auth", AUTH_METHODS)
+    for k in ("tls_cert", "tls_key"):
+        if k in server:
+            kw[k] = ctx.path(server[k], f"server.{k}", base)
+    if ("tls_cert" in kw) != ("tls_key" in kw):
+        raise ctx.err("server.tls_cert" if "tls_key" in kw else "server.tls_key",
+                      "tls_cert and tls_key go together")
+    if "users" in server:
+        users = server["users"]
+        if not isinstance(users, list):
+            raise ctx.err("server.users", "expected an array of tables ([[server.users]])")
+        out = []
+        for i, u in enumerate(users):
+            key = f"server.users[{i}]"
+            u = ctx.table(u, key)
+            ctx.check_keys(u, USER_KEYS, key + ".")
+            for req in USER_KEYS:
+                if req not in u:
+                    raise ctx.err(f"{key}.{req}", "missing")
+            out.append(User(ctx.string(u["name"], key + ".name"),
+                            ctx.string(u["password"], key + ".password")))
+        kw["users"] = tuple(out)
+    mounts = []
+    for name, m in ctx.table(data.get("mounts", {}), "mounts").items():
+        mounts.append(_parse_mount(ctx, name, m, base))
+    return Config(Settings(**kw), tuple(mounts), fname)
+
+
+def _parse_mount(ctx: _Ctx, name: str, m: Any, base: Path) -> Mount:
+    key = f"mounts.{name}"
+    if not MOUNT_NAME.match(name):
+        raise ctx.err(key, "mount names use letters, digits, '.', '_' and '-'")
+    m = ctx.table(m, key)
+    ctx.check_keys(m, MOUNT_KEYS, key + ".")
+    if ("file" in m) == ("source" in m):
+        raise ctx.err(key, "set exactly one of file or source")
+    kw: dict[str, Any] = {"name": name}
+    if "file" in m:
+        kw["file"] = ctx.path(m["file"], key + ".file", base)
+    if "source" in m:
+        src = ctx.string(m["source"], key + ".source")
+        if not src.startswith(("rtsp://", "rtsps://")):
+            raise ctx.err(key + ".source", "expected an rtsp:// or rtsps:// URL")
+        kw["source"] = src
+    if "loop" in m:
+        kw["loop"] = ctx.boolean(m["loop"], key + ".loop")
+    if "sidecar" in m:
+        kw["sidecar"] = ctx.path(m["sidecar"], key + ".sidecar", base)
+    if "metadata_format" in m:
+        kw["metadata_format"] = ctx.choice(m["metadata_format"], key + ".metadata_format",
+                                           METADATA_FORMATS)
+    if "stamps" in m:
+        kw["stamps"] = ctx.boolean(m["stamps"], key + ".stamps")
+    if "codec" in m:
+        kw["codec"] = ctx.choice(m["codec"], key + ".codec", RELAY_CODECS)
+    return Mount(**kw)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p.name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p.name}: cannot read ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p.name}: invalid TOML ({exc})") from None
+    return parse_config(data, p.name, p.parent.resolve())
+
+
+def mount_name_for(path: str | Path) -> str:
+    """Mount name for a file: its stem, with characters URLs dislike replaced."""
+    stem = Path(path).stem
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")
+    return name or "clip"
+
+
+def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = None,
+              rtsp_port: int | None = None, http_port: int | None = None,
+              no_http: bool = False, sidecars: Sequence[str] = ()) -> Config:
+    """Command-line arguments over the config: flags win, files add mounts by stem."""
+    s = config.settings
+    if bind is not None:
+        s = replace(s, bind=bind)
+    if rtsp_port is not None:
+        s = replace(s, rtsp_port=_Ctx("command line").port(rtsp_port, "--rtsp-port"))
+    if http_port is not None:
+        s = replace(s, http_port=_Ctx("command line").port(http_port, "--http-port"))
+    if no_http:
+        s = replace(s, http=False)
+    mounts = {m.name: m for m in config.mounts}
+    for f in files:
+        name = mount_name_for(f)
+        if name in mounts:
+            raise ConfigError(f"command line: {f}: mount /{name} is already taken")
+        mounts[name] = Mount(name=name, file=str(Path(f)))
+    for item in sidecars:
+        mname, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"command line: --sidecar {item}: expected MOUNT=FILE.jsonl")
+        if mname not in mounts:
+            raise ConfigError(f"command line: --sidecar {item}: no mount named {mname!r}")
+        mounts[mname] = replace(mounts[mname], sidecar=path)
+    return replace(config, settings=s, mounts=tuple(mounts.values()))

@@ -1,0 +1,206 @@
+"""Loop a demuxed file forever without decoding: segment seeks plus timestamp continuity.
+
+How it works (see README "Serving files over RTSP"):
+
+1. One FLUSH|SEGMENT seek to 0 once the pipeline has prerolled (PAUSED). With the SEGMENT
+   flag the demuxer posts SEGMENT_DONE instead of EOS at the end of the file.
+2. On every SEGMENT_DONE, a non-flushing SEGMENT seek to 0: the demuxer starts over and pushes
+   a new SEGMENT event, with no flush, so downstream keeps playing.
+3. The fix: on GStreamer 1.22 that new SEGMENT's ``base`` is the demuxer's position (the last
+   frame's PTS), not the end of the clip, so the first frame of loop n+1 gets the running time
+   of the last frame of loop n (a duplicated timestamp). A pad probe on each demuxer source pad
+   (video *and* audio, so both stay together) drops that event and pushes a copy whose
+   base = n × period_ns, where period_ns = (last PTS - first PTS) + one frame duration.
+
+Contract for elements downstream (the SEI injector): in loop n they see a SEGMENT with
+base = n × period_ns and buffers carrying the file's original PTS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
+
+log = logging.getLogger("framecast.looping")
+
+# demuxers that refuse SEGMENT seeks on 1.22 ("seek flags 0x9 are not supported")
+EOS_LOOP_DEMUXERS = {"tsdemux"}
+
+
+@dataclass
+class _PadState:
+    loop: int = -1        # -1: no segment since the last flush
+    start0: int = 0       # segment start of loop 0
+    base0: int = 0        # segment base of loop 0
+
+
+class Looper:
+    """Seamless looping for one demuxer, usable in any pipeline (RTSP media, WebRTC producer).
+
+    Use: ``looper.attach_demuxer(demux)`` before it exposes pads; once the pipeline has
+    prerolled (PAUSED) call :meth:`start`; hand every SEGMENT_DONE message to
+    :meth:`on_segment_done` (or call :meth:`watch_bus` for a plain pipeline).
+    """
+
+    def __init__(self, period_ns: int, name: str = "", first_pts_ns: int | None = None) -> None:
+        """``first_pts_ns``: the first presented video PTS; when given, audio running past
+        the end of a loop is dropped, so audio never overlaps the next loop's first packets
+        (the audio track is usually a little longer than the video)."""
+        if period_ns <= 0:
+            raise ValueError("period_ns must be positive")
+        self.period_ns = period_ns
+        self.name = name
+        self.first_pts_ns = first_pts_ns
+        self._video_rt0: int | None = None  # running time of the first video frame, loop 0
+        self.demuxer: Gst.Element | None = None
+        self._pads: dict[str, _PadState] = {}
+        self._lock = threading.Lock()
+        self._pushing = threading.local()
+        self._seeks = 0
+        self._started = False
+        # "segment": SEGMENT seeks (qtdemux, matroskademux). "eos": tsdemux 1.22 refuses
+        # SEGMENT seeks, so its EOS is swallowed and a flushing seek restarts it, with the
+        # flush kept from reaching downstream (it never sees the wrap but as a new SEGMENT).
+        self.mode = "segment"
+        self._loop_flush = False
+        self._eos_pads: set[str] = set()
+
+    # -- wiring -------------------------------------------------------------------------
+    def attach_demuxer(self, demux: Gst.Element) -> None:
+        """Watch every source pad ``demux`` adds (call before it reaches PAUSED)."""
+        self.demuxer = demux
+        factory = demux.get_factory()
+        # a failed SEGMENT seek leaves tsdemux's task paused: pick the mode up front
+        if factory is not None and factory.get_name() in EOS_LOOP_DEMUXERS:
+            self.mode = "eos"
+        demux.connect("pad-added", lambda _d, pad: self.watch_pad(pad))
+        for pad in demux.srcpads:
+            self.watch_pad(pad)
+
+    def watch_pad(self, pad: Gst.Pad) -> None:
+        """Rewrite the SEGMENT events leaving ``pad`` (a demuxer source pad)."""
+        with self._lock:
+            if pad.get_name() in self._pads:
+                return
+            self._pads[pad.get_name()] = _PadState()
+        pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM | Gst.PadProbeType.EVENT_FLUSH,
+                      self._on_event)
+        if self.first_pts_ns is not None and not pad.get_name().startswith("video"):
+            pad.add_probe(Gst.PadProbeType.BUFFER, self._clip_audio)
+
+    def watch_bus(self, pipeline: Gst.Pipeline) -> None:
+        """For a plain pipeline: loop on its bus's SEGMENT_DONE (needs a GLib main loop)."""
+        bus = pipeline.get_bus()
+        bus.add_signal_watch()
+        bus.connect("message::segment-done", lambda _b, _m: self.on_segment_done())
+
+    # -- control ------------------------------------------------------------------------
+    @property
+    def loop_count(self) -> int:
+        """How many times the file has wrapped (0 during the first pass)."""
+        with self._lock:
+            return max(0, max((s.loop for s in self._pads.values()), default=0))
+
+    def start(self) -> bool:
+        """First seek: FLUSH|SEGMENT to 0. Call once the pipeline has prerolled (PAUSED)."""
+        self._started = True
+        if self.mode == "eos":
+            return self._seek(Gst.SeekFlags.FLUSH)
+        return self._seek(Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT)
+
+    def on_segment_done(self, *_args: object) -> bool:
+        """The file ended: seek back to 0 without flushing, so playback goes on seamlessly."""
+        if not self._started:
+            return False
+        return self._seek(Gst.SeekFlags.SEGMENT)
+
+    def _seek(self, flags: Gst.SeekFlags) -> bool:
+        if self.demuxer is None:
+            raise RuntimeError("Looper: attach_demuxer() first")
+        self._seeks += 1
+        ok = self.demuxer.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0,
+                               Gst.SeekType.NONE, -1)
+        if not ok:
+            log.warning("%s: loop seek refused by %s", self.name or "looper",
+                        self.demuxer.get_name())
+        return ok
+
+    def _on_eos(self, pad: Gst.Pad) -> Gst.PadProbeReturn:
+        with self._lock:
+            self._eos_pads.add(pad.get_name())
+            if self._eos_pads < set(self._pads):
+                return Gst.PadProbeReturn.DROP
+            self._eos_pads.clear()
+            self._loop_flush = True
+        # Not from this streaming thread: a flushing seek stops this very task.
+        threading.Thread(target=self._seek, args=(Gst.SeekFlags.FLUSH,), daemon=True,
+                         name="framecast-loop-seek").start()
+        return Gst.PadProbeReturn.DROP
+
+    def _clip_audio(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        rt0 = self._video_rt0
+        buf = info.get_buffer()
+        if rt0 is None or buf.pts == Gst.CLOCK_TIME_NONE:
+            return Gst.PadProbeReturn.OK
+        ev = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
+        if ev is None:
+            return Gst.PadProbeReturn.OK
+        seg = ev.parse_segment()
+        loop = max(0, self._pads.get(pad.get_name(), _PadState()).loop)
+        if seg.to_running_time(Gst.Format.TIME, buf.pts) >= rt0 + (loop + 1) * self.period_ns:
+            return Gst.PadProbeReturn.DROP  # starts after this loop's last video frame ends
+        return Gst.PadProbeReturn.OK
+
+    # -- the timestamp fix --------------------------------------------------------------
+    def _on_event(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        event = info.get_event()
+        etype = event.type
+        if self.mode == "eos" and self._started:
+            if etype == Gst.EventType.EOS:
+                return self._on_eos(pad)
+            if etype in (Gst.EventType.FLUSH_START, Gst.EventType.FLUSH_STOP) and \
+                    self._loop_flush:
+                if etype == Gst.EventType.FLUSH_STOP:
+                    with self._lock:
+                        self._eos_pads.discard(pad.get_name())
+                return Gst.PadProbeReturn.DROP
+        if etype == Gst.EventType.FLUSH_STOP:
+            with self._lock:
+                self._pads[pad.get_name()] = _PadState()
+                self._eos_pads.discard(pad.get_name())
+            return Gst.PadProbeReturn.OK
+        if etype != Gst.EventType.SEGMENT or getattr(self._pushing, "on", False):
+            return Gst.PadProbeReturn.OK
+        seg = event.parse_segment()
+        if seg.format != Gst.Format.TIME:
+            return Gst.PadProbeReturn.OK
+        with self._lock:
+            st = self._pads.setdefault(pad.get_name(), _PadState())
+            st.loop += 1
+            if st.loop == 0:
+                st.start0, st.base0 = seg.start, seg.base
+                if pad.get_name().startswith("video") and self.first_pts_ns is not None:
+                    self._video_rt0 = seg.to_running_time(Gst.Format.TIME, self.first_pts_ns)
+                return Gst.PadProbeReturn.OK
+            # running time of PTS p in loop n = p - start_n + base_n; make it
+            # p - start_0 + base_0 + n * period (exactly one period per loop).
+            base = st.base0 + st.loop * self.period_ns + (seg.start - st.start0)
+            loop = st.loop
+        if base == seg.base:
+            return Gst.PadProbeReturn.OK
+        new_seg = seg.copy()
+        new_seg.base = base
+        new_event = Gst.Event.new_segment(new_seg)
+        new_event.set_seqnum(event.get_seqnum())
+        log.debug("%s %s: loop %d base %d -> %d", self.name, pad.get_name(), loop, seg.base,
+                  base)
+        # An event cannot be edited in place from Python: push the fixed copy, drop this one.
+        self._pushing.on = True
+        try:
+            pad.push_event(new_event)
+        finally:
+            self._pushing.on = False
+        return Gst.PadProbeReturn.DROP

@@ -1,0 +1,156 @@
+"""The per-mount media bin: demux → parse → [video filter] → pay, never decode or encode.
+
+``build_media_bin`` is shared by the RTSP server (the bin is the media's element) and the WebRTC
+producer (which tees after ``pay0``). Looping (when on) is set up on the demuxer here; whoever
+runs the bin calls ``bin.looper.start()`` once prerolled and feeds it SEGMENT_DONE messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gi.repository import GObject, Gst  # noqa: I001 - after runtime's gi.require_version
+
+from framecast.gst.runtime import init_gst
+
+init_gst()  # the filter seam's module may build caps at import time
+
+from framecast.gst.filters import make_video_filter  # noqa: E402
+from framecast.gst.looping import Looper  # noqa: E402
+from framecast.gst.probe import MediaInfo  # noqa: E402
+
+PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
+DEPAYLOADERS = {"h264": "rtph264depay", "h265": "rtph265depay"}
+AUDIO = {"aac": ("aacparse", "rtpmp4gpay"), "opus": ("opusparse", "rtpopuspay")}
+VIDEO_PT, AUDIO_PT = 96, 97
+
+
+class MediaBin(Gst.Bin):
+    """A Bin carrying its mount's looper and media info (``None`` for relays)."""
+
+    __gtype_name__ = "FramecastMediaBin"
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__()
+        if name:
+            self.set_name(name)
+        self.looper: Looper | None = None
+        self.info: MediaInfo | None = None
+        self.mount_name = name or ""
+
+
+GObject.type_register(MediaBin)
+
+
+def make(factory: str, name: str | None = None, **props: Any) -> Gst.Element:
+    el = Gst.ElementFactory.make(factory, name)
+    if el is None:
+        raise RuntimeError(f"GStreamer element {factory} is missing")
+    for k, v in props.items():
+        el.set_property(k.replace("_", "-"), v)
+    return el
+
+
+def _chain(b: Gst.Bin, elements: list[Gst.Element]) -> None:
+    for el in elements:
+        b.add(el)
+    for a, z in zip(elements, elements[1:], strict=False):
+        if not a.link(z):
+            raise RuntimeError(f"cannot link {a.get_name()} to {z.get_name()}")
+
+
+def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str) -> Gst.Element:
+    """parse ! [filter] ! pay0, added to ``b``; returns the parser (the branch's sink)."""
+    parse = make("h264parse" if codec == "h264" else "h265parse", "vparse", config_interval=-1)
+    chain = [parse]
+    flt = make_video_filter(mount, info, codec)
+    if flt is not None:
+        chain.append(flt)
+    # config-interval=-1: SPS/PPS(/VPS) with every IDR, so a joining client starts at once
+    chain.append(make(PAYLOADERS[codec], "pay0", config_interval=-1, pt=VIDEO_PT))
+    _chain(b, chain)
+    return parse
+
+
+def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
+    """The bin for ``mount`` (a :class:`framecast.config.Mount`) probed as ``info``.
+
+    File mounts: filesrc ! demux ! parse ! [filter] ! pay0 (+ audio parse ! pay1).
+    Relay mounts (``mount.source``): rtspsrc ! depay ! parse ! [filter] ! pay0.
+    """
+    name = getattr(mount, "name", "") or ""
+    b = MediaBin(name)
+    b.info = info
+    if getattr(mount, "source", None):
+        codec = getattr(mount, "codec", "h264")
+        src = make("rtspsrc", "src", location=mount.source, latency=200)
+        depay = make(DEPAYLOADERS[codec], "depay")
+        b.add(src)
+        parse = _video_tail(b, mount, info, codec)
+        b.add(depay)
+        depay.link(parse)
+
+        def on_rtsp_pad(_src: Gst.Element, pad: Gst.Pad) -> None:
+            caps = pad.get_current_caps() or pad.query_caps(None)
+            s = caps.get_structure(0)
+            sink = depay.get_static_pad("sink")
+            if s.get_string("media") == "video" and not sink.is_linked():
+                pad.link(sink)
+
+        src.connect("pad-added", on_rtsp_pad)
+        return b
+
+    if info is None:
+        raise ValueError("file mounts need their probed MediaInfo")
+    src = make("filesrc", "src", location=info.path)
+    demux = make(info.demuxer, "demux")
+    _chain(b, [src, demux])
+    vparse = _video_tail(b, mount, info, info.video_codec)
+    aparse = None
+    if info.audio_codec in AUDIO:
+        parser, payloader = AUDIO[info.audio_codec]
+        aparse = make(parser, "aparse")
+        _chain(b, [aparse, make(payloader, "pay1", pt=AUDIO_PT)])
+        # One demuxer thread feeds both branches: without a queue on each, the video sink
+        # blocks it while prerolling and audio never arrives (the media never gets prepared).
+        vq, aq = make("queue", "vqueue"), make("queue", "aqueue")
+        for q, nxt in ((vq, vparse), (aq, aparse)):
+            b.add(q)
+            q.link(nxt)
+        vparse, aparse = vq, aq
+
+    def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
+        pname = pad.get_name()
+        if pname.startswith("video"):
+            target = vparse.get_static_pad("sink")
+        elif pname.startswith("audio") and aparse is not None:
+            target = aparse.get_static_pad("sink")
+        else:
+            return  # streams we do not serve stay unlinked: the demuxer carries on
+        if not target.is_linked():
+            pad.link(target)
+
+    demux.connect("pad-added", on_pad)
+    if getattr(mount, "loop", True):
+        b.looper = Looper(info.period_ns, name, info.first_pts)
+        b.looper.attach_demuxer(demux)
+    return b
+
+
+def codec_elements(element: Gst.Element) -> list[str]:
+    """Names of every decoder or encoder inside ``element`` (for the no-transcode check)."""
+    found = []
+    it = element.iterate_recurse() if isinstance(element, Gst.Bin) else None
+    elements = [element]
+    if it is not None:
+        while True:
+            res, el = it.next()
+            if res != Gst.IteratorResult.OK:
+                break
+            elements.append(el)
+    for el in elements:
+        f = el.get_factory()
+        klass = f.get_metadata("klass") if f else ""
+        if "Decoder" in klass or "Encoder" in klass:
+            found.append(el.get_name())
+    return found

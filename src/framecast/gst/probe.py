@@ -1,0 +1,315 @@
+"""Probe a video file once: container, codecs, size, rate, and every presented video PTS.
+
+The file is read with the same demuxer + parser the server uses, at full speed into a fakesink,
+so ``video_pts`` and ``period_ns`` are exactly what the looping pipeline will see.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
+
+from framecast.gst.runtime import init_gst
+
+log = logging.getLogger("framecast.probe")
+
+# typefind caps name -> (container, demuxer)
+CONTAINERS = {
+    "video/quicktime": ("mp4", "qtdemux"),
+    "audio/x-m4a": ("mp4", "qtdemux"),
+    "application/x-3gp": ("mp4", "qtdemux"),
+    "video/x-matroska": ("mkv", "matroskademux"),
+    "video/webm": ("mkv", "matroskademux"),
+    "audio/webm": ("mkv", "matroskademux"),
+    "video/mpegts": ("ts", "tsdemux"),
+}
+DEMUXERS = {"mp4": "qtdemux", "mkv": "matroskademux", "ts": "tsdemux"}
+PARSERS = {"h264": "h264parse", "h265": "h265parse"}
+VIDEO_CODECS = {"video/x-h264": "h264", "video/x-h265": "h265"}
+AUDIO_CODECS = {"audio/mpeg": "aac", "audio/x-opus": "opus"}
+# names for the codecs we refuse, so the error says what the file holds
+OTHER_VIDEO = {"video/x-vp9": "VP9", "video/x-vp8": "VP8", "image/jpeg": "MJPEG",
+               "video/x-av1": "AV1", "video/mpeg": "MPEG video", "video/x-theora": "Theora"}
+
+PROBE_TIMEOUT_S = 60.0
+
+
+class MediaError(Exception):
+    """A file cannot be served; ``str()`` is one line naming the file and the reason."""
+
+
+class MediaNotFound(MediaError, FileNotFoundError):
+    pass
+
+
+class MediaUnreadable(MediaError, PermissionError):
+    pass
+
+
+class CorruptMedia(MediaError):
+    """Truncated, corrupt or not a media file at all."""
+
+
+class NoVideo(MediaError):
+    pass
+
+
+class UnsupportedMedia(MediaError):
+    """A readable file whose container or video codec framecast does not serve."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    container: str                 # mp4 | mkv | ts
+    video_codec: str               # h264 | h265
+    profile: str | None
+    width: int
+    height: int
+    framerate: tuple[int, int]     # (num, den); (0, 1) when the container gives none
+    audio_codec: str | None        # aac | opus | None (other audio is dropped)
+    video_pts: tuple[int, ...] = field(repr=False)  # sorted presented PTS, ns
+    frame_ns: int = 0              # one frame's duration
+    period_ns: int = 0             # (last PTS - first PTS) + one frame: the loop period
+
+    @property
+    def demuxer(self) -> str:
+        return DEMUXERS[self.container]
+
+    @property
+    def parser(self) -> str:
+        return PARSERS[self.video_codec]
+
+    @property
+    def frames(self) -> int:
+        return len(self.video_pts)
+
+    @property
+    def first_pts(self) -> int:
+        return self.video_pts[0]
+
+    @property
+    def fps(self) -> float:
+        num, den = self.framerate
+        return num / den if num and den else Gst.SECOND / self.frame_ns
+
+    def index_of_pts(self, pts_ns: int) -> int:
+        """Presented index (0-based, within one loop) of a frame with this original PTS."""
+        import bisect
+
+        i = bisect.bisect_left(self.video_pts, pts_ns)
+        if i < len(self.video_pts) and self.video_pts[i] == pts_ns:
+            return i
+        # nearest (PTS rounded by a container)
+        if i > 0 and (i == len(self.video_pts) or
+                      pts_ns - self.video_pts[i - 1] < self.video_pts[i] - pts_ns):
+            return i - 1
+        return min(i, len(self.video_pts) - 1)
+
+
+def _frame_duration(pts: list[int], last_duration: int, framerate: tuple[int, int]) -> int:
+    num, den = framerate
+    if num > 0 and den > 0:
+        return Gst.util_uint64_scale_int(Gst.SECOND, den, num)
+    if last_duration > 0:
+        return last_duration
+    if len(pts) >= 2:  # variable frame rate, no duration: the median step
+        steps = sorted(b - a for a, b in zip(pts, pts[1:], strict=False))
+        return steps[len(steps) // 2]
+    return Gst.SECOND // 30
+
+
+def _check_path(path: Path) -> None:
+    name = path.name
+    if not path.exists():
+        raise MediaNotFound(f"{name}: no such file")
+    if path.is_dir():
+        raise MediaUnreadable(f"{name}: is a directory, not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1)
+    except OSError as exc:
+        raise MediaUnreadable(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if not head:
+        raise CorruptMedia(f"{name}: empty file")
+
+
+def probe_file(path: str | os.PathLike[str]) -> MediaInfo:
+    """Inspect ``path``; raises a :class:`MediaError` subclass with a one-line message."""
+    init_gst()
+    p = Path(path)
+    _check_path(p)
+    name = p.name
+    return _Probe(p, name).run()
+
+
+class _Probe:
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.name = name
+        self.lock = threading.Lock()
+        self.error: MediaError | None = None
+        self.container: str | None = None
+        self.video_caps: Gst.Caps | None = None
+        self.video_codec: str | None = None
+        self.audio_codec: str | None = None
+        self.dropped_audio: str | None = None
+        self.pts: list[int] = []
+        self.last_duration = 0
+        self.pipeline = Gst.Pipeline.new(f"probe-{name}")
+
+    def fail(self, exc: MediaError) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+
+    def run(self) -> MediaInfo:
+        src = Gst.ElementFactory.make("filesrc")
+        src.set_property("location", str(self.path))
+        tf = Gst.ElementFactory.make("typefind")
+        self.pipeline.add(src)
+        self.pipeline.add(tf)
+        src.link(tf)
+        tf.connect("have-type", self._on_type)
+        bus = self.pipeline.get_bus()
+        self.pipeline.set_state(Gst.State.PLAYING)
+        try:
+            deadline = Gst.util_get_timestamp() + int(PROBE_TIMEOUT_S * Gst.SECOND)
+            while True:
+                left = max(0, deadline - Gst.util_get_timestamp())
+                msg = bus.timed_pop_filtered(
+                    min(left, Gst.SECOND // 10),
+                    Gst.MessageType.EOS | Gst.MessageType.ERROR)
+                if self.error is not None:
+                    raise self.error
+                if msg is None:
+                    if left == 0:
+                        raise CorruptMedia(f"{self.name}: timed out reading the file")
+                    continue
+                if msg.type == Gst.MessageType.ERROR:
+                    raise self._error_from(msg)
+                break
+        finally:
+            self.pipeline.set_state(Gst.State.NULL)
+        if self.error is not None:
+            raise self.error
+        return self._result()
+
+    def _error_from(self, msg: Gst.Message) -> MediaError:
+        err, _dbg = msg.parse_error()
+        text = (err.message or "read error").rstrip(".")
+        if err.matches(Gst.StreamError.quark(), Gst.StreamError.TYPE_NOT_FOUND) or \
+                self.container is None and "type" in text.lower():
+            return CorruptMedia(f"{self.name}: not a video file (unknown format)")
+        if err.matches(Gst.ResourceError.quark(), Gst.ResourceError.OPEN_READ):
+            return MediaUnreadable(f"{self.name}: cannot read ({text})")
+        return CorruptMedia(f"{self.name}: corrupt or truncated ({text})")
+
+    def _on_type(self, tf: Gst.Element, _prob: int, caps: Gst.Caps) -> None:
+        cname = caps.get_structure(0).get_name()
+        entry = CONTAINERS.get(cname)
+        if entry is None:
+            if cname.startswith("audio/"):
+                self.fail(NoVideo(f"{self.name}: no video stream ({cname})"))
+            elif cname.startswith(("video/", "image/")):
+                what = OTHER_VIDEO.get(cname, cname)
+                self.fail(UnsupportedMedia(
+                    f"{self.name}: unsupported format {what} (framecast serves H.264 and H.265 "
+                    "in MP4/MOV, Matroska/WebM or MPEG-TS)"))
+            else:
+                self.fail(CorruptMedia(f"{self.name}: not a video file ({cname})"))
+            return
+        self.container, demux_name = entry
+        demux = Gst.ElementFactory.make(demux_name)
+        self.pipeline.add(demux)
+        demux.connect("pad-added", self._on_pad)
+        demux.connect("no-more-pads", self._on_no_more_pads)
+        tf.link(demux)
+        demux.sync_state_with_parent()
+
+    def _sink(self) -> Gst.Element:
+        sink = Gst.ElementFactory.make("fakesink")
+        sink.set_property("sync", False)
+        sink.set_property("async", False)
+        return sink
+
+    def _on_pad(self, _demux: Gst.Element, pad: Gst.Pad) -> None:
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        s = caps.get_structure(0)
+        cname = s.get_name()
+        if cname.startswith("video/") or cname == "image/jpeg":
+            codec = VIDEO_CODECS.get(cname)
+            if codec is None:
+                what = OTHER_VIDEO.get(cname, cname)
+                self.fail(UnsupportedMedia(
+                    f"{self.name}: unsupported video codec {what} "
+                    "(framecast serves H.264 and H.265)"))
+                return
+            if self.video_codec is not None:
+                return  # only the first video stream is served
+            self.video_codec = codec
+            parse = Gst.ElementFactory.make(PARSERS[codec])
+            sink = self._sink()
+            for el in (parse, sink):
+                self.pipeline.add(el)
+            parse.link(sink)
+            parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
+            for el in (sink, parse):
+                el.sync_state_with_parent()
+            pad.link(parse.get_static_pad("sink"))
+            return
+        if cname.startswith("audio/") and self.audio_codec is None:
+            codec = AUDIO_CODECS.get(cname)
+            if cname == "audio/mpeg" and s.get_value("mpegversion") not in (2, 4):
+                codec = None
+            if codec is None:
+                self.dropped_audio = cname
+                return
+            self.audio_codec = codec
+        # audio and anything else: drain it so the demuxer never sees not-linked
+        sink = self._sink()
+        self.pipeline.add(sink)
+        sink.sync_state_with_parent()
+        pad.link(sink.get_static_pad("sink"))
+
+    def _on_no_more_pads(self, _demux: Gst.Element) -> None:
+        if self.video_codec is None and self.error is None:
+            self.fail(NoVideo(f"{self.name}: no video stream"))
+
+    def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        buf = info.get_buffer()
+        if buf.pts != Gst.CLOCK_TIME_NONE:
+            self.pts.append(buf.pts)
+            if buf.duration != Gst.CLOCK_TIME_NONE:
+                self.last_duration = buf.duration
+        if self.video_caps is None:
+            self.video_caps = pad.get_current_caps()
+        return Gst.PadProbeReturn.OK
+
+    def _result(self) -> MediaInfo:
+        if self.video_codec is None:
+            raise NoVideo(f"{self.name}: no video stream")
+        if not self.pts or self.video_caps is None:
+            raise CorruptMedia(f"{self.name}: corrupt or truncated (no video frames)")
+        if self.dropped_audio:
+            log.warning("%s: audio %s is not served (only AAC and Opus); dropping it",
+                        self.name, self.dropped_audio)
+        s = self.video_caps.get_structure(0)
+        ok_w, width = s.get_int("width")
+        ok_h, height = s.get_int("height")
+        ok_r, num, den = s.get_fraction("framerate")
+        framerate = (num, den) if ok_r and num > 0 else (0, 1)
+        pts = sorted(set(self.pts))
+        frame_ns = _frame_duration(pts, self.last_duration, framerate)
+        period = pts[-1] - pts[0] + frame_ns
+        assert self.container is not None
+        return MediaInfo(
+            path=str(self.path), container=self.container, video_codec=self.video_codec,
+            profile=s.get_string("profile"), width=width if ok_w else 0,
+            height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
+            video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period)

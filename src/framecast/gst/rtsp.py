@@ -1,0 +1,196 @@
+"""gst-rtsp-server glue: one shared media factory per mount, looping media, auth, TLS, logs.
+
+Traps worked around here (measured on 1.22, see /work/shared/GSTREAMER-NOTES.md):
+- a second client's ``PLAY Range: npt=0-`` would seek the shared media back to 0 (flushing, so
+  everyone gets EOS): the media publishes CLOCK_AND_OFFSET, which makes it non-seekable;
+- the PLAY reply's ``Range: npt=0-<clip length>`` makes rtspsrc stop after one loop:
+  ``do_query_stop`` returns False so the range is open-ended;
+- the first FLUSH|SEGMENT seek only works once the media is ``prepared``;
+- SEGMENT_DONE arrives through ``handle-message::segment-done``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: I001
+
+from framecast.gst.media import MediaBin
+
+log = logging.getLogger("framecast.rtsp")
+
+BinFactory = Callable[[], Gst.Element]
+
+
+class PortInUse(OSError):
+    pass
+
+
+class LoopingMedia(GstRtspServer.RTSPMedia):
+    """A media whose stop position is unknown (open-ended PLAY range) and that never seeks."""
+
+    __gtype_name__ = "FramecastLoopingMedia"
+
+    def do_query_stop(self, *_args: Any) -> bool:
+        # 1.22's GIR lacks the out annotation: the override gets a dummy argument.
+        return False
+
+
+class MountFactory(GstRtspServer.RTSPMediaFactory):
+    """Builds the mount's bin per (shared) media and wires looping and logging to it."""
+
+    __gtype_name__ = "FramecastMountFactory"
+
+    def __init__(self, name: str, bin_factory: BinFactory, shared: bool = True) -> None:
+        super().__init__()
+        self.mount_name = name
+        self.bin_factory = bin_factory
+        self.medias: list[GstRtspServer.RTSPMedia] = []
+        self.last_looper: Any = None
+        self.set_shared(shared)
+        self.set_media_gtype(LoopingMedia)
+        self.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
+        self.set_stop_on_disconnect(True)
+        self.connect("media-configure", self._on_media_configure)
+
+    def do_create_element(self, url: GstRtspServer.RTSPUrl) -> Gst.Element | None:
+        try:
+            return self.bin_factory()
+        except Exception as exc:  # a request-time failure costs this request only
+            log.error("/%s: cannot build the media: %s", self.mount_name, exc)
+            return None
+
+    def _on_media_configure(self, _factory: Any, media: GstRtspServer.RTSPMedia) -> None:
+        element = media.get_element()
+        looper = getattr(element, "looper", None) if isinstance(element, MediaBin) else None
+        self.last_looper = looper
+        media.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
+        name = self.mount_name
+        if looper is not None:
+            media.connect("prepared", lambda _m: looper.start())
+            media.connect("handle-message::segment-done", lambda _m, _msg: looper.on_segment_done()
+                          or True)
+        media.connect("handle-message::error", self._on_error)
+        media.connect("handle-message::warning", self._on_warning)
+        media.connect("unprepared", lambda _m: log.debug("/%s: media stopped", name))
+        self.medias.append(media)
+        media.connect("unprepared", lambda m: self.medias.remove(m) if m in self.medias else None)
+
+    def _on_error(self, _media: Any, msg: Gst.Message) -> bool:
+        err, _dbg = msg.parse_error()
+        src = msg.src.get_name() if msg.src else "?"
+        log.error("/%s: %s (%s)", self.mount_name, err.message, src)
+        return True
+
+    def _on_warning(self, _media: Any, msg: Gst.Message) -> bool:
+        err, _dbg = msg.parse_warning()
+        log.debug("/%s: warning: %s", self.mount_name, err.message)
+        return True
+
+    @property
+    def loop_count(self) -> int:
+        return self.last_looper.loop_count if self.last_looper is not None else 0
+
+
+def make_auth(users: list[tuple[str, str]], method: str = "digest",
+              cert: str | None = None, key: str | None = None) -> GstRtspServer.RTSPAuth | None:
+    """RTSPAuth with Basic or Digest users (all may watch every mount) and optional TLS."""
+    if not users and not cert:
+        return None
+    auth = GstRtspServer.RTSPAuth()
+    if cert and key:
+        auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(cert, key))
+    if users:
+        methods = {"basic": GstRtspServer.RTSPAuthMethod.BASIC,
+                   "digest": GstRtspServer.RTSPAuthMethod.DIGEST}
+        auth.set_supported_methods(methods[method])
+        for name, password in users:
+            token = GstRtspServer.RTSPToken.new_empty()
+            token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+            if method == "basic":
+                auth.add_basic(GstRtspServer.RTSPAuth.make_basic(name, password), token)
+            else:
+                auth.add_digest(name, password, token)
+    else:  # TLS only: everybody is a user
+        token = GstRtspServer.RTSPToken.new_empty()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        auth.set_default_token(token)
+    return auth
+
+
+def allow_users(factory: GstRtspServer.RTSPMediaFactory) -> None:
+    """Role 'user' may see and build this factory's media (needed once an auth is set)."""
+    factory.add_role_from_structure(Gst.Structure.from_string(
+        "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")[0])
+
+
+class RtspServer:
+    """The RTSP server for a set of mounts, attached to a GLib main context."""
+
+    def __init__(self, bind: str = "127.0.0.1", port: int = 8554,
+                 auth: GstRtspServer.RTSPAuth | None = None) -> None:
+        self.server = GstRtspServer.RTSPServer()
+        self.server.set_address(bind)
+        self.server.set_service(str(port))
+        self.auth = auth
+        if auth is not None:
+            self.server.set_auth(auth)
+        self.factories: dict[str, MountFactory] = {}
+        self.server.connect("client-connected", self._on_client)
+        self._source: GLib.Source | None = None
+        self.clients = 0
+
+    def add(self, name: str, bin_factory: BinFactory, shared: bool = True) -> MountFactory:
+        factory = MountFactory(name, bin_factory, shared)
+        if self.auth is not None:
+            allow_users(factory)
+        self.server.get_mount_points().add_factory(f"/{name}", factory)
+        self.factories[name] = factory
+        return factory
+
+    def remove(self, name: str) -> None:
+        if self.factories.pop(name, None) is not None:
+            self.server.get_mount_points().remove_factory(f"/{name}")
+
+    def attach(self, context: GLib.MainContext) -> int:
+        """Listen (raises :class:`PortInUse`) and serve on ``context``; returns the port."""
+        try:
+            source = self.server.create_source(None)
+        except GLib.Error as exc:
+            addr = f"{self.server.get_address()}:{self.server.get_service()}"
+            if "in use" in exc.message.lower():
+                raise PortInUse(f"RTSP port {addr} is already in use") from None
+            raise PortInUse(f"cannot listen on {addr}: {exc.message}") from None
+        source.attach(context)
+        self._source = source
+        return self.server.get_bound_port()
+
+    def detach(self) -> None:
+        if self._source is not None:
+            self._source.destroy()
+            self._source = None
+        # drop every client and tear down their media
+        self.server.client_filter(lambda _s, _c, *_a: GstRtspServer.RTSPFilterResult.REMOVE)
+
+    def _on_client(self, _server: Any, client: GstRtspServer.RTSPClient) -> None:
+        conn = client.get_connection()
+        peer = conn.get_ip() if conn is not None else "?"
+        self.clients += 1
+        state = {"path": ""}
+
+        def on_request(_c: Any, ctx: Any) -> None:
+            uri = ctx.uri
+            if uri is not None and not state["path"]:
+                state["path"] = uri.abspath
+                log.info("client %s connected to %s", peer, uri.abspath)
+
+        def on_closed(_c: Any) -> None:
+            self.clients -= 1
+            log.info("client %s disconnected%s", peer,
+                     f" from {state['path']}" if state["path"] else "")
+
+        client.connect("describe-request", on_request)
+        client.connect("setup-request", on_request)
+        client.connect("closed", on_closed)
