@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,9 +127,13 @@ def _frame_duration(pts: list[int], last_duration: int, framerate: tuple[int, in
 
 def _check_path(path: Path) -> None:
     name = path.name
-    if not path.exists():
-        raise MediaNotFound(f"{name}: no such file")
-    if path.is_dir():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MediaNotFound(f"{name}: no such file") from None
+    except OSError as exc:
+        raise MediaUnreadable(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise MediaUnreadable(f"{name}: is a directory, not a file")
     try:
         with open(path, "rb") as f:

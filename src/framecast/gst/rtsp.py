@@ -15,7 +15,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: I001
+import gi
+
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, I001
 
 from framecast.gst.media import MediaBin
 
@@ -103,18 +106,18 @@ def make_auth(users: list[tuple[str, str]], method: str = "digest",
     if cert and key:
         auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(cert, key))
     if users:
-        methods = {"basic": GstRtspServer.RTSPAuthMethod.BASIC,
-                   "digest": GstRtspServer.RTSPAuthMethod.DIGEST}
+        methods = {"basic": GstRtsp.RTSPAuthMethod.BASIC,
+                   "digest": GstRtsp.RTSPAuthMethod.DIGEST}
         auth.set_supported_methods(methods[method])
         for name, password in users:
-            token = GstRtspServer.RTSPToken.new_empty()
+            token = GstRtspServer.RTSPToken()
             token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
             if method == "basic":
                 auth.add_basic(GstRtspServer.RTSPAuth.make_basic(name, password), token)
             else:
                 auth.add_digest(name, password, token)
     else:  # TLS only: everybody is a user
-        token = GstRtspServer.RTSPToken.new_empty()
+        token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
         auth.set_default_token(token)
     return auth

@@ -1,0 +1,151 @@
+"""framecast.config: TOML → frozen dataclasses, errors naming the file and the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from framecast.config import (
+    Config,
+    ConfigError,
+    Mount,
+    Settings,
+    User,
+    load_config,
+    merge_cli,
+    mount_name_for,
+    parse_config,
+)
+
+FULL = """
+[server]
+bind = "0.0.0.0"
+rtsp_port = 9554
+http_port = 9080
+auth = "basic"
+tls_cert = "cert.pem"
+tls_key = "/etc/key.pem"
+
+[[server.users]]
+name = "alice"
+password = "s3cret"
+
+[mounts.cam]
+file = "clips/cam.mp4"
+loop = false
+sidecar = "cam.jsonl"
+metadata_format = "json"
+stamps = false
+
+[mounts.relay]
+source = "rtsp://10.0.0.2/stream"
+codec = "h265"
+"""
+
+
+def test_full_config(tmp_path: Path) -> None:
+    f = tmp_path / "framecast.toml"
+    f.write_text(FULL)
+    cfg = load_config(f)
+    s = cfg.settings
+    assert (s.bind, s.rtsp_port, s.http_port, s.auth) == ("0.0.0.0", 9554, 9080, "basic")
+    assert s.users == (User("alice", "s3cret"),)
+    assert s.tls and s.tls_cert == str(tmp_path / "cert.pem") and s.tls_key == "/etc/key.pem"
+    cam, relay = cfg.mounts
+    assert cam == Mount(name="cam", file=str(tmp_path / "clips/cam.mp4"), loop=False,
+                        sidecar=str(tmp_path / "cam.jsonl"), metadata_format="json",
+                        stamps=False)
+    assert relay.is_relay and relay.source == "rtsp://10.0.0.2/stream" and relay.codec == "h265"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cam.loop = True  # type: ignore[misc]
+
+
+def test_defaults() -> None:
+    cfg = parse_config({})
+    assert cfg.settings == Settings()
+    assert cfg.settings.bind == "127.0.0.1" and cfg.settings.rtsp_port == 8554
+    assert cfg.settings.http_port == 8080 and not cfg.settings.tls
+    assert cfg.mounts == ()
+    m = parse_config({"mounts": {"a": {"file": "/x.mp4"}}}).mounts[0]
+    assert (m.loop, m.stamps, m.metadata_format, m.sidecar) == (True, True, "msgpack", None)
+
+
+BAD = [
+    ({"mounts": {"cam": {"file": "x.mp4", "loop": "yes"}}}, "mounts.cam.loop: expected a boolean"),
+    ({"mounts": {"cam": {"file": "x.mp4", "stamps": 1}}}, "mounts.cam.stamps: expected a boolean"),
+    ({"mounts": {"cam": {"file": "x.mp4", "lopo": True}}}, "mounts.cam.lopo: unknown key"),
+    ({"mounts": {"cam": {"loop": True}}}, "mounts.cam: set exactly one of file or source"),
+    ({"mounts": {"cam": {"file": "a", "source": "rtsp://x"}}},
+     "mounts.cam: set exactly one of file or source"),
+    ({"mounts": {"cam": {"source": "http://x"}}}, "mounts.cam.source: expected an rtsp://"),
+    ({"mounts": {"cam": {"file": 3}}}, "mounts.cam.file: expected a non-empty string"),
+    ({"mounts": {"cam": {"file": "x", "metadata_format": "xml"}}},
+     "mounts.cam.metadata_format: expected one of 'msgpack', 'json'"),
+    ({"mounts": {"c am": {"file": "x"}}}, "mounts.c am: mount names use"),
+    ({"mounts": {"cam": "x.mp4"}}, "mounts.cam: expected a table"),
+    ({"server": {"rtsp_port": "8554"}}, "server.rtsp_port: expected a port number"),
+    ({"server": {"rtsp_port": 70000}}, "server.rtsp_port: expected a port number"),
+    ({"server": {"http_port": True}}, "server.http_port: expected a port number"),
+    ({"server": {"bind": 127}}, "server.bind: expected a non-empty string"),
+    ({"server": {"auth": "ntlm"}}, "server.auth: expected one of 'basic', 'digest'"),
+    ({"server": {"tls_cert": "c.pem"}}, "server.tls_key: tls_cert and tls_key go together"),
+    ({"server": {"users": {"name": "a"}}}, "server.users: expected an array of tables"),
+    ({"server": {"users": [{"name": "a"}]}}, "server.users[0].password: missing"),
+    ({"server": {"users": [{"name": "a", "password": "b", "role": "x"}]}},
+     "server.users[0].role: unknown key"),
+    ({"server": {"port": 1}}, "server.port: unknown key"),
+    ({"mount": {}}, "mount: unknown key"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD, ids=[m for _d, m in BAD])
+def test_bad_keys_named(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, "framecast.toml")
+    assert str(exc.value).startswith(f"framecast.toml: {message}"), str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^nope.toml: no such file$"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\n")
+    with pytest.raises(ConfigError, match=r"^bad.toml: invalid TOML"):
+        load_config(bad)
+    typo = tmp_path / "framecast.toml"
+    typo.write_text('[mounts.cam]\nfile = "x.mp4"\nloop = "yes"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config(typo)
+    assert str(exc.value) == "framecast.toml: mounts.cam.loop: expected a boolean"
+
+
+def test_cli_merges_over_config() -> None:
+    cfg = parse_config({"server": {"rtsp_port": 9000, "bind": "0.0.0.0"},
+                        "mounts": {"cam": {"file": "/c.mp4"}}})
+    out = merge_cli(cfg, files=["/v/a b.mp4", "other.mkv"], rtsp_port=7000, no_http=True,
+                    sidecars=["cam=/m.jsonl"])
+    assert out.settings.rtsp_port == 7000 and out.settings.bind == "0.0.0.0"
+    assert not out.settings.http
+    assert [m.name for m in out.mounts] == ["cam", "a_b", "other"]
+    assert out.mounts[0].sidecar == "/m.jsonl"
+    assert merge_cli(Config()).settings == Settings()
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"files": ["/a/x.mp4", "/b/x.mkv"]}, "mount /x is already taken"),
+    ({"rtsp_port": 99999}, "--rtsp-port: expected a port number"),
+    ({"sidecars": ["nomount.jsonl"]}, "expected MOUNT=FILE.jsonl"),
+    ({"sidecars": ["cam=m.jsonl"]}, "no mount named 'cam'"),
+])
+def test_cli_errors(kw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        merge_cli(Config(), **kw)
+
+
+def test_mount_names_from_files() -> None:
+    assert mount_name_for("/x/clip.mp4") == "clip"
+    assert mount_name_for("my clip (1).mkv") == "my_clip__1_"
+    assert mount_name_for(".hidden.ts") == "hidden"
