@@ -116,13 +116,13 @@ class WebRTCSource(Gst.Bin):
                 location = res.headers.get("Location")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace").strip()[:200]
-            self._error(f"{self.url}: WHEP POST answered {exc.code}: {detail}")
+            self._error(f"WHEP POST answered {exc.code}: {detail}")
             return
         except OSError as exc:
-            self._error(f"{self.url}: cannot reach {self.endpoint}: {exc}")
+            self._error(f"cannot reach {self.endpoint}: {getattr(exc, 'reason', exc)}")
             return
         if status != 201:
-            self._error(f"{self.url}: WHEP POST answered {status}, expected 201")
+            self._error(f"WHEP POST answered {status}, expected 201")
             return
         if location:
             self.resource = urllib.parse.urljoin(self.endpoint, location)
@@ -131,7 +131,7 @@ class WebRTCSource(Gst.Bin):
             return
         res_, msg = GstSdp.SDPMessage.new_from_text(body)
         if res_ != GstSdp.SDPResult.OK:
-            self._error(f"{self.url}: the WHEP answer is not SDP")
+            self._error("the WHEP answer is not SDP")
             return
         answer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, msg)
         self.webrtc.emit("set-remote-description", answer, None)
@@ -180,7 +180,7 @@ class WebRTCSource(Gst.Bin):
             log.debug("WHEP DELETE %s: %s", resource, exc)
 
     def _error(self, text: str) -> None:
-        log.warning("%s", text)
+        log.debug("%s: %s", self.url, text)  # the reader reports it, prefixed with the URL
         err = GLib.Error.new_literal(Gst.ResourceError.quark(), text, Gst.ResourceError.READ)
         self.post_message(Gst.Message.new_error(self, err, text))
 
