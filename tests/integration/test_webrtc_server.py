@@ -237,6 +237,35 @@ class SignallingConsumer:
         await self.bridge.run(self._build)
         await self.ws.send_json({"type": "startSession", "peerId": producer_id})
 
+    async def play_offering(self, producer_id: str) -> None:
+        """gstwebrtc-api with offerOptions: the consumer's offer rides in startSession."""
+        offered: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def build() -> None:
+            self._build()
+            caps = Gst.Caps.from_string("application/x-rtp,media=video,encoding-name=H264,"
+                                        "clock-rate=90000,payload=102,packetization-mode=(string)1")
+            self.webrtc.emit("add-transceiver",
+                             GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY, caps)
+
+            def created(promise: Gst.Promise) -> None:
+                reply = promise.get_reply()  # keep it referenced: gi frees chained temporaries
+                offer = reply.get_value("offer")
+                text = offer.sdp.as_text()
+                self.webrtc.emit("set-local-description", offer, None)
+                self.bridge.to_asyncio(offered.set_result, text)
+
+            self.webrtc.emit("create-offer", None, Gst.Promise.new_with_change_func(created))
+
+        await self.bridge.run(build)
+        offer = await asyncio.wait_for(offered, 5)
+        await self.ws.send_json({"type": "startSession", "peerId": producer_id, "offer": offer})
+
+    def _on_answer(self, sdp: str) -> None:
+        _, msg = GstSdp.SDPMessage.new_from_text(sdp)
+        answer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, msg)
+        self.webrtc.emit("set-remote-description", answer, None)
+
     async def pump(self, until: Callable[[], bool], timeout: float = 15) -> list[dict]:
         """Relay messages both ways until ``until()``; returns what the server sent."""
         seen: list[dict] = []
@@ -252,6 +281,8 @@ class SignallingConsumer:
             seen.append(msg)
             if msg["type"] == "sessionStarted":
                 self.session_id = msg["sessionId"]
+            elif msg["type"] == "peer" and "sdp" in msg and msg["sdp"]["type"] == "answer":
+                await self.bridge.run(self._on_answer, msg["sdp"]["sdp"])
             elif msg["type"] == "peer" and "sdp" in msg:
                 assert msg["sdp"]["type"] == "offer"
                 await self.bridge.run(self._on_offer, msg["sdp"]["sdp"])
@@ -302,6 +333,56 @@ def test_signalling_session_streams_frames_and_cleans_up() -> None:
             assert await srv.webrtcbin_count() == 0
 
     run(main())
+
+
+def test_signalling_session_where_the_consumer_offers() -> None:
+    async def main() -> None:
+        async with serving(demo()) as (bridge, srv), aiohttp.ClientSession() as s:
+            ws, _me = await listener(s, srv.url)
+            await ws.send_json({"type": "list"})
+            producer = (await recv_type(ws, "list"))["producers"][0]
+            c = SignallingConsumer(bridge, ws)
+            await c.play_offering(producer["id"])
+            seen = await c.pump(lambda: len(c.got) >= 10)
+            answers = [m for m in seen if m["type"] == "peer" and "sdp" in m]
+            assert [m["sdp"]["type"] for m in answers] == ["answer"]
+            assert "a=fmtp:102 " in answers[0]["sdp"]["sdp"]  # our payload type, answered
+            assert any(framecast_metadata(au) for _pts, au in c.got.aus)
+            await ws.close()
+            await c.close()
+            await wait_for(lambda: not srv.sessions, what="socket drop")
+            for _ in range(50):
+                if await srv.webrtcbin_count() == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert await srv.webrtcbin_count() == 0
+
+    run(main())
+
+
+def test_payload_choice_and_candidates_in_answers() -> None:
+    offer = ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102 108 116\r\n"
+             "a=rtpmap:102 H264/90000\r\n"
+             "a=fmtp:102 packetization-mode=1;profile-level-id=42001f\r\n"
+             "a=rtpmap:108 H264/90000\r\n"
+             "a=fmtp:108 packetization-mode=1;profile-level-id=42e01f\r\n"
+             "a=rtpmap:116 H264/90000\r\n"
+             "a=fmtp:116 level-asymmetry-allowed=1;packetization-mode=1;"
+             "profile-level-id=4d001f\r\n")
+    assert webrtc.choose_h264_payload(offer, "42e01e") == (108, "42e01f")
+    assert webrtc.choose_h264_payload(offer, "4d0028") == (116, "4d001f")
+    with pytest.raises(webrtc.WebRTCError, match="profile-level-id 640028"):
+        webrtc.choose_h264_payload(offer, "640028")
+    no_plid = ("v=0\r\nm=video 9 X 96\r\na=rtpmap:96 H264/90000\r\n"
+               "a=fmtp:96 packetization-mode=1\r\n")
+    assert webrtc.choose_h264_payload(no_plid, "4d0028") == (96, "4d0028")
+    mode0 = no_plid.replace("packetization-mode=1", "packetization-mode=0")
+    with pytest.raises(webrtc.WebRTCError):
+        webrtc.choose_h264_payload(mode0, "42e01f")
+    sdp = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\nm=audio 9 X 111\r\na=mid:1\r\n"
+    out = webrtc._with_candidates(sdp, [(0, "candidate:1 1 UDP 1 10.0.0.1 5 typ host")])
+    assert out.split("\r\n")[3] == "a=candidate:1 1 UDP 1 10.0.0.1 5 typ host"
+    assert webrtc._with_candidates(out, [(0, "other")]) == out
 
 
 # -- WHEP ----------------------------------------------------------------------------------------

@@ -103,7 +103,8 @@ class WebRTCSource(Gst.Bin):
         if state != GstWebRTC.WebRTCICEGatheringState.COMPLETE or self._posted:
             return
         self._posted = True
-        sdp = webrtc.get_property("local-description").sdp.as_text()
+        desc = webrtc.get_property("local-description")  # keep it referenced while reading
+        sdp = desc.sdp.as_text()
         # non-trickle WHEP: one POST with the complete offer, on a worker thread
         threading.Thread(target=self._post, args=(sdp,), name="whep-post", daemon=True).start()
 
