@@ -39,7 +39,37 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             d / f"{_name(codec, cont, b)}.{cont}", codec=codec, container=cont, frames=FRAMES,
             fps=FPS, bframes=b, gop=10)
     out["av"] = make_clip(d / "av.mp4", frames=10, fps=FPS, bframes=2, gop=10, audio="aac")
+    out["vfr"] = make_vfr_clip(d / "vfr.mp4")
     return out
+
+
+VFR_STEPS_NS = (33_333_333, 50_000_000, 40_000_000)
+
+
+def make_vfr_clip(path: Path, frames: int = 15) -> Path:
+    """Variable frame rate H.264 in MP4 (durations cycle through VFR_STEPS_NS)."""
+    from gi.repository import Gst
+
+    from framecast.pixelindex import render_frame
+
+    pipeline = Gst.parse_launch(
+        "appsrc name=src format=time caps=video/x-raw,format=RGB,width=320,height=240,"
+        "framerate=0/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc key-int-max=5 "
+        f"bframes=0 ! h264parse ! mp4mux ! filesink location={path}")
+    src = pipeline.get_by_name("src")
+    pipeline.set_state(Gst.State.PLAYING)
+    pts = 0
+    for i in range(frames):
+        buf = Gst.Buffer.new_wrapped(render_frame(i, 320, 240).tobytes())
+        buf.pts, buf.duration = pts, VFR_STEPS_NS[i % len(VFR_STEPS_NS)]
+        pts += buf.duration
+        src.emit("push-buffer", buf)
+    src.emit("end-of-stream")
+    msg = pipeline.get_bus().timed_pop_filtered(30 * Gst.SECOND, Gst.MessageType.EOS
+                                                | Gst.MessageType.ERROR)
+    pipeline.set_state(Gst.State.NULL)
+    assert msg is not None and msg.type == Gst.MessageType.EOS
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +94,21 @@ def test_pts_seamless_across_loops(server: Server, variant: tuple[str, str, int]
                        f"{rep.gaps} missing, {rep.backwards} backwards; steps "
                        f"{sorted({round(s * 1000, 1) for s in rep.steps})} ms")
     assert server.mounts[_name(*variant)].loop_count >= 3
+
+
+def test_variable_frame_rate_loops_seamlessly(server: Server) -> None:
+    info = server.mounts["vfr"].info
+    steps = {b - a for a, b in zip(info.video_pts, info.video_pts[1:], strict=False)}
+    assert max(steps) - min(steps) > 10_000_000, f"the clip should have variable steps: {steps}"
+    # one frame after the last = the last frame's own duration
+    assert abs(info.frame_ns - VFR_STEPS_NS[(info.frames - 1) % len(VFR_STEPS_NS)]) < 200_000
+    period = info.period_ns / 1e9
+    packets = ffprobe_packets(server.rtsp_url("vfr"), seconds=3 * period + 0.5)
+    rep = check_pts(packets, FRAME_S, tol=1.0)  # any step: only order and duplicates count
+    assert rep.duplicates == rep.backwards == 0 and rep.span >= 3 * period
+    allowed = [s / 1e9 for s in VFR_STEPS_NS]
+    odd = [s for s in rep.steps if min(abs(s - a) for a in allowed) > 0.0015]
+    assert not odd, f"steps outside the file's own frame durations: {odd}"
 
 
 def test_rtspsrc_keeps_receiving_past_several_loops(server: Server) -> None:

@@ -114,13 +114,20 @@ class MediaInfo:
 
 
 def _frame_duration(pts: list[int], last_duration: int, framerate: tuple[int, int]) -> int:
+    """One frame's duration, used to place the next loop's first frame after the last one.
+
+    Constant rate: from the caps' frame rate (exact, unlike ms-rounded Matroska steps).
+    Variable rate (the caps then hold only an average): the last frame's own duration, else
+    the median step.
+    """
+    steps = sorted(b - a for a, b in zip(pts, pts[1:], strict=False))
+    variable = bool(steps) and steps[-1] - steps[0] > 2 * Gst.MSECOND
     num, den = framerate
-    if num > 0 and den > 0:
+    if num > 0 and den > 0 and not variable:
         return Gst.util_uint64_scale_int(Gst.SECOND, den, num)
     if last_duration > 0:
         return last_duration
-    if len(pts) >= 2:  # variable frame rate, no duration: the median step
-        steps = sorted(b - a for a, b in zip(pts, pts[1:], strict=False))
+    if steps:
         return steps[len(steps) // 2]
     return Gst.SECOND // 30
 
@@ -165,7 +172,7 @@ class _Probe:
         self.audio_codec: str | None = None
         self.dropped_audio: str | None = None
         self.pts: list[int] = []
-        self.last_duration = 0
+        self.durations: dict[int, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
 
     def fail(self, exc: MediaError) -> None:
@@ -267,6 +274,8 @@ class _Probe:
             for el in (sink, parse):
                 el.sync_state_with_parent()
             pad.link(parse.get_static_pad("sink"))
+            # the container's own durations (the parser rewrites them from the average rate)
+            pad.add_probe(Gst.PadProbeType.BUFFER, self._on_demuxed)
             return
         if cname.startswith("audio/") and self.audio_codec is None:
             codec = AUDIO_CODECS.get(cname)
@@ -286,12 +295,16 @@ class _Probe:
         if self.video_codec is None and self.error is None:
             self.fail(NoVideo(f"{self.name}: no video stream"))
 
+    def _on_demuxed(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        buf = info.get_buffer()
+        if buf.pts != Gst.CLOCK_TIME_NONE and buf.duration != Gst.CLOCK_TIME_NONE:
+            self.durations[buf.pts] = buf.duration
+        return Gst.PadProbeReturn.OK
+
     def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
         if buf.pts != Gst.CLOCK_TIME_NONE:
             self.pts.append(buf.pts)
-            if buf.duration != Gst.CLOCK_TIME_NONE:
-                self.last_duration = buf.duration
         if self.video_caps is None:
             self.video_caps = pad.get_current_caps()
         return Gst.PadProbeReturn.OK
@@ -310,7 +323,7 @@ class _Probe:
         ok_r, num, den = s.get_fraction("framerate")
         framerate = (num, den) if ok_r and num > 0 else (0, 1)
         pts = sorted(set(self.pts))
-        frame_ns = _frame_duration(pts, self.last_duration, framerate)
+        frame_ns = _frame_duration(pts, self.durations.get(pts[-1], 0), framerate)
         period = pts[-1] - pts[0] + frame_ns
         assert self.container is not None
         return MediaInfo(
