@@ -544,19 +544,22 @@ def test_high_profile_mount_is_transcoded_once_and_keeps_its_metadata() -> None:
     run(main())
 
 
-@pytest.mark.parametrize("profile", ["main", "high"])
-def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str) -> None:
-    """A 1 s file served over WHEP keeps going past its end (looped, no EOS); High profile is
-    transcoded once, Main passes through."""
+@pytest.mark.parametrize(("profile", "bframes", "transcoded"),
+                         [("main", 0, False), ("high", 0, True), ("main", 2, True)])
+def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str, bframes: int,
+                                      transcoded: bool) -> None:
+    """A 1 s file served over WHEP keeps going past its end (looped, no EOS); Main without
+    B-frames passes through, High or B-frames are transcoded once."""
     from framecast.gst.clips import make_clip
 
-    clip = make_clip(tmp_path / f"{profile}.mp4", frames=15, fps=15, profile=profile, gop=15)
+    clip = make_clip(tmp_path / f"{profile}.mp4", frames=15, fps=15, profile=profile, gop=15,
+                     bframes=bframes)
     source, info, status = webrtc.file_source(str(clip), profile)
     assert info.profile == profile
 
     async def main() -> None:
         async with serving(MountSpec(profile, source, info, status=status)) as (bridge, srv):
-            assert srv.mounts[profile].producer.transcoded == (profile == "high")
+            assert srv.mounts[profile].producer.transcoded == transcoded
             got = Received()
             src = make_webrtc_source(f"webrtc://127.0.0.1:{srv.port}/{profile}")
             pipe = await bridge.run(consumer_pipeline, src, got)
@@ -565,9 +568,11 @@ def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str) -> None:
             async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/api/streams") as r:
                 (stream,) = (await r.json())["streams"]
             assert stream["loops"] >= 1
-            assert stream["transcoded_for_webrtc"] == (profile == "high")
-            assert stream["webrtc"]["profile"] == ("constrained-baseline" if profile == "high"
+            assert stream["transcoded_for_webrtc"] == transcoded
+            assert stream["webrtc"]["profile"] == ("constrained-baseline" if transcoded
                                                    else "main")
+            if bframes:
+                assert "B-frames" in stream["webrtc"]["transcode_reason"]
             await stop_pipeline(bridge, pipe)
             with got.lock:
                 aus = list(got.aus)

@@ -131,6 +131,7 @@ class StreamInfo:
     width: int | None = None
     height: int | None = None
     fps: float | None = None
+    reordered: bool = False  # B-frames (decode order ≠ presentation order)
 
 
 SourceFactory = Callable[[], "Gst.Element | tuple[Gst.Element, Callable[[Gst.Pipeline], None]]"]
@@ -271,7 +272,8 @@ def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
     file = getattr(mount, "file", None)
     media = probe_file(file) if file else None
     if media is not None:
-        info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps)
+        info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps,
+                          reordered=has_reordering(media))
     else:  # a relay: the camera's profile is unknown up front, so play safe and transcode
         info = StreamInfo(getattr(mount, "codec", "h264"), None)
     current: list[Any] = []
@@ -331,8 +333,64 @@ def file_source(path: str, name: str = "file") -> tuple[SourceFactory, StreamInf
 
 
 def needs_transcode(info: StreamInfo) -> bool:
-    """True when browsers here cannot decode the mount's stream as it is."""
-    return info.codec != "h264" or (info.profile or "high") not in BROWSER_SAFE_PROFILES
+    """True when browsers here cannot play the mount's stream as it is: not H.264, a profile
+    Chromium rejects (High), or B-frames (WebRTC receivers expect presentation order; with
+    reordering Chromium showed ~2 of 30 frames per second)."""
+    return (info.codec != "h264" or info.reordered
+            or (info.profile or "high") not in BROWSER_SAFE_PROFILES)
+
+
+def transcode_reason(info: StreamInfo) -> str:
+    if info.codec != "h264":
+        return f"{info.codec.upper()} is not received by browsers here"
+    if (info.profile or "high") not in BROWSER_SAFE_PROFILES:
+        return f"profile {info.profile or 'unknown'} is not received by browsers here"
+    if info.reordered:
+        return "B-frames (WebRTC receivers expect presentation order)"
+    return "requested"
+
+
+def has_reordering(media: Any, max_buffers: int = 90) -> bool:
+    """Whether a file's video has B-frames: its first access units in decode order carry
+    PTS ≠ DTS or decreasing PTS. Reads (never decodes) up to ``max_buffers`` buffers."""
+    pipe = Gst.parse_launch(
+        f"filesrc name=src ! {media.demuxer} name=demux "
+        f"{media.parser} name=parse ! fakesink name=sink sync=false")
+    pipe.get_by_name("src").set_property("location", str(media.path))
+    parse = pipe.get_by_name("parse")
+    found = {"n": 0, "reordered": False, "last": -1}
+    done = threading.Event()
+
+    def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
+        if pad.get_name().startswith("video"):
+            pad.link(parse.get_static_pad("sink"))
+
+    def on_buffer(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        buf = info.get_buffer()
+        pts, dts = buf.pts, buf.dts
+        if pts != Gst.CLOCK_TIME_NONE:
+            if (dts != Gst.CLOCK_TIME_NONE and dts != pts) or pts < found["last"]:
+                found["reordered"] = True
+            found["last"] = pts
+        found["n"] += 1
+        if found["reordered"] or found["n"] >= max_buffers:
+            done.set()
+            return Gst.PadProbeReturn.DROP
+        return Gst.PadProbeReturn.OK
+
+    pipe.get_by_name("demux").connect("pad-added", on_pad)
+    parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
+    pipe.set_state(Gst.State.PLAYING)
+    bus = pipe.get_bus()
+    deadline = 5 * Gst.SECOND
+    while not done.is_set():
+        msg = bus.timed_pop_filtered(50 * Gst.MSECOND,
+                                     Gst.MessageType.EOS | Gst.MessageType.ERROR)
+        deadline -= 50 * Gst.MSECOND
+        if msg is not None or deadline <= 0:
+            break
+    pipe.set_state(Gst.State.NULL)
+    return bool(found["reordered"])
 
 
 class _SEICarrier:
@@ -645,7 +703,7 @@ class MountProducer:
         pay = _make("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency",
                     ssrc=ssrc)
         webrtc = _make("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
-        webrtc.set_property("stun-server", None)
+        # stun-server stays at its default (NULL): setting None from Python logs an error
         v = _Viewer(viewer_id, events, queue, pay, webrtc)
         for el in (queue, pay, webrtc):
             self.pipeline.add(el)
@@ -802,6 +860,7 @@ class MountProducer:
                 "codec": "h264",
                 "profile": self.webrtc_profile,
                 "transcoded": self.transcoded,
+                "transcode_reason": transcode_reason(self.info) if self.transcoded else None,
                 "viewers": len(self.viewers),
                 "webrtcbins": self.webrtcbin_count(),
                 "sei_reinjected": self.carrier.reinjected if self.carrier else 0,

@@ -66,7 +66,6 @@ class WebRTCSource(Gst.Bin):
         self.add_pad(self.srcpad)
         self.webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
         self.webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
-        self.webrtc.set_property("stun-server", None)
         self.add(self.webrtc)
         enc = "H265" if codec == "h265" else "H264"
         caps = Gst.Caps.from_string(

@@ -448,6 +448,8 @@ async def start_http(bridge: Any, mounts: Iterable[Any], settings: Any = None) -
     """
     host = getattr(settings, "bind", None) or "127.0.0.1"
     port = getattr(settings, "http_port", None)
-    server = HttpServer(bridge, mount_specs(mounts, settings), host=host,
+    # probing files blocks for a moment: not on the asyncio loop
+    specs = await asyncio.to_thread(mount_specs, list(mounts), settings)
+    server = HttpServer(bridge, specs, host=host,
                         port=8080 if port is None else port)
     return await server.start()
