@@ -17,12 +17,20 @@ export type Presented = {
   mediaTime: number;
   presentedFrames: number;
   t: number; // performance.now() of the callback
-  matched: boolean;
+  matched: boolean; // metadata was there when the frame was presented
+  late?: boolean; // it arrived while the frame was still on screen (drawn then)
   seq: number | null;
   latencyMs: number | null;
 };
 
-type Sample = { rtp: number; seq: number | null; width: number; height: number; rgb: string };
+type Sample = {
+  rtp: number;
+  seq: number | null;
+  late?: boolean; // seq filled in when the frame's metadata came after its presentation
+  width: number;
+  height: number;
+  rgb: string;
+};
 
 const params = new URLSearchParams(location.search);
 const useWhep = params.get("whep") === "1";
@@ -42,6 +50,7 @@ const hooks = {
   presented: [] as Presented[],
   received: 0, // encoded frames seen by the worker
   receivedWithMetadata: 0,
+  lateMatches: 0,
   parseErrors: [] as string[],
   errors: [] as string[],
   samples: [] as Sample[],
@@ -90,6 +99,18 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
   if (!msg.metadata) return;
   hooks.receivedWithMetadata++;
   byRtp.set(msg.rtpTimestamp >>> 0, msg.metadata);
+  // A busy main thread can present a frame before the worker's message about it is handled:
+  // draw it now, still for that frame (only if it is still the one on screen).
+  if (onScreen && !onScreen.rec.matched && onScreen.rec.rtp === msg.rtpTimestamp >>> 0) {
+    hooks.lateMatches++;
+    onScreen.rec.late = true;
+    const sample = hooks.samples[hooks.samples.length - 1];
+    if (sample && sample.rtp === onScreen.rec.rtp && sample.seq === null) {
+      sample.seq = typeof msg.metadata.seq === "number" ? msg.metadata.seq : null;
+      sample.late = true;
+    }
+    drawOverlay(overlay, video, onScreen.width, onScreen.height, msg.metadata, null);
+  }
   if (byRtp.size > MAX_KEPT_METADATA) {
     const oldest = byRtp.keys().next().value;
     if (oldest !== undefined) byRtp.delete(oldest);
@@ -104,6 +125,7 @@ function attachTransform(receiver: RTCRtpReceiver) {
 
 // ---------------------------------------------------------------- presentation loop
 let lastShown = "";
+let onScreen: { rec: Presented; width: number; height: number } | null = null;
 let fpsWindow: Array<[number, number]> = []; // [t, presentedFrames]
 let sampleCanvas: OffscreenCanvas | null = null;
 
@@ -128,6 +150,7 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
     matched: md !== null, seq, latencyMs,
   };
   hooks.presented.push(rec);
+  onScreen = { rec, width: frame.width, height: frame.height };
   if (hooks.presented.length > MAX_PRESENTED) hooks.presented.splice(0, 1000);
 
   // frames/s and coverage over the last second
@@ -289,6 +312,7 @@ function stop() {
   hooks.current = null;
   hooks.state = "idle";
   byRtp.clear();
+  onScreen = null;
 }
 
 function play(name: string) {
