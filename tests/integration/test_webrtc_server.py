@@ -435,6 +435,9 @@ def test_whep_http_errors() -> None:
                 assert r.status == 413
             async with s.delete(f"{srv.url}/whep/demo/0123") as r:
                 assert r.status == 404
+            async with s.options(f"{srv.url}/whep/demo") as r:  # CORS preflight
+                assert r.status == 204
+                assert r.headers["Access-Control-Expose-Headers"] == "Location"
             async with s.delete(f"{srv.url}/whep/nope/0123") as r:
                 assert r.status == 404
             assert await srv.webrtcbin_count() == 0

@@ -92,6 +92,7 @@ class HttpServer:
         self.app = web.Application(client_max_size=MAX_SDP_BYTES)
         self._runner: web.AppRunner | None = None
         self._routes()
+        self.app.on_response_prepare.append(self._cors)
 
     # -- start / stop ----------------------------------------------------------------------------
 
@@ -156,11 +157,25 @@ class HttpServer:
         for path in SIGNALLING_PATHS:
             r.add_get(path, self._ws)
         r.add_post("/whep/{mount}", self._whep_post)
+        r.add_route("OPTIONS", "/whep/{mount}", self._preflight)
+        r.add_route("OPTIONS", "/whep/{mount}/{rid}", self._preflight)
         r.add_delete("/whep/{mount}/{rid}", self._whep_delete)
         r.add_get("/api/streams", self._api_streams)
         r.add_get("/metrics", self._metrics)
         r.add_get("/", self._index)
         r.add_get("/{path:.+}", self._static)
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    @staticmethod
+    async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+        # WHEP players and dashboards on other origins (the server binds loopback by default)
+        if request.path.startswith(("/whep/", "/api/", "/metrics")):
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            response.headers["Access-Control-Expose-Headers"] = "Location"
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
