@@ -439,7 +439,24 @@ class _SEICarrier:
         if not msgs:
             return None
         self.reinjected += 1
-        return sei.insert_sei(au, "h264", msgs)
+        return sei.insert_sei(au, "h264", [(uuid, _restamp(data)) for uuid, data in msgs])
+
+
+def _restamp(payload: bytes) -> bytes:
+    """The same envelope with ``wallclock_ns`` = now (when the frame leaves the server)."""
+    import time
+
+    from framecast import metadata
+
+    try:
+        d = metadata.decode_metadata(payload)
+    except metadata.MetadataError:
+        return payload
+    if "wallclock_ns" not in d:
+        return payload
+    d["wallclock_ns"] = time.time_ns()
+    fmt = "json" if payload[:1] == b"{" else "msgpack"
+    return metadata.encode_metadata(d, fmt, limit=None)
 
 
 def _transcoder(info: StreamInfo, carrier: _SEICarrier) -> list[Gst.Element]:
@@ -457,7 +474,6 @@ def _transcoder(info: StreamInfo, carrier: _SEICarrier) -> list[Gst.Element]:
         _caps("video/x-h264,profile=constrained-baseline"),
         _make("h264parse", config_interval=-1),
         _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
-        AUFilter(carrier.reinsert),
     ]
 
 
@@ -580,7 +596,12 @@ class MountProducer:
             chain += [_make("h264parse", config_interval=-1),
                       _caps("video/x-h264,stream-format=byte-stream,alignment=au")]
         # pace non-live sources (files) at real time; live ones pass through
-        chain += [_make("clocksync"), _make("tee", "tee", allow_not_linked=True)]
+        chain.append(_make("clocksync"))
+        if self.carrier is not None:
+            # after clocksync: the frame's wallclock_ns becomes the time it really leaves (the
+            # decoder's reordering delay would otherwise count as network latency)
+            chain.append(AUFilter(self.carrier.reinsert))
+        chain.append(_make("tee", "tee", allow_not_linked=True))
         for el in chain:
             self.pipeline.add(el)
         for a, z in zip(chain, chain[1:], strict=False):
