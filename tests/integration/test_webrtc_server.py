@@ -617,3 +617,39 @@ def test_whep_viewer_that_vanishes_without_delete_is_removed() -> None:
             assert await srv.webrtcbin_count() == 0
 
     run(main())
+
+
+def test_mounts_added_and_removed_at_run_time() -> None:
+    """An RTSP-style bin (pay0) offered over WebRTC while running (app-frame mounts), then
+    removed: listeners see the producer come and go, its viewer's session ends."""
+    def rtsp_style_bin() -> Gst.Bin:
+        return Gst.parse_bin_from_description(
+            "videotestsrc is-live=true ! video/x-raw,format=I420,width=160,height=120 "
+            "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
+            "! video/x-h264,profile=constrained-baseline ! h264parse ! rtph264pay name=pay0",
+            False)
+
+    async def main() -> None:
+        async with serving() as (bridge, srv), aiohttp.ClientSession() as s:
+            ws, _me = await listener(s, srv.url)
+            info = webrtc.StreamInfo("h264", "constrained-baseline")
+            assert await srv.add_mount(MountSpec("app", webrtc.bin_source(rtsp_style_bin), info))
+            added = await recv_type(ws, "peerStatusChanged")
+            assert added["roles"] == ["producer"] and added["meta"]["name"] == "app"
+            c = SignallingConsumer(bridge, ws)
+            await c.play(added["peerId"])
+            await c.pump(lambda: len(c.got) >= 5)
+            await srv.remove_mount("app")
+            msgs = []
+            while len([m for m in msgs if m["type"] in ("endSession", "peerStatusChanged")]) < 2:
+                msgs.append(await ws_recv(ws))  # ICE messages still in flight may come first
+            assert {"type": "endSession", "sessionId": c.session_id} in msgs
+            assert {"type": "peerStatusChanged", "peerId": added["peerId"], "roles": [],
+                    "meta": {"name": "app", "mount": "app"}} in msgs
+            assert await srv.webrtcbin_count() == 0 and "app" not in srv.mounts
+            async with s.post(f"{srv.url}/whep/app", data="v=0\r\nm=video 9 X 96\r\n") as r:
+                assert r.status == 404
+            await c.close()
+            await ws.close()
+
+    run(main())

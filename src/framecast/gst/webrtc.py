@@ -279,22 +279,8 @@ def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
     current: list[Any] = []
 
     def build() -> tuple[Gst.Element, Callable[[Gst.Pipeline], None]]:
-        b = build_media_bin(mount, media)
+        b = strip_payloaders(build_media_bin(mount, media))
         current[:] = [b]
-        pay0 = b.get_by_name("pay0")
-        upstream = pay0.get_static_pad("sink").get_peer()
-        upstream.unlink(pay0.get_static_pad("sink"))
-        b.remove(pay0)
-        b.add_pad(Gst.GhostPad.new("src", upstream))
-        pay1 = b.get_by_name("pay1")
-        if pay1 is not None:
-            apad = pay1.get_static_pad("sink").get_peer()
-            apad.unlink(pay1.get_static_pad("sink"))
-            b.remove(pay1)
-            sink = _make("fakesink", sync=False)
-            sink.set_property("async", False)
-            b.add(sink)
-            apad.link(sink.get_static_pad("sink"))
         looper = getattr(b, "looper", None)
         demux = b.get_by_name("demux")
 
@@ -322,6 +308,34 @@ def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
         return {"loops": looper.loop_count if looper is not None else 0}
 
     return build, info, status
+
+
+def strip_payloaders(b: Gst.Bin) -> Gst.Bin:
+    """An RTSP-style bin (``pay0`` video, maybe ``pay1`` audio) made into a WebRTC source:
+    ``pay0``'s upstream becomes the ghost ``src`` pad; other payloaders end in fakesinks."""
+    pay0 = b.get_by_name("pay0")
+    if pay0 is None:
+        raise WebRTCError(f"{b.get_name()}: no pay0 payloader to feed WebRTC from")
+    upstream = pay0.get_static_pad("sink").get_peer()
+    upstream.unlink(pay0.get_static_pad("sink"))
+    b.remove(pay0)
+    b.add_pad(Gst.GhostPad.new("src", upstream))
+    i = 1
+    while (pay := b.get_by_name(f"pay{i}")) is not None:
+        peer = pay.get_static_pad("sink").get_peer()
+        b.remove(pay)
+        sink = _make("fakesink", sync=False)
+        sink.set_property("async", False)
+        b.add(sink)
+        if peer is not None:
+            peer.link(sink.get_static_pad("sink"))
+        i += 1
+    return b
+
+
+def bin_source(bin_factory: Callable[[], Gst.Bin]) -> SourceFactory:
+    """A WebRTC source from an RTSP ``add_mount``-style factory (e.g. app-frame mounts)."""
+    return lambda: strip_payloaders(bin_factory())
 
 
 def file_source(path: str, name: str = "file") -> tuple[SourceFactory, StreamInfo,

@@ -96,26 +96,47 @@ class HttpServer:
 
     # -- start / stop ----------------------------------------------------------------------------
 
-    async def start(self) -> HttpServer:
+    async def add_mount(self, spec: MountSpec) -> bool:
+        """Offer one more mount over WebRTC (announced to signalling listeners); False if its
+        producer could not start (logged in one line)."""
         from framecast.gst import webrtc
 
-        for spec in self.specs:
-            def build(spec: MountSpec = spec) -> Any:
-                prod = webrtc.MountProducer(spec.name, spec.source, spec.info,
-                                            transcode=spec.transcode, metrics=self.metrics)
-                prod.start()
-                return prod
+        if spec.name in self.mounts:
+            await self.remove_mount(spec.name)
 
-            try:
-                producer = await self.bridge.run(build)
-            except Exception as exc:  # one bad mount never takes the others down
-                log.error("/%s: WebRTC producer failed: %s", spec.name, exc)
-                continue
-            peer_id, out = self.signalling.add_producer({"name": spec.name, "mount": spec.name})
-            mount = _Mount(spec, producer, peer_id)
-            self.mounts[spec.name] = mount
-            self.by_peer[peer_id] = mount
-            self._deliver(out)
+        def build() -> Any:
+            prod = webrtc.MountProducer(spec.name, spec.source, spec.info,
+                                        transcode=spec.transcode, metrics=self.metrics)
+            prod.start()
+            return prod
+
+        try:
+            producer = await self.bridge.run(build)
+        except Exception as exc:  # one bad mount never takes the others down
+            log.error("/%s: WebRTC producer failed: %s", spec.name, exc)
+            return False
+        peer_id, out = self.signalling.add_producer({"name": spec.name, "mount": spec.name})
+        mount = _Mount(spec, producer, peer_id)
+        self.mounts[spec.name] = mount
+        self.by_peer[peer_id] = mount
+        self._deliver(out)
+        return True
+
+    async def remove_mount(self, name: str) -> None:
+        """Stop offering ``name``: its sessions end, listeners see the producer leave."""
+        mount = self.mounts.pop(name, None)
+        if mount is None:
+            return
+        self.by_peer.pop(mount.peer_id, None)
+        for sid in [s for s, m in self.sessions.items() if m is mount]:
+            self.sessions.pop(sid, None)
+        self._deliver(self.signalling.disconnect(mount.peer_id))
+        mount.whep.clear()
+        await self.bridge.run(mount.producer.stop)
+
+    async def start(self) -> HttpServer:
+        for spec in self.specs:
+            await self.add_mount(spec)
         self.metrics.add_collector(self._collect)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
