@@ -570,6 +570,10 @@ def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str, bframes: int,
             assert not got.errors
             async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/api/streams") as r:
                 (stream,) = (await r.json())["streams"]
+            async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/metrics") as r:
+                metrics = await r.text()
+            sei = f'framecast_sei_injected_total{{mount="{profile}",output="webrtc"}} '
+            assert int(metrics.split(sei)[1].split()[0]) >= 25
             assert stream["loops"] >= 1
             assert stream["transcoded_for_webrtc"] == transcoded
             assert stream["webrtc"]["profile"] == ("constrained-baseline" if transcoded

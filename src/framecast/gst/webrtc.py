@@ -622,6 +622,10 @@ class MountProducer:
             if not a.link(z):
                 raise WebRTCError(f"{name}: cannot link {a.get_name()} to {z.get_name()}")
         self.tee = chain[-1]
+        # the mount's SEI injector(s), for /metrics (their own ``frames`` counters)
+        self.injectors = [el for el in _walk(self.pipeline)
+                          if isinstance(getattr(el, "frames", None), int)
+                          and type(el).__name__ == "FramecastInject"]
         if on_pipeline is not None:
             on_pipeline(self.pipeline)
         # one shared probe per access unit: frames and bytes (×viewers for bytes sent)
@@ -642,6 +646,12 @@ class MountProducer:
             self.remove_viewer(vid)
         self.pipeline.set_state(Gst.State.NULL)
         self.pipeline.get_bus().remove_signal_watch()
+
+    @property
+    def sei_injected(self) -> int:
+        """Access units given our SEI in this producer (injector + transcode re-injection)."""
+        n = sum(getattr(el, "frames", 0) for el in self.injectors)
+        return n + (self.carrier.reinjected if self.carrier else 0)
 
     @property
     def webrtc_profile(self) -> str:
@@ -903,6 +913,21 @@ class MountProducer:
             "frames": self.frames,
             "error": self.error,
         }
+
+
+def _walk(b: Gst.Bin) -> list[Gst.Element]:
+    """Every element inside ``b``, recursively."""
+    out: list[Gst.Element] = []
+    it = b.iterate_recurse()
+    while True:
+        res, el = it.next()
+        if res == Gst.IteratorResult.RESYNC:
+            it.resync()
+            out.clear()
+            continue
+        if res != Gst.IteratorResult.OK:
+            return out
+        out.append(el)
 
 
 def _with_candidates(sdp: str, candidates: list[tuple[int, str]]) -> str:

@@ -263,6 +263,10 @@ class HttpServer:
         reg.set_gauge("framecast_clients", len(self.sessions), kind="webrtc")
         reg.set_gauge("framecast_clients", sum(len(m.whep) for m in self.mounts.values()),
                       kind="whep")
+        for name, m in self.mounts.items():
+            # a running total kept by the elements themselves (plain ints, no GStreamer call)
+            reg.set_gauge("framecast_sei_injected_total", m.producer.sei_injected,
+                          mount=name, output="webrtc")
 
     # -- signalling WebSocket --------------------------------------------------------------------
 
