@@ -81,16 +81,23 @@ def test_overlay_seq_matches_the_frame_index_drawn_in_pixels(
         samples = page.evaluate("window.framecast.samples")
     finally:
         page.close()
-    checked = []
-    for s in samples:
-        pixel = read_index(decode_sample(s))
-        checked.append((s["seq"], pixel))
-    missing = [c for c in checked if c[0] is None]
-    assert not missing, f"{len(missing)} of {len(checked)} sampled frames had no metadata"
-    wrong = [(seq, px) for seq, px in checked if seq % INDEX_FRAMES != px % INDEX_FRAMES]
-    assert not wrong, f"seq vs pixel index differ on {len(wrong)}/{len(checked)}: {wrong[:8]}"
-    # The samples span several distinct frames (a frozen picture would prove nothing).
-    assert len({px for _, px in checked}) >= 20
+    assert len(samples) >= 40
+    # 1. The metadata stored under the captured picture's own RTP timestamp carries the index
+    #    drawn in that picture: on every sample, no tolerance.
+    drawn = [(s["drawnSeq"], read_index(decode_sample(s)), s["drawnRtp"]) for s in samples]
+    assert all(rtp is not None for _, _, rtp in drawn), "VideoFrame gave no rtpTimestamp"
+    missing = [d for d in drawn if d[0] is None]
+    assert not missing, f"{len(missing)} of {len(drawn)} captured pictures had no metadata"
+    wrong = [(seq, px) for seq, px, _ in drawn if seq % INDEX_FRAMES != px % INDEX_FRAMES]
+    assert not wrong, f"seq vs pixel index differ on {len(wrong)}/{len(drawn)}: {wrong[:8]}"
+    # 2. The overlay's seq (metadata of the frame rVFC reported as presented) matches the
+    #    picture whenever that frame is still the one on screen when the callback runs.
+    same = [s for s in samples if s["drawnRtp"] == s["rtp"]]
+    assert len(same) >= len(samples) // 2, f"rVFC lagged on {len(samples) - len(same)} samples"
+    overlay_wrong = [(s["seq"], s["drawnSeq"]) for s in same if s["seq"] != s["drawnSeq"]]
+    assert not overlay_wrong, f"overlay seq differs from the picture's: {overlay_wrong[:8]}"
+    # The samples span many distinct frames (a frozen picture would prove nothing).
+    assert len({px for _, px, _ in drawn}) >= 20
 
 
 def test_worker_parser_reads_msgpack_json_h265_and_ignores_other_uuids(
@@ -143,8 +150,9 @@ def test_two_viewers_see_the_same_frames_with_the_same_metadata(
             page.wait_for_function("window.framecast.samples.length >= 12", timeout=30000)
         for page in (a, b):
             for s in page.evaluate("window.framecast.samples"):
-                assert s["seq"] is not None
-                assert s["seq"] % INDEX_FRAMES == read_index(decode_sample(s)) % INDEX_FRAMES
+                assert s["drawnSeq"] is not None
+                px = read_index(decode_sample(s))
+                assert s["drawnSeq"] % INDEX_FRAMES == px % INDEX_FRAMES
         assert index_server.webrtcbins() == 2
     finally:
         a.close()

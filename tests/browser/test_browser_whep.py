@@ -110,8 +110,8 @@ def test_viewer_in_whep_mode_shows_frame_synced_metadata(
         page.screenshot(path=str(artifacts_dir / "viewer-whep.png"))
         samples = page.evaluate("window.framecast.samples")
         for s in samples:
-            assert s["seq"] is not None
-            assert s["seq"] % INDEX_FRAMES == read_index(decode_sample(s)) % INDEX_FRAMES
+            assert s["drawnSeq"] is not None
+            assert s["drawnSeq"] % INDEX_FRAMES == read_index(decode_sample(s)) % INDEX_FRAMES
         assert index_server.webrtcbins() == 1
         page.evaluate("window.framecast.stop()")  # DELETEs the WHEP resource
         assert index_server.wait_webrtcbins(0) == 0

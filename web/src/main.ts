@@ -27,6 +27,8 @@ type Sample = {
   rtp: number;
   seq: number | null;
   late?: boolean; // seq filled in when the frame's metadata came after its presentation
+  drawnRtp: number | null; // RTP timestamp of the picture actually captured (VideoFrame)
+  drawnSeq: number | null; // seq of the metadata stored under drawnRtp
   width: number;
   height: number;
   rgb: string;
@@ -187,7 +189,20 @@ function samplePixels(rtp: number, seq: number | null, width: number, height: nu
     sampleCanvas = new OffscreenCanvas(width, height);
   }
   const ctx = sampleCanvas.getContext("2d", { willReadFrequently: true })!;
-  ctx.drawImage(video, 0, 0, width, height);
+  // The picture is taken as a VideoFrame, whose own metadata names its RTP timestamp: under
+  // load the element may already show a newer frame than the one this callback is about.
+  let drawnRtp: number | null = null;
+  try {
+    const vf = new VideoFrame(video);
+    const m = (vf as unknown as { metadata?: () => { rtpTimestamp?: number } }).metadata?.();
+    drawnRtp = m?.rtpTimestamp ?? null;
+    ctx.drawImage(vf, 0, 0, width, height);
+    vf.close();
+  } catch {
+    ctx.drawImage(video, 0, 0, width, height);
+  }
+  const drawnMd = drawnRtp === null ? null : byRtp.get(drawnRtp >>> 0);
+  const drawnSeq = drawnMd && typeof drawnMd.seq === "number" ? drawnMd.seq : null;
   const rgba = ctx.getImageData(0, 0, width, height).data;
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
@@ -199,7 +214,7 @@ function samplePixels(rtp: number, seq: number | null, width: number, height: nu
   for (let i = 0; i < rgb.length; i += 0x8000) {
     bin += String.fromCharCode(...rgb.subarray(i, i + 0x8000));
   }
-  hooks.samples.push({ rtp, seq, width, height, rgb: btoa(bin) });
+  hooks.samples.push({ rtp, seq, drawnRtp, drawnSeq, width, height, rgb: btoa(bin) });
 }
 
 video.requestVideoFrameCallback(onFrame);
