@@ -548,17 +548,20 @@ def test_high_profile_mount_is_transcoded_once_and_keeps_its_metadata() -> None:
 
 
 @pytest.mark.parametrize(("profile", "bframes", "transcoded"),
-                         [("main", 0, False), ("high", 0, True), ("main", 2, True)])
+                         [("main", 0, False), ("high", 0, True), ("main", 2, True),
+                          ("h265", 0, True)])
 def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str, bframes: int,
                                       transcoded: bool) -> None:
     """A 1 s file served over WHEP keeps going past its end (looped, no EOS); Main without
     B-frames passes through, High or B-frames are transcoded once."""
     from framecast.gst.clips import make_clip
 
-    clip = make_clip(tmp_path / f"{profile}.mp4", frames=15, fps=15, profile=profile, gop=15,
-                     bframes=bframes)
+    h265 = profile == "h265"
+    clip = make_clip(tmp_path / f"{profile}.mp4", frames=15, fps=15, gop=15, bframes=bframes,
+                     codec="h265" if h265 else "h264", profile=None if h265 else profile)
     source, info, status = webrtc.file_source(str(clip), profile)
-    assert info.profile == profile
+    assert info.codec == ("h265" if h265 else "h264")
+    assert h265 or info.profile == profile
 
     async def main() -> None:
         async with serving(MountSpec(profile, source, info, status=status)) as (bridge, srv):
@@ -580,6 +583,8 @@ def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str, bframes: int,
                                                    else "main")
             if bframes:
                 assert "B-frames" in stream["webrtc"]["transcode_reason"]
+            if h265:
+                assert "H265" in stream["webrtc"]["transcode_reason"]
             await stop_pipeline(bridge, pipe)
             with got.lock:
                 aus = list(got.aus)
