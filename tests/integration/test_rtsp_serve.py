@@ -279,3 +279,17 @@ def test_tls_rtsps(media: dict[str, Path], tmp_path: Path) -> None:
         rep = check_pts(ffprobe_packets(url.replace("rtsps://", "rtsps://alice:s3cret@"), 1.0),
                         1 / 30)
         assert rep.clean and rep.frames > 10  # (less: the TLS handshake eats some)
+
+
+def test_relay_mount_passes_a_camera_through(media: dict[str, Path]) -> None:
+    with Server(Settings(rtsp_port=0), (Mount(name="cam", file=str(media["good"])),)) as cam:
+        relay_mount = Mount(name="relay", source=cam.rtsp_url("cam"), stamps=False)
+        with Server(Settings(rtsp_port=0), (relay_mount,)) as relay:
+            factory = relay.mounts["relay"].factory
+            packets = ffprobe_packets(relay.rtsp_url("relay"), 2.0)
+            assert len(packets) > 30
+            rep = check_pts(packets, 1 / 30, tol=0.004)  # re-timestamped by the relay's clock
+            assert rep.duplicates == rep.backwards == 0
+            from framecast.gst.media import codec_elements
+            medias = list(factory.medias)
+            assert medias and codec_elements(medias[0].get_element()) == []
