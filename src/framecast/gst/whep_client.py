@@ -189,3 +189,51 @@ def make_webrtc_source(url: str, timeout: float = 10.0, codec: str = "h264") -> 
     """The consumer bin for ``url`` (see module doc); raises ValueError for a bad URL."""
     init_gst()
     return WebRTCSource(url, timeout=timeout, codec=codec)
+
+
+class Consumers:
+    """N WHEP consumers (one pipeline each: source ! fakesink) for load tests and benchmarks.
+
+    ``Consumers(url, n).start()`` on any thread except the GLib one; ``frames`` counts access
+    units per consumer; ``stop()`` sends every DELETE. Uses its own GLib thread.
+    """
+
+    def __init__(self, url: str, n: int) -> None:
+        from framecast.gst.runtime import GLibThread
+
+        self.url, self.n = url, n
+        self.frames = [0] * n
+        self.errors: list[str] = []
+        self.glib = GLibThread("whep-consumers")
+        self.pipelines: list[Gst.Pipeline] = []
+
+    def _build(self, i: int) -> Gst.Pipeline:
+        pipe = Gst.Pipeline.new(f"consumer-{i}")
+        src = make_webrtc_source(self.url)
+        sink = Gst.ElementFactory.make("fakesink")
+        sink.set_property("sync", False)
+        pipe.add(src)
+        pipe.add(sink)
+        src.link(sink)
+
+        def count(_pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            self.frames[i] += 1
+            return Gst.PadProbeReturn.OK
+
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count)
+        bus = pipe.get_bus()
+        bus.add_signal_watch()
+        bus.connect("message::error", lambda _b, m: self.errors.append(m.parse_error()[0].message))
+        pipe.set_state(Gst.State.PLAYING)
+        return pipe
+
+    def start(self) -> Consumers:
+        self.glib.start()
+        self.pipelines = [self.glib.call_sync(self._build, i) for i in range(self.n)]
+        return self
+
+    def stop(self) -> None:
+        for pipe in self.pipelines:
+            self.glib.call_sync(pipe.set_state, Gst.State.NULL)
+        self.pipelines = []
+        self.glib.stop()
