@@ -77,6 +77,7 @@ def test_overlay_seq_matches_the_frame_index_drawn_in_pixels(
     page = open_viewer(browser, index_server, mount, query="sample=7&samples=40", frames=10)
     try:
         page.wait_for_function("window.framecast.samples.length >= 40", timeout=30000)
+        page.wait_for_timeout(300)  # metadata of the last captured picture may be in flight
         page.screenshot(path=str(artifacts_dir / "viewer-index.png"))
         samples = page.evaluate("window.framecast.samples")
     finally:
@@ -148,6 +149,7 @@ def test_two_viewers_see_the_same_frames_with_the_same_metadata(
     try:
         for page in (a, b):
             page.wait_for_function("window.framecast.samples.length >= 12", timeout=30000)
+            page.wait_for_timeout(300)  # metadata of the last captured picture may be in flight
         for page in (a, b):
             for s in page.evaluate("window.framecast.samples"):
                 assert s["drawnSeq"] is not None

@@ -101,6 +101,12 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
   if (!msg.metadata) return;
   hooks.receivedWithMetadata++;
   byRtp.set(msg.rtpTimestamp >>> 0, msg.metadata);
+  for (const sample of hooks.samples.slice(-4)) {
+    // a captured picture newer than its callback's frame: its metadata may come just after
+    if (sample.drawnSeq === null && sample.drawnRtp === msg.rtpTimestamp >>> 0) {
+      sample.drawnSeq = typeof msg.metadata.seq === "number" ? msg.metadata.seq : null;
+    }
+  }
   // A busy main thread can present a frame before the worker's message about it is handled:
   // draw it now, still for that frame (only if it is still the one on screen).
   if (onScreen && !onScreen.rec.matched && onScreen.rec.rtp === msg.rtpTimestamp >>> 0) {
@@ -195,7 +201,7 @@ function samplePixels(rtp: number, seq: number | null, width: number, height: nu
   try {
     const vf = new VideoFrame(video);
     const m = (vf as unknown as { metadata?: () => { rtpTimestamp?: number } }).metadata?.();
-    drawnRtp = m?.rtpTimestamp ?? null;
+    drawnRtp = m?.rtpTimestamp === undefined ? null : m.rtpTimestamp >>> 0;
     ctx.drawImage(vf, 0, 0, width, height);
     vf.close();
   } catch {
