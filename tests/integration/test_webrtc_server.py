@@ -435,6 +435,10 @@ def test_whep_http_errors() -> None:
                 assert r.status == 413
             async with s.delete(f"{srv.url}/whep/demo/0123") as r:
                 assert r.status == 404
+            srv.mounts["demo"].producer.max_viewers = 0
+            async with s.post(f"{srv.url}/whep/demo", data=vp8_only, headers=sdp) as r:
+                assert r.status == 503
+            srv.mounts["demo"].producer.max_viewers = 100
             async with s.options(f"{srv.url}/whep/demo") as r:  # CORS preflight
                 assert r.status == 204
                 assert r.headers["Access-Control-Expose-Headers"] == "Location"

@@ -48,6 +48,10 @@ class WebRTCError(Exception):
     """A viewer could not be set up (bad offer, no common codec): one line for the client."""
 
 
+class TooManyViewers(WebRTCError):
+    """The mount already has ``max_viewers`` viewers."""
+
+
 # -- a tiny Python element that rewrites whole access units ---------------------------------------
 
 class AUFilter(Gst.Element):
@@ -581,8 +585,10 @@ class MountProducer:
     """The WebRTC side of one mount. Create and drive it on the GLib thread."""
 
     def __init__(self, name: str, source: SourceFactory, info: StreamInfo,
-                 transcode: bool | None = None, metrics: Any = None) -> None:
+                 transcode: bool | None = None, metrics: Any = None,
+                 max_viewers: int = 100) -> None:
         init_gst()
+        self.max_viewers = max_viewers
         self.name = name
         self.info = info
         self.transcoded = needs_transcode(info) if transcode is None else transcode
@@ -731,6 +737,8 @@ class MountProducer:
         """Create a viewer branch. With ``offer_sdp`` we answer it, otherwise we offer."""
         if viewer_id in self.viewers:
             raise WebRTCError(f"viewer {viewer_id} exists")
+        if len(self.viewers) >= self.max_viewers:
+            raise TooManyViewers(f"{self.name}: {self.max_viewers} viewers already")
         profile, level = self._current_caps()
         plid = _profile_level_id(profile, level)
         pt = 96

@@ -385,7 +385,7 @@ class HttpServer:
     # -- WHEP ------------------------------------------------------------------------------------
 
     async def _whep_post(self, request: web.Request) -> web.Response:
-        from framecast.gst.webrtc import ViewerEvents, WebRTCError
+        from framecast.gst.webrtc import TooManyViewers, ViewerEvents, WebRTCError
 
         name = request.match_info["mount"]
         mount = self.mounts.get(name)
@@ -419,6 +419,8 @@ class HttpServer:
         events = ViewerEvents(post=self.bridge.to_asyncio, on_gathered=gathered, on_closed=closed)
         try:
             await self.bridge.run(mount.producer.add_viewer, rid, events, offer)
+        except TooManyViewers as exc:
+            return self._whep_error(503, str(exc))
         except WebRTCError as exc:
             return self._whep_error(400, str(exc))
         except Exception:
