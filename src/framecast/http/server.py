@@ -17,9 +17,12 @@ registered as a producer peer in the signalling state machine. All GLib work goe
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hmac
 import html
 import logging
+import ssl
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +43,20 @@ WS_MAX_MESSAGE = 1024 * 1024  # larger frames close the socket (1009); up to her
 WS_SEND_QUEUE = 1000
 SIGNALLING_PATHS = ("/ws", "/webrtc", "/signalling")
 GATHER_TIMEOUT = 10.0
+
+
+def check_basic_auth(header: str | None, users: Mapping[str, str]) -> bool:
+    """True when ``header`` (an Authorization value) names a configured user and password."""
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        name, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    expected = users.get(name)
+    # compare in constant time, and compare something even for unknown names
+    return hmac.compare_digest((expected or "\0").encode(), password.encode()) and \
+        expected is not None
 
 
 def web_dir() -> Path:
@@ -78,8 +95,11 @@ class HttpServer:
 
     def __init__(self, bridge: Any, mounts: Iterable[MountSpec], *, host: str = "127.0.0.1",
                  port: int = 8080, metrics: Registry = REGISTRY,
-                 static_dir: Path | None = None) -> None:
+                 static_dir: Path | None = None, users: Mapping[str, str] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.bridge = bridge
+        self.users = dict(users or {})
+        self.ssl_context = ssl_context
         self.specs = list(mounts)
         self.host, self.port = host, port
         self.metrics = metrics
@@ -89,7 +109,7 @@ class HttpServer:
         self.by_peer: dict[str, _Mount] = {}
         self.sockets: dict[str, _Socket] = {}
         self.sessions: dict[str, _Mount] = {}  # signalling sessions held by our producers
-        self.app = web.Application(client_max_size=MAX_SDP_BYTES)
+        self.app = web.Application(client_max_size=MAX_SDP_BYTES, middlewares=[self._auth])
         self._runner: web.AppRunner | None = None
         self._routes()
         self.app.on_response_prepare.append(self._cors)
@@ -140,7 +160,7 @@ class HttpServer:
         self.metrics.add_collector(self._collect)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
@@ -151,7 +171,8 @@ class HttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
         self.metrics.remove_collector(self._collect)
@@ -185,6 +206,16 @@ class HttpServer:
         r.add_get("/metrics", self._metrics)
         r.add_get("/", self._index)
         r.add_get("/{path:.+}", self._static)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        # Users configured → every route but CORS preflight needs them (Basic; use TLS).
+        if self.users and request.method != "OPTIONS" and \
+                not check_basic_auth(request.headers.get("Authorization"), self.users):
+            self.metrics.inc("framecast_errors_total", kind="http_401")
+            return web.Response(status=401, text="authentication required\n",
+                                headers={"WWW-Authenticate": 'Basic realm="framecast"'})
+        return await handler(request)
 
     async def _preflight(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
@@ -492,6 +523,11 @@ async def start_http(bridge: Any, mounts: Iterable[Any], settings: Any = None) -
     port = getattr(settings, "http_port", None)
     # probing files blocks for a moment: not on the asyncio loop
     specs = await asyncio.to_thread(mount_specs, list(mounts), settings)
-    server = HttpServer(bridge, specs, host=host,
-                        port=8080 if port is None else port)
+    users = {u.name: u.password for u in getattr(settings, "users", ()) or ()}
+    ctx = None
+    if getattr(settings, "tls", False):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    server = HttpServer(bridge, specs, host=host, port=8080 if port is None else port,
+                        users=users, ssl_context=ctx)
     return await server.start()
