@@ -173,3 +173,52 @@ def test_page_reports_a_stream_with_no_producer_instead_of_hanging(
         assert page.evaluate("window.framecast.presented.length") == 0
     finally:
         page.close()
+
+
+BOX = (40, 60, 100, 80)  # x, y, w, h in video pixels (320x240)
+
+# Overlay canvas pixels: on the box's left edge (mid-height) and at its centre.
+OVERLAY_JS = """
+([x, y, w, h, vw, vh]) => {
+  const c = document.getElementById("overlay");
+  const ctx = c.getContext("2d");
+  const s = Math.min(c.width / vw, c.height / vh);
+  const ox = (c.width - vw * s) / 2, oy = (c.height - vh * s) / 2;
+  const px = (X, Y) => Array.from(ctx.getImageData(Math.round(ox + X * s),
+                                                   Math.round(oy + Y * s), 1, 1).data);
+  return {edge: px(x, y + h / 2), centre: px(x + w / 2, y + h / 2)};
+}
+"""
+
+
+def test_sidecar_boxes_in_json_are_drawn_over_the_video(
+        browser: Browser, index_clip: Path, tmp_path: Path, artifacts_dir: Path) -> None:
+    """A mount configured with a sidecar (one line per presented frame, boxes) and JSON
+    payloads: the page decodes JSON, shows the frame's line and draws its box, scaled."""
+    sidecar = tmp_path / "boxes.jsonl"
+    sidecar.write_text("".join(
+        json.dumps({"n": i, "boxes": [[*BOX, f"obj{i}"]]}) + "\n" for i in range(INDEX_FRAMES)))
+    config = tmp_path / "framecast.toml"
+    config.write_text(f'[mounts.boxes]\nfile = "{index_clip}"\nsidecar = "{sidecar}"\n'
+                      'metadata_format = "json"\n')
+    server = start_server([], artifacts_dir, extra=["--config", str(config)])
+    try:
+        page = open_viewer(browser, server, "boxes", frames=30)
+        try:
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(artifacts_dir / "viewer-boxes.png"))
+            formats = page.evaluate("window.framecast.formats")
+            assert formats["json"] > 0 and formats["msgpack"] == 0, formats
+            shown = json.loads(page.inner_text("#metadata"))
+            assert shown["boxes"][0][:4] == list(BOX)
+            # The sidecar line of presented frame i is what frame i carries.
+            assert shown["n"] == shown["seq"] % INDEX_FRAMES
+            assert shown["boxes"][0][4] == f"obj{shown['n']}"
+            px = page.evaluate(OVERLAY_JS, [*BOX, 320, 240])
+            r, g, b, a = px["edge"]
+            assert a > 200 and g > 180 and r < 120 and b < 120, f"no green box edge: {px}"
+            assert px["centre"][3] == 0, f"box interior not transparent: {px}"
+        finally:
+            page.close()
+    finally:
+        stop_server(server)

@@ -53,6 +53,7 @@ const hooks = {
   received: 0, // encoded frames seen by the worker
   receivedWithMetadata: 0,
   lateMatches: 0,
+  formats: { json: 0, msgpack: 0 }, // wire format of the SEI payloads received
   parseErrors: [] as string[],
   errors: [] as string[],
   samples: [] as Sample[],
@@ -100,6 +101,7 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
   if (msg.error) hooks.parseErrors.push(msg.error);
   if (!msg.metadata) return;
   hooks.receivedWithMetadata++;
+  if (msg.format) hooks.formats[msg.format]++;
   byRtp.set(msg.rtpTimestamp >>> 0, msg.metadata);
   for (const sample of hooks.samples.slice(-4)) {
     // a captured picture newer than its callback's frame: its metadata may come just after

@@ -2,13 +2,14 @@
 // nal-extractor's plumbing), pulls the framecast SEI out and posts {rtpTimestamp, metadata}.
 // Dedicated because nal-extractor's listeners throw on any other message in the same worker.
 import { startRtpScriptTransformService } from "nal-extractor";
-import { type Codec, framecastMetadata } from "./sei";
+import { type Codec, framecastPayload } from "./sei";
 
 export type WorkerReport = {
   type: "frame";
   rtpTimestamp: number;
   metadata: Record<string, unknown> | null;
   error?: string;
+  format?: "json" | "msgpack";
   bytes: number;
   key: boolean;
 };
@@ -40,7 +41,11 @@ startRtpScriptTransformService<Options>((transformer, options) => {
         key: frame.type === "key",
       };
       try {
-        report.metadata = framecastMetadata(new Uint8Array(frame.data), codecOf(frame, options?.codec));
+        const found = framecastPayload(new Uint8Array(frame.data), codecOf(frame, options?.codec));
+        if (found) {
+          report.metadata = found.metadata;
+          report.format = found.format;
+        }
       } catch (e) {
         report.error = String(e);
       }

@@ -127,8 +127,17 @@ function normalise(v: unknown): unknown {
 
 /** The framecast metadata of one access unit, or null if it carries none. */
 export function framecastMetadata(au: Uint8Array, codec?: Codec): Metadata | null {
+  return framecastPayload(au, codec)?.metadata ?? null;
+}
+
+/** Same, with the payload's wire format (msgpack or JSON). */
+export function framecastPayload(
+  au: Uint8Array, codec?: Codec,
+): { metadata: Metadata; format: "json" | "msgpack" } | null {
   for (const [uuid, data] of userData(au, codec)) {
-    if (sameUuid(uuid)) return decodePayload(data);
+    if (sameUuid(uuid)) {
+      return { metadata: decodePayload(data), format: data[0] === 0x7b ? "json" : "msgpack" };
+    }
   }
   return null;
 }
