@@ -253,7 +253,8 @@ class FramecastInject(Gst.Element):
         self._segment = Gst.Segment()
         self._segment.init(Gst.Format.TIME)
         self._warn = _Warner(self.get_name() or ELEMENT_NAME)
-        self.frames = 0  # access units stamped (for tests and stats)
+        self.frames = 0  # access units given SEI (for tests and stats)
+        self.buffers = 0  # access units seen
 
     # properties (gst-launch and GObject users) ------------------------------------------
     def do_get_property(self, prop: GObject.ParamSpec) -> Any:
@@ -392,6 +393,7 @@ class FramecastInject(Gst.Element):
 
     # per buffer ----------------------------------------------------------------------------
     def _chain(self, pad: Gst.Pad, parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
+        self.buffers += 1
         codec = self._codec
         if codec is None:
             return self.srcpad.push(buf)

@@ -1,0 +1,213 @@
+"""``framecast inject IN OUT --sidecar meta.jsonl [--stamps]``: embed metadata, no re-encode.
+
+    filesrc ! demux ─ video ─ h26xparse ! framecastinject ! queue ─┐
+                   └─ audio ─ queue ─────────────────────────────── mux ! filesink (OUT.part)
+
+OUT is the same container family as IN (MP4/MOV, Matroska, MPEG-TS); it is written to a
+temporary name and renamed when complete, so a failed run never leaves a half file behind.
+Line i of the sidecar goes to the i-th *presented* frame (B-frames included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from framecast.cli import CliError
+
+FAMILIES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv", ".webm": "mkv",
+            ".ts": "ts", ".m2ts": "ts", ".mts": "ts"}
+MUXERS = {".mov": "qtmux", "mp4": "mp4mux", "mkv": "matroskamux", "ts": "mpegtsmux"}
+# what each muxer wants from the video parser
+VIDEO_FORMAT = {("mp4", "h264"): "avc", ("mp4", "h265"): "hvc1", ("mkv", "h264"): "avc",
+                ("mkv", "h265"): "hvc1", ("ts", "h264"): "byte-stream",
+                ("ts", "h265"): "byte-stream"}
+BAR = 30
+
+
+class _Progress:
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total = max(1, total)
+        self.quiet = quiet
+        self.last = 0.0
+        self.shown = False
+        self.done = -1
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.quiet or (not final and now - self.last < 0.1) or \
+                (final and self.shown and done == self.done):
+            if final and self.shown:
+                sys.stderr.write("\n")
+            return
+        self.done = done
+        self.last = now
+        frac = min(1.0, done / self.total)
+        filled = int(frac * BAR)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (BAR - filled)}] {frac * 100:5.1f}%  "
+                         f"{done}/{self.total} frames")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+        self.shown = True
+
+
+def _audio_parser(caps: Any) -> str | None:
+    s = caps.get_structure(0)
+    name = s.get_name()
+    if name == "audio/mpeg":
+        ok, version = s.get_int("mpegversion")
+        return "mpegaudioparse" if ok and version == 1 else "aacparse"
+    return {"audio/x-opus": "opusparse", "audio/x-ac3": "ac3parse",
+            "audio/x-eac3": "ac3parse", "audio/x-flac": "flacparse"}.get(name)
+
+
+def _muxer_for(inp: Path, out: Path, container: str) -> str:
+    family = FAMILIES.get(out.suffix.lower())
+    if family is None:
+        raise CliError(f"{out}: unknown output extension {out.suffix or '(none)'!r} "
+                       f"(use the input's: {inp.suffix})")
+    if family != container:
+        raise CliError(f"{out}: must be the same container family as {inp.name} ({container})")
+    return MUXERS.get(out.suffix.lower()) or MUXERS[family]
+
+
+def inject_main(args: argparse.Namespace) -> int:
+    """Run ``framecast inject``; expected bad input raises :class:`CliError` (one line)."""
+    from framecast.gst.probe import MediaError, probe_file
+    from framecast.sidecar import SidecarError, load_sidecar
+
+    logging.basicConfig(level=logging.WARNING, format="framecast: warning: %(message)s")
+    inp, out = Path(args.input), Path(args.output)
+    sidecar = getattr(args, "sidecar", None)
+    stamps = bool(getattr(args, "stamps", False))
+    fmt = getattr(args, "format", "msgpack") or "msgpack"
+    if not sidecar and not stamps:
+        raise CliError("nothing to inject: give --sidecar FILE and/or --stamps")
+    if inp.exists() and out.exists() and inp.resolve() == out.resolve():
+        raise CliError(f"{out}: output must not be the input file")
+    try:
+        info = probe_file(inp)
+    except MediaError as exc:
+        raise CliError(str(exc)) from None
+    mux_name = _muxer_for(inp, out, info.container)
+    if sidecar:
+        try:
+            sc = load_sidecar(sidecar)
+        except SidecarError as exc:
+            raise CliError(str(exc)) from None
+        table = sc.resolve(info.video_pts, info.frame_ns or None)
+        for w in sc.warnings:
+            logging.getLogger("framecast.inject").warning("%s", w)
+    else:
+        table = {}
+    if not out.parent.exists():
+        raise CliError(f"{out}: directory {out.parent} does not exist")
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        frames = _run(inp, tmp, info, mux_name, table, stamps, fmt,
+                      _Progress(info.frames, bool(getattr(args, "quiet", False))))
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    if not getattr(args, "quiet", False):
+        print(f"framecast: wrote {out} ({frames} frames, {len(table)} with sidecar metadata)",
+              file=sys.stderr)
+    return 0
+
+
+def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[str, Any]],
+         stamps: bool, fmt: str, progress: _Progress) -> int:
+    from framecast.gst.inject import make_injector
+    from framecast.gst.runtime import Gst, init_gst
+
+    init_gst()
+    codec = info.video_codec
+    pipeline = Gst.Pipeline.new("framecast-inject")
+    src = Gst.ElementFactory.make("filesrc")
+    src.set_property("location", str(inp))
+    demux = Gst.ElementFactory.make(info.demuxer)
+    mux = Gst.ElementFactory.make(mux_name, "mux")
+    sink = Gst.ElementFactory.make("filesink")
+    sink.set_property("location", str(out))
+    for el in (src, demux, mux, sink):
+        pipeline.add(el)
+    src.link(demux)
+    mux.link(sink)
+    inj = make_injector("inject", video_pts=info.video_pts, period_ns=info.period_ns,
+                        table=table, stamps=stamps, fmt=fmt)
+    state = {"video": False, "dropped": []}
+
+    def add_chain(pad: Gst.Pad, elements: list[Gst.Element]) -> bool:
+        for el in elements:
+            pipeline.add(el)
+        for a, b in zip(elements, elements[1:], strict=False):
+            a.link(b)
+        if not elements[-1].link(mux):
+            for el in elements:
+                el.set_state(Gst.State.NULL)
+                pipeline.remove(el)
+            return False
+        for el in reversed(elements):
+            el.sync_state_with_parent()
+        return pad.link(elements[0].get_static_pad("sink")) == Gst.PadLinkReturn.OK
+
+    def drain(pad: Gst.Pad) -> None:
+        fake = Gst.ElementFactory.make("fakesink")
+        fake.set_property("sync", False)
+        fake.set_property("async", False)
+        pipeline.add(fake)
+        fake.sync_state_with_parent()
+        pad.link(fake.get_static_pad("sink"))
+
+    def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        name = caps.get_structure(0).get_name()
+        if name == f"video/x-{codec}" and not state["video"]:
+            state["video"] = True
+            parse = Gst.ElementFactory.make(f"{codec}parse")
+            cf = Gst.ElementFactory.make("capsfilter")
+            cf.set_property("caps", Gst.Caps.from_string(
+                f"video/x-{codec},stream-format={VIDEO_FORMAT[info.container, codec]},"
+                "alignment=au"))
+            add_chain(pad, [parse, cf, inj, Gst.ElementFactory.make("queue")])
+            return
+        if name.startswith("audio/"):
+            chain = [Gst.ElementFactory.make("queue")]
+            parser = _audio_parser(caps)
+            if parser:  # demuxers give unframed audio; muxers want it parsed
+                chain.insert(0, Gst.ElementFactory.make(parser))
+            if add_chain(pad, chain):
+                return
+        state["dropped"].append(name)
+        drain(pad)
+
+    demux.connect("pad-added", on_pad)
+    bus = pipeline.get_bus()
+    pipeline.set_state(Gst.State.PLAYING)
+    try:
+        while True:
+            msg = bus.timed_pop_filtered(Gst.SECOND // 10,
+                                         Gst.MessageType.EOS | Gst.MessageType.ERROR)
+            progress.update(inj.buffers)
+            if msg is None:
+                continue
+            if msg.type == Gst.MessageType.ERROR:
+                err, _dbg = msg.parse_error()
+                if progress.shown:
+                    sys.stderr.write("\n")
+                raise CliError(f"{inp}: {err.message}")
+            break
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+    progress.update(inj.buffers, final=True)
+    for name in state["dropped"]:
+        logging.getLogger("framecast.inject").warning(
+            "%s: stream %s not copied (the %s muxer does not take it)", inp.name, name, mux_name)
+    return inj.buffers
