@@ -104,12 +104,34 @@ class Looper:
         with self._lock:
             return max(0, max((s.loop for s in self._pads.values()), default=0))
 
-    def start(self) -> bool:
-        """First seek: FLUSH|SEGMENT to 0. Call once the pipeline has prerolled (PAUSED)."""
+    def start(self, settle_pad: Gst.Pad | None = None, timeout: float = 2.0) -> bool:
+        """First seek: FLUSH|SEGMENT to 0. Call once the pipeline has prerolled (PAUSED).
+
+        The flush clears every pad's sticky SEGMENT until the new one arrives. With
+        ``settle_pad`` (e.g. the payloader's src pad) this returns only once the new SEGMENT
+        has passed it: gst-rtsp-server asserts if a PLAY finds a stream without a segment.
+        """
         self._started = True
-        if self.mode == "eos":
-            return self._seek(Gst.SeekFlags.FLUSH)
-        return self._seek(Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT)
+        settled = threading.Event()
+        probe_id = None
+        if settle_pad is not None:
+            def on_event(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+                if info.get_event().type == Gst.EventType.SEGMENT:
+                    settled.set()
+                    return Gst.PadProbeReturn.REMOVE
+                return Gst.PadProbeReturn.OK
+
+            probe_id = settle_pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, on_event)
+        flags = Gst.SeekFlags.FLUSH
+        if self.mode != "eos":
+            flags |= Gst.SeekFlags.SEGMENT
+        ok = self._seek(flags)
+        if settle_pad is not None:
+            if ok and not settled.wait(timeout):
+                log.warning("%s: no segment after the first seek", self.name or "looper")
+            if not settled.is_set() and probe_id is not None:
+                settle_pad.remove_probe(probe_id)
+        return ok
 
     def on_segment_done(self, *_args: object) -> bool:
         """The file ended: seek back to 0 without flushing, so playback goes on seamlessly."""

@@ -12,6 +12,7 @@ Traps worked around here (measured on 1.22, see /work/shared/GSTREAMER-NOTES.md)
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -72,7 +73,9 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         media.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
         name = self.mount_name
         if looper is not None:
-            media.connect("prepared", lambda _m: looper.start())
+            pay0 = element.get_by_name("pay0")
+            settle = pay0.get_static_pad("src") if pay0 is not None else None
+            media.connect("prepared", lambda _m: looper.start(settle))
             media.connect("handle-message::segment-done", lambda _m, _msg: looper.on_segment_done()
                           or True)
         media.connect("handle-message::error", self._on_error)
@@ -129,6 +132,20 @@ def allow_users(factory: GstRtspServer.RTSPMediaFactory) -> None:
         "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")[0])
 
 
+def _segments_ready(media: GstRtspServer.RTSPMedia) -> bool:
+    element = media.get_element()
+    if element is None or not isinstance(element, Gst.Bin):
+        return True
+    for i in range(8):
+        pay = element.get_by_name(f"pay{i}")
+        if pay is None:
+            break
+        peer = pay.get_static_pad("src").get_peer()
+        if peer is None or peer.get_sticky_event(Gst.EventType.SEGMENT, 0) is None:
+            return False
+    return True
+
+
 class RtspServer:
     """The RTSP server for a set of mounts, attached to a GLib main context."""
 
@@ -174,8 +191,17 @@ class RtspServer:
         if self._source is not None:
             self._source.destroy()
             self._source = None
-        # drop every client and tear down their media
+        # drop every client and tear down their media now: once the GLib loop is gone nobody
+        # would, and pipelines left playing (with Python elements in them) outlive the server
         self.server.client_filter(lambda _s, _c, *_a: GstRtspServer.RTSPFilterResult.REMOVE)
+        for factory in self.factories.values():
+            for media in list(factory.medias):
+                media.unprepare()
+                element = media.get_element()
+                pipeline = element.get_parent() if element is not None else None
+                if pipeline is not None:
+                    pipeline.set_state(Gst.State.NULL)
+            factory.medias.clear()
 
     def _on_client(self, _server: Any, client: GstRtspServer.RTSPClient) -> None:
         conn = client.get_connection()
@@ -197,3 +223,23 @@ class RtspServer:
         client.connect("describe-request", on_request)
         client.connect("setup-request", on_request)
         client.connect("closed", on_closed)
+        client.connect("pre-play-request", self._before_play)
+
+    def _before_play(self, _client: Any, ctx: Any) -> GstRtsp.RTSPStatusCode:
+        """Hold a PLAY until every stream of the media has a SEGMENT downstream of its
+        payloader: right after the first (flushing) loop seek there is none for a moment, and
+        gst-rtsp-server 1.22 aborts the process (g_assert in gst_rtsp_media_get_rates) if a
+        PLAY lands in that window."""
+        uri = ctx.uri
+        path = uri.abspath.strip("/") if uri is not None else ""
+        factory = self.factories.get(path.split("/")[0]) if path else None
+        if factory is None:
+            return GstRtsp.RTSPStatusCode.OK
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            if all(_segments_ready(m) for m in list(factory.medias)):
+                break
+            time.sleep(0.005)
+        else:
+            log.warning("/%s: PLAY before the stream had a segment", factory.mount_name)
+        return GstRtsp.RTSPStatusCode.OK
