@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from ports import free_port
 from rtsp_helpers import RtspsrcClient, check_pts, ffprobe_packets
 
 from framecast.config import Mount, Settings, User
