@@ -20,6 +20,7 @@ import errno
 import heapq
 import itertools
 import json
+import logging
 import os
 import sys
 import threading
@@ -34,15 +35,79 @@ import numpy as np
 gi.require_version("Gst", "1.0")
 gi.require_version("GstApp", "1.0")
 gi.require_version("GstVideo", "1.0")
-from gi.repository import Gst, GstApp, GstVideo  # noqa: F401 - GstApp: appsink methods
+from gi.repository import GObject, Gst, GstApp, GstVideo  # noqa: F401 - GstApp: appsink
 
 from framecast import sei
+from framecast.gst.inject import add_sei_meta, sei_metas
 from framecast.gst.runtime import init_gst
 from framecast.metadata import framecast_messages
 
+init_gst()  # the marker element's pad templates need it
+
+log = logging.getLogger("framecast.reader")
 REORDER_WINDOW = 4  # frames held back when the stream has no DTS (covers up to 3 B-frames)
 _STEP_NS = Gst.SECOND // 20  # how often the puller looks at the bus
 _MAX_PENDING_SEI = 512
+
+
+# Pairs decoded pictures with their encoded AU. Decoders may re-stamp PTS (GstVideoDecoder
+# hands out the smallest pending PTS when input has no DTS, as over RTP), but they carry
+# video-tagged metas from input to output: our marker meta holds the encoded AU's PTS.
+_MARK_UUID = b"framecast-pts\x00\x00\x00"
+
+
+class _PtsMark(Gst.Element):
+    """Reads each encoded AU (callback) and tags it with its PTS for after the decoder."""
+
+    __gstmetadata__ = ("framecast PTS marker", "Filter", "Tags AUs with their PTS", "framecast")
+    __gsttemplates__ = (
+        Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS,
+                            Gst.Caps.new_any()),
+        Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS,
+                            Gst.Caps.new_any()),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_au: Any = None
+        self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
+        self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
+        self.sinkpad.set_chain_function_full(self._chain)
+        self.sinkpad.set_event_function_full(self._event)
+        self.sinkpad.set_query_function_full(self._query)
+        self.srcpad.set_query_function_full(self._query)
+        self.add_pad(self.sinkpad)
+        self.add_pad(self.srcpad)
+
+    def _query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
+        if query.type == Gst.QueryType.CAPS:
+            return Gst.Pad.proxy_query_caps(pad, query)
+        if query.type == Gst.QueryType.ACCEPT_CAPS:
+            return Gst.Pad.proxy_query_accept_caps(pad, query)
+        return pad.query_default(parent, query)
+
+    def _event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
+        if event.type == Gst.EventType.CAPS:
+            return self.srcpad.push_event(event)  # event_default would drop it
+        return pad.event_default(parent, event)
+
+    def _chain(self, _pad: Gst.Pad, _parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
+        if buf.pts == Gst.CLOCK_TIME_NONE:
+            return self.srcpad.push(buf)
+        try:
+            self.on_au(buf)
+            out = Gst.Buffer.new()  # a writable buffer sharing buf's memory (no byte copy)
+            out.copy_into(buf, Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS
+                          | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY,
+                          0, buf.get_size())
+            add_sei_meta(out, _MARK_UUID, buf.pts.to_bytes(8, "big"))
+        except Exception as exc:  # never break the stream over one AU
+            log.warning("%s", exc)
+            return self.srcpad.push(buf)
+        return self.srcpad.push(out)
+
+
+GObject.type_register(_PtsMark)
 
 
 class ReaderError(RuntimeError):
@@ -188,8 +253,14 @@ class Reader:
         chain.append(caps)
         if self.decode:
             # SEI is read from the encoded AU (keyed by PTS) before the decoder sees it
-            caps.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._on_encoded)
-            chain.append(Gst.ElementFactory.make(f"avdec_{codec}"))
+            mark = _PtsMark()
+            mark.on_au = self._on_encoded
+            chain.append(mark)
+            dec = Gst.ElementFactory.make(f"avdec_{codec}")
+            # one thread: frame threading loses track of frames when a client joins
+            # mid-stream with B-frames ("Couldn't get codec frame") and can stall
+            dec.set_property("max-threads", 1)
+            chain.append(dec)
             chain.append(Gst.ElementFactory.make("videoconvert"))
             rgb = Gst.ElementFactory.make("capsfilter")
             rgb.set_property("caps", Gst.Caps.from_string("video/x-raw,format=RGB"))
@@ -217,17 +288,14 @@ class Reader:
         except sei.SEIError:
             return [], []  # a malformed AU: no metadata, the frame still counts
 
-    def _on_encoded(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        buf = info.get_buffer()
-        if buf is not None and buf.pts != Gst.CLOCK_TIME_NONE:
-            ours, raw = self._parse_au(buf)
-            key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
-            with self._lock:
-                self._sei[buf.pts] = (key, ours, raw)
-                if len(self._sei) > _MAX_PENDING_SEI:  # frames the decoder dropped
-                    for k in sorted(self._sei)[: len(self._sei) - _MAX_PENDING_SEI]:
-                        del self._sei[k]
-        return Gst.PadProbeReturn.OK
+    def _on_encoded(self, buf: Gst.Buffer) -> None:
+        ours, raw = self._parse_au(buf)
+        key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        with self._lock:
+            self._sei[buf.pts] = (key, ours, raw)
+            if len(self._sei) > _MAX_PENDING_SEI:  # frames the decoder dropped
+                for k in sorted(self._sei)[: len(self._sei) - _MAX_PENDING_SEI]:
+                    del self._sei[k]
 
     # -- frames -----------------------------------------------------------------------------
     @staticmethod
@@ -247,11 +315,15 @@ class Reader:
             ours, raw = self._parse_au(buf)
             key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
             return Frame(t / 1e9, t, key, ours, raw)
+        marked = False
+        for uid, data in sei_metas(buf):
+            if uid == _MARK_UUID and len(data) == 8:
+                pts = int.from_bytes(data, "big")  # the encoded AU's own PTS
+                t = self._timeline(sample, pts)
+                marked = True
+                break
         with self._lock:
-            entry = self._sei.pop(pts, None)
-            if entry is not None:  # older entries belong to frames the decoder skipped
-                for k in [k for k in self._sei if k < pts]:
-                    del self._sei[k]
+            entry = self._sei.pop(pts, None) if marked else None
         key, ours, raw = entry if entry is not None else (False, [], [])
         return Frame(t / 1e9, t, key, ours, raw, self._image(sample))
 
