@@ -207,3 +207,51 @@ def test_pipeline_with_audio_has_no_decoder_or_encoder(clips: dict[str, Path]) -
     names = {el.get_name() for el in b.iterate_elements()}
     assert {"pay0", "pay1"} <= names
     assert codec_elements(b) == []
+
+
+@pytest.mark.parametrize("name", ["h264-mp4-b2", "h265-ts-b2", "h264-mkv-b0"])
+def test_looper_contract_on_a_plain_pipeline(clips: dict[str, Path], name: str) -> None:
+    """What the injector downstream relies on: loop n arrives as a SEGMENT with
+    base = n × period_ns, carrying the file's original PTS (any pipeline, full speed)."""
+    from gi.repository import Gst
+
+    from framecast.gst.looping import Looper
+    from framecast.gst.runtime import GLibThread
+
+    info = probe_file(clips[name])
+    pipeline = Gst.parse_launch(
+        f'filesrc location="{info.path}" ! {info.demuxer} name=d d. ! {info.parser} name=p ! '
+        "fakesink sync=false")
+    looper = Looper(info.period_ns, name)
+    looper.attach_demuxer(pipeline.get_by_name("d"))
+    bases: list[int] = []
+    pts: dict[int, list[int]] = {}
+
+    def on_pad(_pad: Gst.Pad, pinfo: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        if pinfo.type & Gst.PadProbeType.BUFFER:
+            if bases:
+                pts.setdefault(len(bases) - 1, []).append(pinfo.get_buffer().pts)
+        elif pinfo.get_event().type == Gst.EventType.FLUSH_STOP:
+            bases.clear()
+            pts.clear()
+        elif pinfo.get_event().type == Gst.EventType.SEGMENT:
+            bases.append(pinfo.get_event().parse_segment().base)
+        return Gst.PadProbeReturn.OK
+
+    pipeline.get_by_name("p").get_static_pad("src").add_probe(
+        Gst.PadProbeType.BUFFER | Gst.PadProbeType.EVENT_DOWNSTREAM | Gst.PadProbeType.EVENT_FLUSH,
+        on_pad)
+    glib = GLibThread().start()
+    try:
+        glib.call_sync(lambda: looper.watch_bus(pipeline))
+        pipeline.set_state(Gst.State.PAUSED)
+        assert pipeline.get_state(10 * Gst.SECOND)[0] == Gst.StateChangeReturn.SUCCESS
+        assert looper.start()
+        pipeline.set_state(Gst.State.PLAYING)
+        assert wait_until(lambda: looper.loop_count >= 4, 20)
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+        glib.stop()
+    assert bases[:4] == [n * info.period_ns for n in range(4)]
+    for n in range(3):
+        assert sorted(pts[n]) == list(info.video_pts), f"loop {n}"
