@@ -143,7 +143,8 @@ class FrameIndexer:
     """
 
     def __init__(self, video_pts: Sequence[int] | None = None, period_ns: int | None = None,
-                 frame_ns: int | None = None) -> None:
+                 frame_ns: int | None = None, counter: bool = False) -> None:
+        self.counter = counter  # live without B-frames: arrival order is presentation order
         self.video_pts = list(video_pts or [])
         self.period_ns = int(period_ns or 0)
         self.frame_ns = int(frame_ns or 0)
@@ -170,7 +171,7 @@ class FrameIndexer:
                 i -= 1
             loop = (base + period // 2) // period + extra
             return i, loop, loop * len(vp) + i
-        if self.frame_ns > 0 and running >= 0:
+        if self.frame_ns > 0 and running >= 0 and not self.counter:
             if self._first_rt is None:
                 self._first_rt = running
             i = (running - self._first_rt + self.frame_ns // 2) // self.frame_ns
@@ -291,11 +292,11 @@ class FramecastInject(Gst.Element):
     # Python API ----------------------------------------------------------------------------
     def configure(self, *, video_pts: Sequence[int] | None = None,
                   period_ns: int | None = None, frame_ns: int | None = None,
-                  table: Mapping[int, Mapping[str, Any]] | None = None,
+                  counter: bool = False, table: Mapping[int, Mapping[str, Any]] | None = None,
                   stamps: bool | None = None, fmt: str | None = None,
                   limit: int | None = None) -> FramecastInject:
         """Set up for a file mount (``video_pts`` + ``period_ns``) or a live source."""
-        self.indexer = FrameIndexer(video_pts, period_ns, frame_ns)
+        self.indexer = FrameIndexer(video_pts, period_ns, frame_ns, counter)
         if table is not None:
             self.table = {int(k): dict(v) for k, v in table.items()}
         if stamps is not None:
@@ -346,7 +347,11 @@ class FramecastInject(Gst.Element):
         self.providers.append(fn)
 
     def put(self, pts_ns: int, fields: Mapping[str, Any]) -> None:
-        """Metadata for the frame whose buffer PTS is ``pts_ns`` (thread-safe, any order)."""
+        """Metadata for the frame whose running time (or buffer PTS) is ``pts_ns``.
+
+        Thread-safe, any order. Running time matches what an app stamped on its raw frames
+        even after an encoder shifted the PTS.
+        """
         with self._lock:
             self._pending[int(pts_ns)] = fields
             if len(self._pending) > _MAX_PENDING:
@@ -387,7 +392,8 @@ class FramecastInject(Gst.Element):
             else:
                 self._length_size = 4
         ok, num, den = s.get_fraction("framerate")
-        if ok and num > 0 and den > 0 and not self.indexer.file_mode:
+        if ok and num > 0 and den > 0 and not self.indexer.file_mode and \
+                not self.indexer.counter:
             self.indexer.frame_ns = Gst.util_uint64_scale(den, Gst.SECOND, num)
             self._resolve_sidecar()
 
@@ -447,8 +453,11 @@ class FramecastInject(Gst.Element):
                 if extra:
                     user.update(extra)
         if self._pending:
+            # by running time first: encoders may shift PTS (x264enc adds 1000 h) but keep it
             with self._lock:
-                extra = self._pending.pop(pts, None)
+                extra = self._pending.pop(running, None) if running >= 0 else None
+                if extra is None:
+                    extra = self._pending.pop(pts, None)
             if extra:
                 user.update(extra)
         if not self.stamps and not user:
