@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from framecast.config import Config, ConfigError, Mount, Settings, load_config, merge_cli
@@ -70,7 +71,7 @@ class Server:
     def add_config_mount(self, mount: Mount) -> MountState | None:
         """Add a file or relay mount; a bad file is logged (one line) and skipped."""
         from framecast.gst.media import build_media_bin
-        from framecast.gst.probe import MediaError, probe_file
+        from framecast.gst.probe import MediaError, check_path, probe_file
 
         info = None
         if mount.file is not None:
@@ -80,8 +81,20 @@ class Server:
                 self.errors[mount.name] = str(exc)
                 log.error("/%s: %s", mount.name, exc)
                 return None
+        def build() -> Any:
+            b = build_media_bin(mount, info)
+            if mount.file is not None:  # fine at start-up, but the file may be gone since
+                try:
+                    check_path(Path(mount.file))
+                except MediaError as exc:
+                    # say why in one line; the bin still fails in filesrc, so the client gets
+                    # 503 and the media's own error lines are not repeated
+                    log.error("/%s: %s", mount.name, exc)
+                    b.error_logged = True
+            return b
+
         state = MountState(mount, info)
-        state.factory = self.add_mount(mount.name, lambda: build_media_bin(mount, info))
+        state.factory = self.add_mount(mount.name, build)
         self.mounts[mount.name] = state
         return state
 

@@ -132,7 +132,8 @@ def _frame_duration(pts: list[int], last_duration: int, framerate: tuple[int, in
     return Gst.SECOND // 30
 
 
-def _check_path(path: Path) -> None:
+def check_path(path: Path) -> None:
+    """Raise a one-line :class:`MediaError` if ``path`` is missing, a directory or unreadable."""
     name = path.name
     try:
         st = path.stat()
@@ -155,7 +156,7 @@ def probe_file(path: str | os.PathLike[str]) -> MediaInfo:
     """Inspect ``path``; raises a :class:`MediaError` subclass with a one-line message."""
     init_gst()
     p = Path(path)
-    _check_path(p)
+    check_path(p)
     name = p.name
     return _Probe(p, name).run()
 

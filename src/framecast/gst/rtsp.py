@@ -63,7 +63,7 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         try:
             return self.bin_factory()
         except Exception as exc:  # a request-time failure costs this request only
-            log.error("/%s: cannot build the media: %s", self.mount_name, exc)
+            log.error("/%s: %s", self.mount_name, exc)
             return None
 
     def _on_media_configure(self, _factory: Any, media: GstRtspServer.RTSPMedia) -> None:
@@ -84,7 +84,12 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         self.medias.append(media)
         media.connect("unprepared", lambda m: self.medias.remove(m) if m in self.medias else None)
 
-    def _on_error(self, _media: Any, msg: Gst.Message) -> bool:
+    def _on_error(self, media: Any, msg: Gst.Message) -> bool:
+        # one line per failed media: the follow-up errors (state change failed…) add nothing
+        element = media.get_element()
+        if getattr(media, "_framecast_failed", False) or getattr(element, "error_logged", False):
+            return True
+        media._framecast_failed = True
         err, _dbg = msg.parse_error()
         src = msg.src.get_name() if msg.src else "?"
         log.error("/%s: %s (%s)", self.mount_name, err.message, src)
