@@ -296,3 +296,12 @@ def test_relay_mount_passes_a_camera_through(media: dict[str, Path]) -> None:
             from framecast.gst.media import codec_elements
             medias = list(factory.medias)
             assert medias and codec_elements(medias[0].get_element()) == []
+
+
+def test_loop_off_plays_once_then_ends(media: dict[str, Path]) -> None:
+    mount = Mount(name="once", file=str(media["good"]), loop=False)
+    with Server(Settings(rtsp_port=0), (mount,)) as srv:
+        client = RtspsrcClient(srv.rtsp_url("once")).run_for(FRAMES / 30 + 2.0)
+        client.stop()
+    assert client.errors == ["EOS"]
+    assert len(client.video) == FRAMES
