@@ -38,9 +38,14 @@ gi.require_version("GstVideo", "1.0")
 from gi.repository import GObject, Gst, GstApp, GstVideo  # noqa: F401 - GstApp: appsink
 
 from framecast import sei
-from framecast.gst.inject import add_sei_meta, sei_metas
+from framecast.gst.inject import add_sei_meta, sei_metas, user_data_tolerant
 from framecast.gst.runtime import init_gst
-from framecast.metadata import framecast_messages
+from framecast.metadata import (
+    FRAMECAST_UUID,
+    MetadataError,
+    decode_metadata,
+    framecast_messages,
+)
 
 init_gst()  # the marker element's pad templates need it
 
@@ -283,10 +288,20 @@ class Reader:
                                                    list[tuple[bytes, bytes]]]:
         with buf.map(Gst.MapFlags.READ) as info:
             au = bytes(info.data)
+        codec = self._codec or "h264"
         try:
-            return framecast_messages(au, self._codec or "h264", None)
-        except sei.SEIError:
-            return [], []  # a malformed AU: no metadata, the frame still counts
+            return framecast_messages(au, codec, None)
+        except sei.SEIError:  # a broken SEI NAL (e.g. a relayed camera's): read the others
+            ours, raw = [], []
+            for uid, payload in user_data_tolerant(au, codec):
+                if uid == FRAMECAST_UUID:
+                    try:
+                        ours.append(decode_metadata(payload))
+                        continue
+                    except MetadataError:
+                        pass
+                raw.append((uid, payload))
+            return ours, raw
 
     def _on_encoded(self, buf: Gst.Buffer) -> None:
         ours, raw = self._parse_au(buf)
@@ -358,13 +373,13 @@ class Reader:
         """The next sample, None at end of stream; raises on error or timeout."""
         deadline = time.monotonic() + self.timeout
         while True:
-            sample = self.sink.try_pull_sample(_STEP_NS)
+            sample = self.sink.emit("try-pull-sample", _STEP_NS)  # works without GstApp typelib
             if sample is not None:
                 return sample
             err = self._bus_error()
             if err:
                 raise ReaderError(err)
-            if self.sink.is_eos():
+            if self.sink.get_property("eos"):
                 return None
             if time.monotonic() > deadline:
                 raise ReaderTimeout(f"{self.url}: no frame within {self.timeout:g} s")

@@ -131,6 +131,33 @@ def add_sei_meta(buf: Gst.Buffer, uuid: bytes, data: bytes) -> None:
         raise RuntimeError("gst_buffer_add_video_sei_user_data_unregistered_meta failed")
 
 
+def user_data_tolerant(au: bytes, codec: str,
+                       length_size: int | None = None) -> list[tuple[bytes, bytes]]:
+    """Every user-data message of an AU; a malformed SEI NAL is skipped, not fatal.
+
+    Relayed streams may carry broken or foreign SEI: we pass it on untouched and still read
+    (and never duplicate) the messages around it.
+    """
+    try:
+        return sei.extract_user_data(au, codec, length_size)
+    except sei.SEIError:
+        pass
+    try:
+        nals = (sei.split_annexb(au) if length_size is None
+                else sei.split_length_prefixed(au, length_size))
+    except sei.SEIError:
+        return []
+    out: list[tuple[bytes, bytes]] = []
+    for nal in nals:
+        if not nal:
+            continue
+        try:
+            out.extend(sei.parse_sei_nal(nal, codec))
+        except sei.SEIError:
+            continue  # not SEI, or a broken one
+    return out
+
+
 # -- presented-frame indexing --------------------------------------------------------------
 
 class FrameIndexer:
@@ -410,10 +437,7 @@ class FramecastInject(Gst.Element):
         with buf.map(Gst.MapFlags.READ) as info:
             au = bytes(info.data)
         if metas:
-            try:
-                present = set(sei.extract_user_data(au, codec, self._length_size))
-            except sei.SEIError:
-                present = set()
+            present = set(user_data_tolerant(au, codec, self._length_size))
             messages.extend(m for m in metas if m not in present)
         if not messages:
             return self.srcpad.push(buf)
