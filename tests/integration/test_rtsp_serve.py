@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from ports import free_port
-from rtsp_helpers import RtspsrcClient, check_pts, ffprobe_packets
+from rtsp_helpers import RtspsrcClient, check_pts, ffprobe_packets, wait_until
 
 from framecast.config import Mount, Settings, User
 from framecast.gst.clips import make_clip
@@ -293,9 +293,15 @@ def test_relay_mount_passes_a_camera_through(media: dict[str, Path]) -> None:
             assert len(packets) > 30
             rep = check_pts(packets, 1 / 30, tol=0.004)  # re-timestamped by the relay's clock
             assert rep.duplicates == rep.backwards == 0
+            # while a client plays: the relay's pipeline holds no decoder or encoder
             from framecast.gst.media import codec_elements
-            medias = list(factory.medias)
-            assert medias and codec_elements(medias[0].get_element()) == []
+            client = RtspsrcClient(relay.rtsp_url("relay")).start()
+            try:
+                assert wait_until(lambda: len(client.video) > 5, 10)
+                medias = list(factory.medias)
+                assert medias and codec_elements(medias[0].get_element()) == []
+            finally:
+                client.stop()
 
 
 def test_loop_off_plays_once_then_ends(media: dict[str, Path]) -> None:
