@@ -120,7 +120,10 @@ class Publisher:
         if pts == Gst.CLOCK_TIME_NONE:  # media not playing (yet / any more)
             self.dropped += 1
             return False
-        buf = Gst.Buffer.new_wrapped(np.ascontiguousarray(frame).tobytes())
+        # one copy, numpy → GstMemory (new_wrapped(tobytes()) would copy twice)
+        buf = Gst.Buffer.new_allocate(None, frame.nbytes, None)
+        with buf.map(Gst.MapFlags.WRITE) as info:
+            np.copyto(np.frombuffer(info.data, dtype=np.uint8).reshape(frame.shape), frame)
         buf.pts = pts
         buf.duration = Gst.SECOND // self.fps
         if metadata:
