@@ -6,11 +6,14 @@ How it works (see README "Serving files over RTSP"):
    flag the demuxer posts SEGMENT_DONE instead of EOS at the end of the file.
 2. On every SEGMENT_DONE, a non-flushing SEGMENT seek to 0: the demuxer starts over and pushes
    a new SEGMENT event, with no flush, so downstream keeps playing.
-3. The fix: on GStreamer 1.22 that new SEGMENT's ``base`` is the demuxer's position (the last
-   frame's PTS), not the end of the clip, so the first frame of loop n+1 gets the running time
-   of the last frame of loop n (a duplicated timestamp). A pad probe on each demuxer source pad
-   (video *and* audio, so both stay together) drops that event and pushes a copy whose
-   base = n × period_ns, where period_ns = (last PTS - first PTS) + one frame duration.
+3. The fix: on GStreamer 1.22 that new SEGMENT's ``base`` is the running time of the demuxer's
+   position (the last frame's PTS, not its end), so the first frame of loop n+1 gets the
+   running time of the last frame of loop n (a duplicated timestamp). A pad probe on each
+   demuxer source pad (video *and* audio, so both stay together) drops that event and pushes
+   a copy whose base = n × period_ns, where period_ns = (last PTS - first PTS) + one frame duration.
+
+tsdemux refuses SEGMENT seeks on 1.22: for it the EOS is swallowed and a flushing seek
+restarts the file, its flush kept from downstream, so the wrap looks the same (a new SEGMENT).
 
 Contract for elements downstream (the SEI injector): in loop n they see a SEGMENT with
 base = n × period_ns and buffers carrying the file's original PTS.
@@ -156,11 +159,19 @@ class Looper:
             if self._eos_pads < set(self._pads):
                 return Gst.PadProbeReturn.DROP
             self._eos_pads.clear()
-            self._loop_flush = True
         # Not from this streaming thread: a flushing seek stops this very task.
-        threading.Thread(target=self._seek, args=(Gst.SeekFlags.FLUSH,), daemon=True,
+        threading.Thread(target=self._eos_restart, daemon=True,
                          name="framecast-loop-seek").start()
         return Gst.PadProbeReturn.DROP
+
+    def _eos_restart(self) -> None:
+        # the demuxer pushes its FLUSH_START/STOP from inside the seek call: only those are
+        # kept from downstream, any other flush (a real seek) goes through
+        self._loop_flush = True
+        try:
+            self._seek(Gst.SeekFlags.FLUSH)
+        finally:
+            self._loop_flush = False
 
     def _clip_audio(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         rt0 = self._video_rt0
