@@ -32,7 +32,20 @@ def init_gst() -> None:
     with _init_lock:
         if not _initialised:
             Gst.init(None)
+            _silence_floating_warning()
             _initialised = True
+
+
+def _silence_floating_warning() -> None:
+    """Drop PyGObject 3.42's harmless "element should be floating" CRITICAL for Python elements;
+    every other GStreamer message still goes to the default handler."""
+    flags = GLib.LogLevelFlags.LEVEL_CRITICAL | GLib.LogLevelFlags.FLAG_FATAL
+
+    def handler(domain: str, level: GLib.LogLevelFlags, message: str, *_: Any) -> None:
+        if "should be floating" not in message:
+            GLib.log_default_handler(domain, level, message)
+
+    GLib.log_set_handler("GStreamer", flags, handler)
 
 
 class GLibThread:
