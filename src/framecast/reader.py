@@ -38,6 +38,7 @@ gi.require_version("GstVideo", "1.0")
 from gi.repository import GObject, Gst, GstApp, GstVideo  # noqa: F401 - GstApp: appsink
 
 from framecast import sei
+from framecast.gst.element import AccessUnitElement
 from framecast.gst.inject import add_sei_meta, sei_metas, user_data_tolerant
 from framecast.gst.runtime import init_gst
 from framecast.metadata import (
@@ -61,7 +62,7 @@ _MAX_PENDING_SEI = 512
 _MARK_UUID = b"framecast-pts\x00\x00\x00"
 
 
-class _PtsMark(Gst.Element):
+class _PtsMark(AccessUnitElement, Gst.Element):
     """Reads each encoded AU (callback) and tags it with its PTS for after the decoder."""
 
     __gstmetadata__ = ("framecast PTS marker", "Filter", "Tags AUs with their PTS", "framecast")
@@ -75,28 +76,9 @@ class _PtsMark(Gst.Element):
     def __init__(self) -> None:
         super().__init__()
         self.on_au: Any = None
-        self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
-        self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
-        self.sinkpad.set_chain_function_full(self._chain)
-        self.sinkpad.set_event_function_full(self._event)
-        self.sinkpad.set_query_function_full(self._query)
-        self.srcpad.set_query_function_full(self._query)
-        self.add_pad(self.sinkpad)
-        self.add_pad(self.srcpad)
+        self.init_pads()
 
-    def _query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
-        if query.type == Gst.QueryType.CAPS:
-            return Gst.Pad.proxy_query_caps(pad, query)
-        if query.type == Gst.QueryType.ACCEPT_CAPS:
-            return Gst.Pad.proxy_query_accept_caps(pad, query)
-        return pad.query_default(parent, query)
-
-    def _event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
-        if event.type == Gst.EventType.CAPS:
-            return self.srcpad.push_event(event)  # event_default would drop it
-        return pad.event_default(parent, event)
-
-    def _chain(self, _pad: Gst.Pad, _parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
+    def chain(self, _pad: Gst.Pad, _parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
         if buf.pts == Gst.CLOCK_TIME_NONE:
             return self.srcpad.push(buf)
         try:

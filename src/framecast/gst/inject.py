@@ -33,6 +33,7 @@ from gi.repository import GLib, GObject, Gst  # noqa: I001 - framecast.gst pinne
 
 from framecast import metadata as md
 from framecast import sei
+from framecast.gst.element import AccessUnitElement
 from framecast.gst.runtime import init_gst
 
 init_gst()  # the pad templates below need an initialised Gst
@@ -226,7 +227,7 @@ class _Warner:
 
 # -- the element ----------------------------------------------------------------------------
 
-class FramecastInject(Gst.Element):
+class FramecastInject(AccessUnitElement, Gst.Element):
     """Insert framecast SEI (and SEI from buffer metas) into every access unit."""
 
     __gstmetadata__ = (
@@ -256,14 +257,7 @@ class FramecastInject(Gst.Element):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
-        self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
-        self.sinkpad.set_chain_function_full(self._chain)
-        self.sinkpad.set_event_function_full(self._sink_event)
-        self.sinkpad.set_query_function_full(self._query)
-        self.srcpad.set_query_function_full(self._query)
-        self.add_pad(self.sinkpad)
-        self.add_pad(self.srcpad)
+        self.init_pads()
 
         self.stamps = True
         self.fmt = "msgpack"
@@ -386,25 +380,14 @@ class FramecastInject(Gst.Element):
                     del self._pending[k]
 
     # pads ----------------------------------------------------------------------------------
-    def _query(self, pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
-        # Caps pass through unchanged: answer caps questions from the other side.
-        if query.type == Gst.QueryType.CAPS:
-            return Gst.Pad.proxy_query_caps(pad, query)
-        if query.type == Gst.QueryType.ACCEPT_CAPS:
-            return Gst.Pad.proxy_query_accept_caps(pad, query)
-        return pad.query_default(parent, query)
-
-    def _sink_event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
+    def on_sink_event(self, event: Gst.Event) -> None:
         t = event.type
         if t == Gst.EventType.CAPS:
-            # event_default drops CAPS unless the pad has PROXY_CAPS (not settable from Python)
             self._set_caps(event.parse_caps())
-            return self.srcpad.push_event(event)
-        if t == Gst.EventType.SEGMENT:
+        elif t == Gst.EventType.SEGMENT:
             self._segment = event.parse_segment()
         elif t == Gst.EventType.FLUSH_STOP:
             self.indexer.reset()
-        return pad.event_default(parent, event)
 
     def _set_caps(self, caps: Gst.Caps) -> None:
         s = caps.get_structure(0)
@@ -425,7 +408,7 @@ class FramecastInject(Gst.Element):
             self._resolve_sidecar()
 
     # per buffer ----------------------------------------------------------------------------
-    def _chain(self, pad: Gst.Pad, parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
+    def chain(self, pad: Gst.Pad, parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
         self.buffers += 1
         codec = self._codec
         if codec is None:

@@ -32,6 +32,7 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
+from framecast.gst.element import AccessUnitElement  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 
 init_gst()  # the element classes below need an initialised GStreamer
@@ -54,7 +55,7 @@ class TooManyViewers(WebRTCError):
 
 # -- a tiny Python element that rewrites whole access units ---------------------------------------
 
-class AUFilter(Gst.Element):
+class AUFilter(AccessUnitElement, Gst.Element):
     """Calls ``fn(au_bytes, pts) -> bytes | None`` per buffer; None passes the buffer unchanged.
 
     A pad probe cannot replace a buffer (GSTREAMER-NOTES), an element with a chain function can.
@@ -73,31 +74,9 @@ class AUFilter(Gst.Element):
         super().__init__()
         self.fn = fn
         self.failures = 0
-        self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
-        self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
-        self.sinkpad.set_chain_function_full(self._chain)
-        self.sinkpad.set_event_function_full(self._event)
-        self.sinkpad.set_query_function_full(self._query)
-        self.srcpad.set_event_function_full(self._event)
-        self.srcpad.set_query_function_full(self._query)
-        self.add_pad(self.sinkpad)
-        self.add_pad(self.srcpad)
+        self.init_pads()
 
-    def _other(self, pad: Gst.Pad) -> Gst.Pad:
-        return self.srcpad if pad is self.sinkpad or pad == self.sinkpad else self.sinkpad
-
-    def _event(self, pad: Gst.Pad, parent: Any, event: Gst.Event) -> bool:
-        # event_default drops CAPS without the PROXY_CAPS flag (unsettable from Python):
-        # a 1:1 element forwards everything itself
-        return self._other(pad).push_event(event)
-
-    def _query(self, pad: Gst.Pad, parent: Any, query: Gst.Query) -> bool:
-        # proxy caps/accept-caps so upstream negotiates with what is downstream of us
-        if query.type in (Gst.QueryType.CAPS, Gst.QueryType.ACCEPT_CAPS):
-            return self._other(pad).peer_query(query)
-        return Gst.Pad.query_default(pad, parent, query)
-
-    def _chain(self, pad: Gst.Pad, parent: Any, buf: Gst.Buffer) -> Gst.FlowReturn:
+    def chain(self, pad: Gst.Pad, parent: Any, buf: Gst.Buffer) -> Gst.FlowReturn:
         fn = self.fn
         if fn is None:
             return self.srcpad.push(buf)

@@ -1,0 +1,57 @@
+"""The base of framecast's Python elements that take one access unit and push one.
+
+A pad probe cannot replace a buffer in 1.22; an element with its own chain function can. It
+also needs its own event function: ``event_default`` drops CAPS unless the pad has PROXY_CAPS,
+which Python cannot set — so CAPS are forwarded here, and caps queries are proxied so upstream
+negotiates with what is downstream of us.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gi.repository import Gst
+
+
+class AccessUnitElement:
+    """Mixin: ``class X(AccessUnitElement, Gst.Element)`` with ``__gstmetadata__`` and
+    ``__gsttemplates__`` (pads "sink" and "src"); call :meth:`init_pads` in ``__init__`` and
+    override :meth:`chain` (and :meth:`on_sink_event`). A mixin, not a Gst.Element subclass:
+    gst-python installs pad templates only on classes deriving from Gst.Element directly.
+    """
+
+    sinkpad: Gst.Pad
+    srcpad: Gst.Pad
+
+    get_pad_template: Any
+    add_pad: Any
+
+    def init_pads(self) -> None:
+        self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
+        self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
+        self.sinkpad.set_chain_function_full(self.chain)
+        self.sinkpad.set_event_function_full(self._sink_event)
+        self.sinkpad.set_query_function_full(self._query)
+        self.srcpad.set_query_function_full(self._query)
+        self.add_pad(self.sinkpad)
+        self.add_pad(self.srcpad)
+
+    def chain(self, pad: Gst.Pad, parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
+        return self.srcpad.push(buf)
+
+    def on_sink_event(self, event: Gst.Event) -> None:
+        """Look at a downstream event before it is forwarded (caps, segment, flush …)."""
+
+    def _sink_event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
+        self.on_sink_event(event)
+        if event.type == Gst.EventType.CAPS:
+            return self.srcpad.push_event(event)
+        return pad.event_default(parent, event)
+
+    @staticmethod
+    def _query(pad: Gst.Pad, parent: Gst.Object, query: Gst.Query) -> bool:
+        if query.type == Gst.QueryType.CAPS:
+            return Gst.Pad.proxy_query_caps(pad, query)
+        if query.type == Gst.QueryType.ACCEPT_CAPS:
+            return Gst.Pad.proxy_query_accept_caps(pad, query)
+        return pad.query_default(parent, query)
