@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import msgpack
@@ -141,9 +141,17 @@ def framecast_messages(
     A message under ``FRAMECAST_UUID`` that does not decode is returned raw, not raised.
     A malformed access unit still raises :class:`framecast.sei.SEIError`.
     """
+    return split_messages(extract_user_data(au, codec, length_size))
+
+
+def split_messages(
+    messages: Iterable[tuple[bytes, bytes]],
+) -> tuple[list[dict[str, Any]], list[tuple[bytes, bytes]]]:
+    """(our decoded envelopes, other raw messages) from (uuid, payload) pairs; ours that do
+    not decode count as raw."""
     ours: list[dict[str, Any]] = []
     raw: list[tuple[bytes, bytes]] = []
-    for uid, payload in extract_user_data(au, codec, length_size):
+    for uid, payload in messages:
         if uid == FRAMECAST_UUID:
             try:
                 ours.append(decode_metadata(payload))

@@ -42,10 +42,8 @@ from framecast.gst.element import AccessUnitElement
 from framecast.gst.inject import add_sei_meta, sei_metas, user_data_tolerant
 from framecast.gst.runtime import init_gst
 from framecast.metadata import (
-    FRAMECAST_UUID,
-    MetadataError,
-    decode_metadata,
     framecast_messages,
+    split_messages,
 )
 
 init_gst()  # the marker element's pad templates need it
@@ -274,16 +272,7 @@ class Reader:
         try:
             return framecast_messages(au, codec, None)
         except sei.SEIError:  # a broken SEI NAL (e.g. a relayed camera's): read the others
-            ours, raw = [], []
-            for uid, payload in user_data_tolerant(au, codec):
-                if uid == FRAMECAST_UUID:
-                    try:
-                        ours.append(decode_metadata(payload))
-                        continue
-                    except MetadataError:
-                        pass
-                raw.append((uid, payload))
-            return ours, raw
+            return split_messages(user_data_tolerant(au, codec))
 
     def _on_encoded(self, buf: Gst.Buffer) -> None:
         ours, raw = self._parse_au(buf)
