@@ -227,6 +227,9 @@ class _Warner:
 
 # -- the element ----------------------------------------------------------------------------
 
+_SCAN_PREFIX = 4096  # bytes read to find the first slice in Annex B (headers come first)
+
+
 class FramecastInject(AccessUnitElement, Gst.Element):
     """Insert framecast SEI (and SEI from buffer metas) into every access unit."""
 
@@ -417,23 +420,52 @@ class FramecastInject(AccessUnitElement, Gst.Element):
         metas = sei_metas(buf)
         if not messages and not metas:
             return self.srcpad.push(buf)
-        with buf.map(Gst.MapFlags.READ) as info:
-            au = bytes(info.data)
+        size = buf.get_size()
         if metas:
-            present = set(user_data_tolerant(au, codec, self._length_size))
+            present = set(user_data_tolerant(buf.extract_dup(0, size), codec, self._length_size))
             messages.extend(m for m in metas if m not in present)
         if not messages:
             return self.srcpad.push(buf)
         try:
-            out_bytes = sei.insert_sei(au, codec, messages, self._length_size)
+            offset = self._splice_point(buf, size, codec)
+            nal = sei.build_sei_nal(codec, messages)
+            ls = self._length_size
+            if ls is not None and len(nal) >= 1 << (8 * ls):
+                raise sei.SEIError(f"SEI of {len(nal)} bytes does not fit a {ls}-byte length")
+            head = b"\x00\x00\x00\x01" if ls is None else len(nal).to_bytes(ls, "big")
         except sei.SEIError as exc:
             self._warn("bitstream", f"access unit at pts {buf.pts} left as is: {exc}")
             return self.srcpad.push(buf)
-        out = Gst.Buffer.new_wrapped(out_bytes)
+        # Splice by sharing the input's memory around the new NAL: no copy of the slice data.
+        out = Gst.Buffer.new()
         out.copy_into(buf, Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS
-                      | Gst.BufferCopyFlags.META, 0, buf.get_size())
+                      | Gst.BufferCopyFlags.META, 0, size)
+        if offset:
+            out.copy_into(buf, Gst.BufferCopyFlags.MEMORY, 0, offset)
+        sei_buf = Gst.Buffer.new_wrapped(head + nal)
+        out.copy_into(sei_buf, Gst.BufferCopyFlags.MEMORY, 0, sei_buf.get_size())
+        out.copy_into(buf, Gst.BufferCopyFlags.MEMORY, offset, size - offset)
         self.frames += 1
         return self.srcpad.push(out)
+
+    def _splice_point(self, buf: Gst.Buffer, size: int, codec: str) -> int:
+        """Offset of the first VCL NAL, reading only the NAL units before it."""
+        ls = self._length_size
+        if ls is None:  # Annex B: scan a prefix (parameter sets, SEI); the whole AU if needed
+            head = buf.extract_dup(0, min(size, _SCAN_PREFIX))
+            try:
+                return sei.find_first_vcl_offset(head, codec, None)
+            except sei.SEIError:
+                if len(head) == size:
+                    raise
+                return sei.find_first_vcl_offset(buf.extract_dup(0, size), codec, None)
+        pos, hdr_len = 0, ls + (2 if codec == "h265" else 1)
+        while pos + hdr_len <= size:  # length-prefixed: hop from header to header
+            hdr = buf.extract_dup(pos, hdr_len)
+            if sei.is_vcl(hdr[ls:], codec):
+                return pos
+            pos += ls + int.from_bytes(hdr[:ls], "big")
+        raise sei.SEIError("access unit has no VCL NAL unit (no coded slice)")
 
     def _messages(self, buf: Gst.Buffer) -> list[tuple[bytes, bytes]]:
         pts = buf.pts
