@@ -6,6 +6,7 @@ client of it. Clips are 20 frames at 30 fps (0.67 s), so 3 loop boundaries take 
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -40,6 +41,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             fps=FPS, bframes=b, gop=10)
     out["av"] = make_clip(d / "av.mp4", frames=10, fps=FPS, bframes=2, gop=10, audio="aac")
     out["vfr"] = make_vfr_clip(d / "vfr.mp4")
+    out["editlist"] = make_edit_list_clip(d)
+    return out
+
+
+def make_edit_list_clip(d: Path) -> Path:
+    """MP4 whose edit list is a 0.5 s empty edit then 1 s of media (ffmpeg output seeking)."""
+    src = make_clip(d / "editlist-src.mp4", frames=60, fps=FPS, bframes=2, gop=30)
+    out = d / "editlist.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-ss", "0.5", "-c", "copy",
+                    str(out)], check=True, timeout=30)
     return out
 
 
@@ -94,6 +105,19 @@ def test_pts_seamless_across_loops(server: Server, variant: tuple[str, str, int]
                        f"{rep.gaps} missing, {rep.backwards} backwards; steps "
                        f"{sorted({round(s * 1000, 1) for s in rep.steps})} ms")
     assert server.mounts[_name(*variant)].loop_count >= 3
+
+
+def test_edit_list_loops_seamlessly(server: Server) -> None:
+    # qtdemux pushes one SEGMENT per edit (the empty one, then the media) after every seek
+    info = server.mounts["editlist"].info
+    period_s = info.period_ns / 1e9
+    assert info.frames == 30 and abs(period_s - 1.0) < 1e-3  # the empty edit is not looped
+    packets = ffprobe_packets(server.rtsp_url("editlist"), seconds=3 * period_s + 1.2)
+    rep = check_pts(packets, FRAME_S)
+    assert rep.span >= 3 * period_s, f"only {rep.span:.2f}s of stream: the loop stalls"
+    assert rep.clean, (f"{rep.duplicates} duplicated, {rep.gaps} missing, {rep.backwards} "
+                       f"backwards; steps {sorted({round(s * 1000, 1) for s in rep.steps})} ms")
+    assert server.mounts["editlist"].loop_count >= 3
 
 
 def test_variable_frame_rate_loops_seamlessly(server: Server) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
@@ -36,8 +36,10 @@ EOS_LOOP_DEMUXERS = {"tsdemux"}
 @dataclass
 class _PadState:
     loop: int = -1        # -1: no segment since the last flush
-    start0: int = 0       # segment start of loop 0
-    base0: int = 0        # segment base of loop 0
+    seqnum: int = -1      # seqnum of the last SEGMENT: a new one means a new pass (seek)
+    edit: int = 0         # index of this SEGMENT within the pass (one per MP4 edit)
+    # (start, base) of each SEGMENT of loop 0: an MP4 edit list gives one per edit
+    edits0: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Looper:
@@ -210,17 +212,27 @@ class Looper:
         seg = event.parse_segment()
         if seg.format != Gst.Format.TIME:
             return Gst.PadProbeReturn.OK
+        seqnum = event.get_seqnum()
         with self._lock:
             st = self._pads.setdefault(pad.get_name(), _PadState())
-            st.loop += 1
+            # qtdemux pushes one SEGMENT per edit-list entry, all with the seek's seqnum:
+            # count a loop per seek, not per SEGMENT
+            if seqnum != st.seqnum:
+                st.loop += 1
+                st.seqnum, st.edit = seqnum, 0
+            else:
+                st.edit += 1
             if st.loop == 0:
-                st.start0, st.base0 = seg.start, seg.base
-                if pad.get_name().startswith("video") and self.first_pts_ns is not None:
+                st.edits0.append((seg.start, seg.base))
+                if pad.get_name().startswith("video") and self.first_pts_ns is not None and \
+                        seg.start <= self.first_pts_ns and \
+                        (seg.stop == Gst.CLOCK_TIME_NONE or self.first_pts_ns < seg.stop):
                     self._video_rt0 = seg.to_running_time(Gst.Format.TIME, self.first_pts_ns)
                 return Gst.PadProbeReturn.OK
-            # running time of PTS p in loop n = p - start_n + base_n; make it
-            # p - start_0 + base_0 + n * period (exactly one period per loop).
-            base = st.base0 + st.loop * self.period_ns + (seg.start - st.start0)
+            # running time of PTS p in edit k of loop n = p - start_nk + base_nk; make it
+            # p - start_0k + base_0k + n * period (exactly one period per loop).
+            start0, base0 = st.edits0[min(st.edit, len(st.edits0) - 1)]
+            base = base0 + st.loop * self.period_ns + (seg.start - start0)
             loop = st.loop
         if base == seg.base:
             return Gst.PadProbeReturn.OK
