@@ -13,6 +13,17 @@ from typing import Any
 from gi.repository import Gst
 
 
+def make_element(factory: str, name: str | None = None, **props: Any) -> Gst.Element:
+    """``Gst.ElementFactory.make`` with properties (``key_name`` → ``key-name``) and a clear
+    error when the element's plugin is not installed."""
+    el = Gst.ElementFactory.make(factory, name)
+    if el is None:
+        raise RuntimeError(f"GStreamer element '{factory}' is not installed")
+    for key, value in props.items():
+        el.set_property(key.replace("_", "-"), value)
+    return el
+
+
 class AccessUnitElement:
     """Mixin: ``class X(AccessUnitElement, Gst.Element)`` with ``__gstmetadata__`` and
     ``__gsttemplates__`` (pads "sink" and "src"); call :meth:`init_pads` in ``__init__`` and

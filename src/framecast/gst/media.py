@@ -15,6 +15,7 @@ from framecast.gst.runtime import init_gst
 
 init_gst()  # the filter seam's module may build caps at import time
 
+from framecast.gst.element import make_element  # noqa: E402
 from framecast.gst.filters import make_video_filter  # noqa: E402
 from framecast.gst.looping import Looper  # noqa: E402
 from framecast.gst.probe import MediaInfo  # noqa: E402
@@ -42,15 +43,6 @@ class MediaBin(Gst.Bin):
 GObject.type_register(MediaBin)
 
 
-def make(factory: str, name: str | None = None, **props: Any) -> Gst.Element:
-    el = Gst.ElementFactory.make(factory, name)
-    if el is None:
-        raise RuntimeError(f"GStreamer element {factory} is missing")
-    for k, v in props.items():
-        el.set_property(k.replace("_", "-"), v)
-    return el
-
-
 def _chain(b: Gst.Bin, elements: list[Gst.Element]) -> None:
     for el in elements:
         b.add(el)
@@ -61,13 +53,14 @@ def _chain(b: Gst.Bin, elements: list[Gst.Element]) -> None:
 
 def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str) -> Gst.Element:
     """parse ! [filter] ! pay0, added to ``b``; returns the parser (the branch's sink)."""
-    parse = make("h264parse" if codec == "h264" else "h265parse", "vparse", config_interval=-1)
+    parser = "h264parse" if codec == "h264" else "h265parse"
+    parse = make_element(parser, "vparse", config_interval=-1)
     chain = [parse]
     flt = make_video_filter(mount, info, codec)
     if flt is not None:
         chain.append(flt)
     # config-interval=-1: SPS/PPS(/VPS) with every IDR, so a joining client starts at once
-    chain.append(make(PAYLOADERS[codec], "pay0", config_interval=-1, pt=VIDEO_PT))
+    chain.append(make_element(PAYLOADERS[codec], "pay0", config_interval=-1, pt=VIDEO_PT))
     _chain(b, chain)
     return parse
 
@@ -83,8 +76,8 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     b.info = info
     if getattr(mount, "source", None):
         codec = getattr(mount, "codec", "h264")
-        src = make("rtspsrc", "src", location=mount.source, latency=200)
-        depay = make(DEPAYLOADERS[codec], "depay")
+        src = make_element("rtspsrc", "src", location=mount.source, latency=200)
+        depay = make_element(DEPAYLOADERS[codec], "depay")
         b.add(src)
         parse = _video_tail(b, mount, info, codec)
         b.add(depay)
@@ -102,18 +95,18 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
 
     if info is None:
         raise ValueError("file mounts need their probed MediaInfo")
-    src = make("filesrc", "src", location=info.path)
-    demux = make(info.demuxer, "demux")
+    src = make_element("filesrc", "src", location=info.path)
+    demux = make_element(info.demuxer, "demux")
     _chain(b, [src, demux])
     vparse = _video_tail(b, mount, info, info.video_codec)
     aparse = None
     if info.audio_codec in AUDIO:
         parser, payloader = AUDIO[info.audio_codec]
-        aparse = make(parser, "aparse")
-        _chain(b, [aparse, make(payloader, "pay1", pt=AUDIO_PT)])
+        aparse = make_element(parser, "aparse")
+        _chain(b, [aparse, make_element(payloader, "pay1", pt=AUDIO_PT)])
         # One demuxer thread feeds both branches: without a queue on each, the video sink
         # blocks it while prerolling and audio never arrives (the media never gets prepared).
-        vq, aq = make("queue", "vqueue"), make("queue", "aqueue")
+        vq, aq = make_element("queue", "vqueue"), make_element("queue", "aqueue")
         for q, nxt in ((vq, vparse), (aq, aparse)):
             b.add(q)
             q.link(nxt)

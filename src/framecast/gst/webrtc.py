@@ -32,7 +32,7 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
-from framecast.gst.element import AccessUnitElement  # noqa: E402
+from framecast.gst.element import AccessUnitElement, make_element  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 
 init_gst()  # the element classes below need an initialised GStreamer
@@ -123,13 +123,6 @@ SourceFactory = Callable[[], "Gst.Element | tuple[Gst.Element, Callable[[Gst.Pip
 pipeline (before PLAYING; e.g. to wire a :class:`~framecast.gst.looping.Looper` to the bus)."""
 
 
-def _make(factory: str, name: str | None = None, **props: Any) -> Gst.Element:
-    el = Gst.ElementFactory.make(factory, name)
-    if el is None:
-        raise WebRTCError(f"GStreamer element '{factory}' is not installed")
-    for key, value in props.items():
-        el.set_property(key.replace("_", "-"), value)
-    return el
 
 
 def _bin_of(elements: list[Gst.Element], name: str | None = None) -> Gst.Bin:
@@ -152,16 +145,16 @@ def test_source(fps: int = 30, width: int = 320, height: int = 240,
     """A live test pattern encoded once (constrained-baseline) with framecast SEI stamps."""
 
     def build() -> Gst.Element:
-        enc = _make("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
+        enc = make_element("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
                     bitrate=800, sliced_threads=False)
-        src = _make("videotestsrc", is_live=True)
+        src = make_element("videotestsrc", is_live=True)
         src.set_property("pattern", pattern)
         els = [
             src,
             _caps(f"video/x-raw,format=I420,width={width},height={height},framerate={fps}/1"),
             enc,
             _caps("video/x-h264,profile=constrained-baseline"),
-            _make("h264parse", config_interval=-1),
+            make_element("h264parse", config_interval=-1),
             _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
         ]
         if stamp:
@@ -208,7 +201,7 @@ def index_source(fps: int = 30, width: int = 320, height: int = 240, profile: st
     frame_ns = Gst.SECOND // fps
 
     def build() -> Gst.Element:
-        src = _make("appsrc", is_live=True, format=Gst.Format.TIME, do_timestamp=False,
+        src = make_element("appsrc", is_live=True, format=Gst.Format.TIME, do_timestamp=False,
                     max_bytes=width * height * 3 * 4, block=True)
         src.set_property("caps", Gst.Caps.from_string(
             f"video/x-raw,format=RGB,width={width},height={height},framerate={fps}/1"))
@@ -222,12 +215,13 @@ def index_source(fps: int = 30, width: int = 320, height: int = 240, profile: st
             appsrc.emit("push-buffer", buf)
 
         src.connect("need-data", need_data)
-        enc = _make("x264enc", speed_preset="ultrafast", key_int_max=fps, bframes=bframes,
+        enc = make_element("x264enc", speed_preset="ultrafast", key_int_max=fps, bframes=bframes,
                     b_adapt=False, bitrate=800, sliced_threads=False)
         if not bframes:
             enc.set_property("tune", "zerolatency")
-        els = [src, _make("videoconvert"), _caps("video/x-raw,format=I420"), enc,
-               _caps(f"video/x-h264,profile={profile}"), _make("h264parse", config_interval=-1),
+        els = [src, make_element("videoconvert"), _caps("video/x-raw,format=I420"), enc,
+               _caps(f"video/x-h264,profile={profile}"),
+               make_element("h264parse", config_interval=-1),
                _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
                AUFilter(_Stamper("h264", frame_ns).stamp)]
         return _bin_of(els)
@@ -236,7 +230,7 @@ def index_source(fps: int = 30, width: int = 320, height: int = 240, profile: st
 
 
 def _caps(text: str) -> Gst.Element:
-    return _make("capsfilter", caps=Gst.Caps.from_string(text))
+    return make_element("capsfilter", caps=Gst.Caps.from_string(text))
 
 
 def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
@@ -307,7 +301,7 @@ def strip_payloaders(b: Gst.Bin) -> Gst.Bin:
     while (pay := b.get_by_name(f"pay{i}")) is not None:
         peer = pay.get_static_pad("sink").get_peer()
         b.remove(pay)
-        sink = _make("fakesink", sync=False)
+        sink = make_element("fakesink", sync=False)
         sink.set_property("async", False)
         b.add(sink)
         if peer is not None:
@@ -458,18 +452,18 @@ def _restamp(payload: bytes) -> bytes:
 
 def _transcoder(info: StreamInfo, carrier: _SEICarrier) -> list[Gst.Element]:
     fps = int(round(info.fps or 30))
-    decoder = _make("avdec_h264" if info.codec == "h264" else "avdec_h265")
+    decoder = make_element("avdec_h264" if info.codec == "h264" else "avdec_h265")
     decoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, carrier.decoded)
     return [
         AUFilter(carrier.remember),
         decoder,
-        _make("videoconvert"),
+        make_element("videoconvert"),
         # without format=I420 x264enc may pick High 4:4:4 (GSTREAMER-NOTES)
         _caps("video/x-raw,format=I420"),
-        _make("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
+        make_element("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
               bitrate=2000, sliced_threads=False),
         _caps("video/x-h264,profile=constrained-baseline"),
-        _make("h264parse", config_interval=-1),
+        make_element("h264parse", config_interval=-1),
         _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
     ]
 
@@ -592,15 +586,15 @@ class MountProducer:
             chain += _transcoder(info, self.carrier)
         else:
             # SPS/PPS in-band before every IDR access unit, whatever the source did
-            chain += [_make("h264parse", config_interval=-1),
+            chain += [make_element("h264parse", config_interval=-1),
                       _caps("video/x-h264,stream-format=byte-stream,alignment=au")]
         # pace non-live sources (files) at real time; live ones pass through
-        chain.append(_make("clocksync"))
+        chain.append(make_element("clocksync"))
         if self.carrier is not None:
             # after clocksync: the frame's wallclock_ns becomes the time it really leaves (the
             # decoder's reordering delay would otherwise count as network latency)
             chain.append(AUFilter(self.carrier.reinsert))
-        chain.append(_make("tee", "tee", allow_not_linked=True))
+        chain.append(make_element("tee", "tee", allow_not_linked=True))
         for el in chain:
             self.pipeline.add(el)
         for a, z in zip(chain, chain[1:], strict=False):
@@ -725,16 +719,17 @@ class MountProducer:
         if offer_sdp is not None:
             offer = _sdp_message(offer_sdp)  # raises on garbage before we build anything
             pt, plid = choose_h264_payload(offer_sdp, plid)
-        queue = _make("queue", leaky=2, max_size_buffers=60, max_size_time=0, max_size_bytes=0)
+        queue = make_element("queue", leaky=2, max_size_buffers=60, max_size_time=0,
+                             max_size_bytes=0)
         # config-interval=0: SPS/PPS are already in-band before every IDR (h264parse before the
         # tee); with -1, rtph264pay 1.22 repeats them before *each* IDR slice, and a
         # multi-slice keyframe then arrives split into several access units
         # a fixed SSRC announced in the SDP: an answer made before the payloader's caps exist
         # would otherwise announce an invented one, and Chromium drops unannounced SSRCs
         ssrc = random.randrange(1, 2**32)
-        pay = _make("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency",
+        pay = make_element("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency",
                     ssrc=ssrc)
-        webrtc = _make("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        webrtc = make_element("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         # stun-server stays at its default (NULL): setting None from Python logs an error
         v = _Viewer(viewer_id, events, queue, pay, webrtc)
         for el in (queue, pay, webrtc):
