@@ -24,6 +24,7 @@ from framecast.gst import webrtc  # noqa: E402
 from framecast.gst.whep_client import make_webrtc_source  # noqa: E402
 from framecast.http.metrics import Registry  # noqa: E402
 from framecast.http.server import HttpServer, MountSpec  # noqa: E402
+from framecast.pixelindex import read_index  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -102,6 +103,20 @@ def framecast_metadata(au: bytes) -> list[dict]:
 
     return [metadata.decode_metadata(data) for uuid, data in sei.extract_user_data(au, "h264")
             if uuid == metadata.FRAMECAST_UUID]
+
+
+def seq_and_pixel_index(aus: list[tuple[int, bytes]]) -> list[tuple[int | None, int]]:
+    """(metadata seq, index drawn in the pixels) of each H.264 AU decoded with PyAV."""
+    import av
+
+    codec = av.CodecContext.create("h264", "r")
+    pairs = []
+    for _pts, au in aus:
+        metas = framecast_metadata(au)
+        for frame in codec.decode(av.Packet(au)):
+            pairs.append((metas[0]["seq"] if metas else None,
+                          read_index(frame.to_ndarray(format="rgb24"))))
+    return pairs
 
 
 async def stop_pipeline(bridge: Bridge, pipe: Gst.Pipeline) -> None:
@@ -516,7 +531,6 @@ def test_api_streams_and_metrics() -> None:
 def test_high_profile_mount_is_transcoded_once_and_keeps_its_metadata() -> None:
     """High profile with B-frames in; constrained-baseline out; every frame's SEI seq equals
     the index drawn in its pixels (the metadata followed its frame through decode/encode)."""
-    from framecast.pixelindex import read_index
 
     async def main() -> None:
         source, info = webrtc.index_source(fps=15, profile="high", bframes=2)
@@ -531,15 +545,7 @@ def test_high_profile_mount_is_transcoded_once_and_keeps_its_metadata() -> None:
             with got.lock:
                 aus = list(got.aus)
         # decode what arrived (constrained-baseline: decode order = presentation order)
-        import av
-
-        codec = av.CodecContext.create("h264", "r")
-        pairs = []
-        for _pts, au in aus:
-            metas = framecast_metadata(au)
-            for frame in codec.decode(av.Packet(au)):
-                pairs.append((metas[0]["seq"] if metas else None,
-                              read_index(frame.to_ndarray(format="rgb24"))))
+        pairs = seq_and_pixel_index(aus)
         assert len(pairs) >= 20
         assert all(seq is not None for seq, _ in pairs), f"a frame lost its metadata: {pairs}"
         assert [seq for seq, _ in pairs] == [idx for _, idx in pairs]
@@ -593,17 +599,7 @@ def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str, bframes: int,
             with got.lock:
                 aus = list(got.aus)
         # every decoded frame's metadata names the frame drawn in its pixels, across loops
-        import av
-
-        from framecast.pixelindex import read_index
-
-        codec = av.CodecContext.create("h264", "r")
-        pairs = []
-        for _pts, au in aus:
-            metas = framecast_metadata(au)
-            for frame in codec.decode(av.Packet(au)):
-                pairs.append((metas[0]["seq"] if metas else None,
-                              read_index(frame.to_ndarray(format="rgb24"))))
+        pairs = seq_and_pixel_index(aus)
         assert len(pairs) >= 20
         assert all(seq is not None for seq, _ in pairs), f"frames without metadata: {pairs}"
         assert [seq % 15 for seq, _ in pairs] == [idx for _, idx in pairs]
