@@ -56,7 +56,9 @@ _MAX_PENDING_SEI = 512
 
 # Pairs decoded pictures with their encoded AU. Decoders may re-stamp PTS (GstVideoDecoder
 # hands out the smallest pending PTS when input has no DTS, as over RTP), but they carry
-# video-tagged metas from input to output: our marker meta holds the encoded AU's PTS.
+# video-tagged metas from input to output: our marker meta holds the encoded AU's serial
+# number and PTS. Not the PTS alone: rtpjitterbuffer clamps a timestamp that would go
+# backwards to the previous one, so after a burst two AUs can share a PTS.
 _MARK_UUID = b"framecast-pts\x00\x00\x00"
 
 
@@ -73,19 +75,18 @@ class _PtsMark(AccessUnitElement, Gst.Element):
 
     def __init__(self) -> None:
         super().__init__()
-        self.on_au: Any = None
+        self.on_au: Any = None  # (buf) -> the AU's serial number
         self.init_pads()
 
     def chain(self, _pad: Gst.Pad, _parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
-        if buf.pts == Gst.CLOCK_TIME_NONE:
-            return self.srcpad.push(buf)
         try:
-            self.on_au(buf)
+            serial = self.on_au(buf)
             out = Gst.Buffer.new()  # a writable buffer sharing buf's memory (no byte copy)
             out.copy_into(buf, Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS
                           | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY,
                           0, buf.get_size())
-            add_sei_meta(out, _MARK_UUID, buf.pts.to_bytes(8, "big"))
+            # an AU may have no PTS (tsdemux drops a repeated one): it still gets its SEI
+            add_sei_meta(out, _MARK_UUID, serial.to_bytes(8, "big") + buf.pts.to_bytes(8, "big"))
         except Exception as exc:  # never break the stream over one AU
             log.warning("%s", exc)
             return self.srcpad.push(buf)
@@ -153,7 +154,9 @@ class Reader:
         self._kind = _kind(url)
         self._codec: str | None = codec if self._kind == "webrtc" else None
         self._lock = threading.Lock()
+        # encoded AU serial number -> (keyframe, ours, third-party), until its picture is out
         self._sei: dict[int, tuple[bool, list[dict[str, Any]], list[tuple[bytes, bytes]]]] = {}
+        self._serial = itertools.count()
         self._heap: list[tuple[int, int, Frame]] = []
         self._order = itertools.count()
         self._ready: list[Frame] = []
@@ -166,6 +169,12 @@ class Reader:
         self.sink.set_property("sync", False)
         self.sink.set_property("max-buffers", 200)
         self.sink.set_property("enable-last-sample", False)
+        # Never wait for preroll. rtspsrc posts ASYNC_START around its PLAY request; if that
+        # lands before the first buffer reaches this sink, the pipeline falls back to PAUSED
+        # and waits for the sink to preroll, while rtpjitterbuffer holds every packet until
+        # PLAYING (and rtspsrc stamps them with no time): nothing ever flows (~1 in 20 TCP
+        # starts with 4 clients joining at once, measured).
+        self.sink.set_property("async", False)
         self.pipeline.add(self.sink)
         self._build_source(transport, latency_ms)
         self.bus = self.pipeline.get_bus()
@@ -274,14 +283,16 @@ class Reader:
         except sei.SEIError:  # a broken SEI NAL (e.g. a relayed camera's): read the others
             return split_messages(user_data_tolerant(au, codec))
 
-    def _on_encoded(self, buf: Gst.Buffer) -> None:
+    def _on_encoded(self, buf: Gst.Buffer) -> int:
         ours, raw = self._parse_au(buf)
         key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        serial = next(self._serial)
         with self._lock:
-            self._sei[buf.pts] = (key, ours, raw)
-            if len(self._sei) > _MAX_PENDING_SEI:  # frames the decoder dropped
-                for k in sorted(self._sei)[: len(self._sei) - _MAX_PENDING_SEI]:
+            self._sei[serial] = (key, ours, raw)
+            if len(self._sei) > _MAX_PENDING_SEI:  # frames the decoder dropped (oldest first)
+                for k in list(itertools.islice(self._sei, len(self._sei) - _MAX_PENDING_SEI)):
                     del self._sei[k]
+        return serial
 
     # -- frames -----------------------------------------------------------------------------
     @staticmethod
@@ -301,15 +312,17 @@ class Reader:
             ours, raw = self._parse_au(buf)
             key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
             return Frame(t / 1e9, t, key, ours, raw)
-        marked = False
+        serial = None
         for uid, data in sei_metas(buf):
-            if uid == _MARK_UUID and len(data) == 8:
-                pts = int.from_bytes(data, "big")  # the encoded AU's own PTS
-                t = self._timeline(sample, pts)
-                marked = True
+            if uid == _MARK_UUID and len(data) == 16:
+                serial = int.from_bytes(data[:8], "big")
+                own = int.from_bytes(data[8:], "big")  # the encoded AU's own PTS
+                if own != Gst.CLOCK_TIME_NONE:  # else the decoder's interpolated PTS
+                    pts = own
+                    t = self._timeline(sample, pts)
                 break
         with self._lock:
-            entry = self._sei.pop(pts, None) if marked else None
+            entry = self._sei.pop(serial, None) if serial is not None else None
         key, ours, raw = entry if entry is not None else (False, [], [])
         return Frame(t / 1e9, t, key, ours, raw, self._image(sample))
 

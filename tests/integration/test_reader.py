@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import av
 import pytest
 from sei_helpers import write_index_sidecar
 
@@ -142,3 +143,58 @@ def test_watch_missing_file_is_one_line(tmp_path: Path, framecast_bin: str) -> N
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"framecast: error: {tmp_path / 'nope.mp4'}: no such file"
+
+
+def test_decoded_pictures_paired_when_two_aus_share_a_pts(tmp_path: Path) -> None:
+    """rtpjitterbuffer clamps a timestamp that would go backwards to the previous one, so
+    after a burst two AUs can carry the same PTS (and tsdemux gives the repeat none): each
+    picture must still get its own SEI."""
+    from framecast import sei
+    from framecast.metadata import FRAMECAST_UUID, encode_metadata
+
+    clip = make_clip(tmp_path / "in.mp4", codec="h264", frames=N, bframes=0, gop=10)
+    src = Gst.parse_launch(f'filesrc location="{clip}" ! qtdemux ! h264parse ! '
+                           'video/x-h264,stream-format=byte-stream,alignment=au ! '
+                           'appsink name=s sync=false')
+    sink = src.get_by_name("s")
+    src.set_state(Gst.State.PLAYING)
+    aus = []
+    while (sample := sink.emit("try-pull-sample", 5 * Gst.SECOND)) is not None:
+        buf = sample.get_buffer()
+        aus.append((buf.extract_dup(0, buf.get_size()), buf.pts, buf.duration,
+                    buf.has_flags(Gst.BufferFlags.DELTA_UNIT)))
+    caps = sink.get_static_pad("sink").get_current_caps()
+    src.set_state(Gst.State.NULL)
+    assert len(aus) == N and caps is not None
+
+    dst = tmp_path / "dup.ts"
+    out = Gst.parse_launch('appsrc name=a format=time ! mpegtsmux ! '
+                           f'filesink location="{dst}"')
+    appsrc = out.get_by_name("a")
+    appsrc.set_property("caps", caps)
+    out.set_state(Gst.State.PLAYING)
+    dup = {5, 6, 13, 14}  # AU i+1 gets AU i's PTS, twice, away from keyframes
+    for i, (au, pts, dur, delta) in enumerate(aus):
+        payload = encode_metadata({"index": i})
+        buf = Gst.Buffer.new_wrapped(sei.insert_sei(au, "h264", [(FRAMECAST_UUID, payload)]))
+        buf.pts = buf.dts = aus[i - 1][1] if i in (6, 14) else pts
+        buf.duration = dur
+        if delta:
+            buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
+        assert appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK
+    appsrc.emit("end-of-stream")
+    msg = out.get_bus().timed_pop_filtered(10 * Gst.SECOND,
+                                           Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    out.set_state(Gst.State.NULL)
+    assert msg is not None and msg.type == Gst.MessageType.EOS
+
+    with av.open(str(dst)) as container:  # the file really repeats two PTS
+        pts = [p.pts for p in container.demux(video=0) if p.size]
+    assert len(pts) == N and len(set(pts)) == N - len(dup) // 2
+
+    with framecast.open(str(dst), decode=True) as reader:
+        frames = list(reader)
+    assert len(frames) == N
+    for f in frames:
+        assert f.image is not None
+        assert [m["index"] for m in f.metadata] == [read_index(f.image)]
