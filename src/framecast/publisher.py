@@ -8,10 +8,28 @@ to the injector under that PTS, so it lands on exactly that frame (stamps added 
 
     with framecast.Publisher("cam", 640, 480, 30) as pub:     # own server on :8554
         pub.push(frame, {"boxes": [[10, 20, 50, 60]]})          # frame: H×W×3 uint8 RGB
+
+Frames: ``pixel_format`` RGB/BGR (H×W×3), RGBA/BGRA/RGBx/BGRx (H×W×4), or I420/NV12 as
+OpenCV lays them out (H·3/2 × W, e.g. ``cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)``): half
+the bytes of RGB and no conversion before the encoder.
+
+Copy contract of :meth:`Publisher.push`:
+- ``copy=True`` (default): the frame is copied (in C, without the GIL) before ``push``
+  returns; the caller may reuse or overwrite the array at once, as with any writer.
+- ``copy=False``: zero-copy. GStreamer reads the array's own memory; the publisher holds a
+  reference until GStreamer frees the buffer (after conversion / encoding), so dropping the
+  array is safe, but *writing* to it before then changes the picture that is sent, and its
+  metadata would no longer match. Use it for arrays made fresh per frame (camera reads,
+  ``cvtColor`` results); ``in_flight`` counts the frames still held. An array that is not
+  C-contiguous, or whose memory numpy does not own (a view on an mmap, a ctypes or camera
+  buffer that may be recycled), is copied anyway.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import itertools
 import logging
 import threading
 import time
@@ -22,25 +40,144 @@ import numpy as np
 
 log = logging.getLogger("framecast.publisher")
 
+PIXEL_FORMATS = ("RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12")
+
+
+def frame_layout(pixel_format: str, width: int, height: int
+                 ) -> tuple[tuple[int, ...], list[int], list[int]]:
+    """(numpy shape, plane offsets, plane strides) of a tightly packed frame."""
+    if pixel_format in ("I420", "NV12"):
+        if width % 2 or height % 2:
+            raise ValueError(f"{pixel_format} needs an even width and height, "
+                             f"not {width}x{height}")
+        y = width * height
+        if pixel_format == "I420":
+            return (height * 3 // 2, width), [0, y, y + y // 4], [width, width // 2, width // 2]
+        return (height * 3 // 2, width), [0, y], [width, width]
+    bpp = 3 if pixel_format in ("RGB", "BGR") else 4
+    return (height, width, bpp), [0], [width * bpp]
+
+
+# -- GstBuffer through ctypes: wrap or copy numpy memory, push it, no GI on the hot path -------
+
+class _MiniObject(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_size_t), ("refcount", ctypes.c_int),
+                ("lockstate", ctypes.c_int), ("flags", ctypes.c_uint),
+                ("copy", ctypes.c_void_p), ("dispose", ctypes.c_void_p),
+                ("free", ctypes.c_void_p), ("priv_uint", ctypes.c_uint),
+                ("priv_pointer", ctypes.c_void_p)]
+
+
+class _Buffer(ctypes.Structure):  # public, ABI-stable struct GstBuffer
+    _fields_ = [("mini_object", _MiniObject), ("pool", ctypes.c_void_p),
+                ("pts", ctypes.c_uint64), ("dts", ctypes.c_uint64),
+                ("duration", ctypes.c_uint64), ("offset", ctypes.c_uint64),
+                ("offset_end", ctypes.c_uint64)]
+
+
+_NOTIFY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_MEMORY_READONLY = 2  # GST_MEMORY_FLAG_READONLY: nobody downstream writes into the array
+_FLOW_OK = 0
+# token → (the array, the owning publisher's held dict); the destroy notify drops both
+_held: dict[int, tuple[np.ndarray, dict[int, np.ndarray]]] = {}
+_tokens = itertools.count(1)
+
+
+@_NOTIFY
+def _release(token: int | None) -> None:
+    # called (with the GIL taken by ctypes) by whichever GStreamer thread frees the buffer
+    entry = _held.pop(token or 0, None)
+    if entry is not None:
+        entry[1].pop(token or 0, None)
+
+
+class _GstC:
+    def __init__(self) -> None:
+        def lib(name: str) -> ctypes.CDLL:  # CDLL: every call releases the GIL
+            return ctypes.CDLL(ctypes.util.find_library(name) or f"lib{name}.so.0")
+
+        gst, app, video = lib("gstreamer-1.0"), lib("gstapp-1.0"), lib("gstvideo-1.0")
+        vp, sz = ctypes.c_void_p, ctypes.c_size_t
+        self.wrapped = gst.gst_buffer_new_wrapped_full
+        self.wrapped.restype = vp
+        self.wrapped.argtypes = [ctypes.c_int, vp, sz, sz, sz, vp, _NOTIFY]
+        self.memdup = gst.gst_buffer_new_memdup
+        self.memdup.restype = vp
+        self.memdup.argtypes = [vp, sz]
+        self.allocate = gst.gst_buffer_new_allocate
+        self.allocate.restype = vp
+        self.allocate.argtypes = [vp, sz, vp]
+        self.fill = gst.gst_buffer_fill
+        self.fill.restype = sz
+        self.fill.argtypes = [vp, sz, vp, sz]
+        self.unref = gst.gst_mini_object_unref
+        self.unref.argtypes = [vp]
+        self.push = app.gst_app_src_push_buffer  # takes the buffer (transfer full)
+        self.push.restype = ctypes.c_int
+        self.push.argtypes = [vp, vp]
+        self.add_video_meta = video.gst_buffer_add_video_meta_full
+        self.add_video_meta.restype = vp
+        self.add_video_meta.argtypes = [vp, ctypes.c_int, ctypes.c_int, ctypes.c_uint,
+                                        ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(sz),
+                                        ctypes.POINTER(ctypes.c_int)]
+
+
+_gstc: _GstC | None = None
+
+
+def _c() -> _GstC:
+    global _gstc
+    if _gstc is None:
+        _gstc = _GstC()
+    return _gstc
+
+
+def _gobject_ptr(obj: Any) -> int:
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return get(obj.__gpointer__, None)
+
+
+def _owns_memory(a: np.ndarray) -> bool:
+    """True if the memory is numpy's own (or immutable bytes): holding a reference keeps
+    it valid and nobody else recycles it."""
+    while True:
+        base = a.base
+        if base is None:
+            return bool(a.flags.owndata)
+        if isinstance(base, np.ndarray):
+            a = base
+            continue
+        return isinstance(base, bytes)
+
 
 class Publisher:
-    """An application video source at ``mount`` (RGB numpy frames in, H.264/H.265 out)."""
+    """An application video source at ``mount`` (numpy frames in, H.264/H.265 out)."""
 
     def __init__(self, mount: str, width: int, height: int, fps: int = 30, server: Any = None,
                  codec: str = "h264", bitrate_kbps: int = 2048, stamps: bool = True,
-                 fmt: str = "msgpack", gop: int | None = None) -> None:
+                 fmt: str = "msgpack", gop: int | None = None,
+                 pixel_format: str = "RGB") -> None:
         from framecast.gst.runtime import init_gst
 
         if codec not in ("h264", "h265"):
             raise ValueError(f"codec must be h264 or h265, not {codec!r}")
         if width <= 0 or height <= 0 or fps <= 0:
             raise ValueError("width, height and fps must be positive")
+        if pixel_format not in PIXEL_FORMATS:
+            raise ValueError(f"pixel_format must be one of {', '.join(PIXEL_FORMATS)}, "
+                             f"not {pixel_format!r}")
+        self.shape, offsets, strides = frame_layout(pixel_format, width, height)
         init_gst()
         self.mount, self.width, self.height, self.fps = mount, width, height, fps
+        self.pixel_format = pixel_format
+        self.nbytes = int(np.prod(self.shape))
+        self._meta = self._video_meta(offsets, strides)
+        self._held: dict[int, np.ndarray] = {}  # zero-copy frames GStreamer still reads
         self.codec, self.bitrate, self.stamps, self.fmt = codec, bitrate_kbps, stamps, fmt
         self.gop = gop or fps  # a keyframe every second: clients joining start fast
         self._lock = threading.Lock()
-        self._live: tuple[Any, Any] | None = None  # (appsrc, injector) of the running media
+        self._live: tuple[Any, Any, int] | None = None  # appsrc, injector, appsrc's C pointer
         self._ready = threading.Event()
         self.pushed = 0
         self.dropped = 0
@@ -56,6 +193,27 @@ class Publisher:
     def url(self) -> str:
         return self.server.rtsp_url(self.mount)
 
+    @property
+    def in_flight(self) -> int:
+        """Zero-copy frames (``copy=False``) GStreamer has not released yet."""
+        return len(self._held)
+
+    def _video_meta(self, offsets: list[int], strides: list[int]) -> Any:
+        """ctypes arguments for a GstVideoMeta if numpy's packed layout is not GStreamer's
+        default for these caps (rows not a multiple of 4 bytes), else None."""
+        from gi.repository import GstVideo  # version pinned by framecast.gst (init_gst ran)
+
+        fmt = GstVideo.VideoFormat.from_string(self.pixel_format)
+        info = GstVideo.VideoInfo.new()
+        info.set_format(fmt, self.width, self.height)
+        n = len(strides)
+        if (list(info.offset[:n]) == offsets and list(info.stride[:n]) == strides
+                and info.size == self.nbytes):
+            return None
+        c_off = (ctypes.c_size_t * 4)(*offsets)
+        c_str = (ctypes.c_int * 4)(*strides)
+        return (0, int(fmt), self.width, self.height, n, c_off, c_str)
+
     # -- the media bin (GLib thread, once per shared media) -------------------------------
     def _make_bin(self) -> Any:
         from framecast.gst.inject import make_injector
@@ -64,11 +222,11 @@ class Publisher:
         b = Gst.Bin.new(f"publisher-{self.mount}")
         src = Gst.ElementFactory.make("appsrc", "src")
         src.set_property("caps", Gst.Caps.from_string(
-            f"video/x-raw,format=RGB,width={self.width},height={self.height},"
+            f"video/x-raw,format={self.pixel_format},width={self.width},height={self.height},"
             f"framerate={self.fps}/1"))
         src.set_property("format", Gst.Format.TIME)
         src.set_property("is-live", True)
-        src.set_property("max-bytes", self.width * self.height * 3 * 4)  # ~4 frames queued
+        src.set_property("max-bytes", self.nbytes * 4)  # ~4 frames queued
         src.set_property("leaky-type", 2)  # downstream: a stalled encoder drops old frames
         if self.codec == "h264":
             enc = (f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={self.gop} "
@@ -77,8 +235,11 @@ class Publisher:
         else:
             enc = (f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={self.gop} "
                    f"bitrate={self.bitrate} ! h265parse config-interval=-1")
+        # 4:2:0 for the encoder (else x264 may pick 4:4:4, which browsers cannot play);
+        # I420/NV12 input passes videoconvert untouched
+        yuv = "NV12" if self.pixel_format == "NV12" else "I420"
         tail = Gst.parse_bin_from_description(
-            f"videoconvert ! video/x-raw,format=I420 ! {enc}", True)
+            f"videoconvert ! video/x-raw,format={yuv} ! {enc}", True)
         # seq counts frames as pushed: no B-frames (zerolatency), so arrival = presentation
         inj = make_injector(f"inject-{self.mount}", counter=True, stamps=self.stamps,
                             fmt=self.fmt)
@@ -94,7 +255,7 @@ class Publisher:
         tail.link(inj)
         inj.link(pay)
         with self._lock:
-            self._live = (src, inj)
+            self._live = (src, inj, _gobject_ptr(src))
         src.connect("need-data", lambda *_: self._ready.set())
         return b
 
@@ -103,32 +264,49 @@ class Publisher:
         """Wait until a client made the media run (frames pushed before that are dropped)."""
         return self._ready.wait(timeout)
 
-    def push(self, frame: np.ndarray, metadata: Mapping[str, Any] | None = None) -> bool:
-        """Send one RGB frame (H×W×3 uint8) with its metadata; False if nobody is watching."""
+    def push(self, frame: np.ndarray, metadata: Mapping[str, Any] | None = None,
+             copy: bool = True) -> bool:
+        """Send one frame (uint8, shaped as ``pixel_format`` says: H×W×3 for RGB) with its
+        metadata; False if nobody is watching. ``copy=False``: zero-copy, see the module
+        docstring — do not write to ``frame`` while GStreamer still holds it."""
         from framecast.gst.runtime import Gst
 
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be {self.height}x{self.width}x3 uint8, "
+        if frame.shape != self.shape or frame.dtype != np.uint8:
+            raise ValueError(f"{self.pixel_format} frame must be "
+                             f"{'x'.join(map(str, self.shape))} uint8, "
                              f"got {frame.shape} {frame.dtype}")
         with self._lock:
             live = self._live
         if live is None:
             self.dropped += 1
             return False
-        src, inj = live
+        src, inj, src_ptr = live
         pts = src.get_current_running_time()
         if pts == Gst.CLOCK_TIME_NONE:  # media not playing (yet / any more)
             self.dropped += 1
             return False
-        # one copy, numpy → GstMemory (new_wrapped(tobytes()) would copy twice)
-        buf = Gst.Buffer.new_allocate(None, frame.nbytes, None)
-        with buf.map(Gst.MapFlags.WRITE) as info:
-            np.copyto(np.frombuffer(info.data, dtype=np.uint8).reshape(frame.shape), frame)
-        buf.pts = pts
-        buf.duration = Gst.SECOND // self.fps
+        c = _c()
+        if not frame.flags.c_contiguous:
+            frame = np.ascontiguousarray(frame)  # the one copy; now ours alone to wrap
+            copy = False
+        elif not copy and not _owns_memory(frame):
+            copy = True
+        if copy:  # one copy, in C with the GIL released
+            ptr = c.memdup(frame.ctypes.data, self.nbytes)
+        else:
+            token = next(_tokens)
+            _held[token] = (frame, self._held)
+            self._held[token] = frame
+            ptr = c.wrapped(_MEMORY_READONLY, frame.ctypes.data, self.nbytes, 0, self.nbytes,
+                            token, _release)
+        b = _Buffer.from_address(ptr)
+        b.pts = pts
+        b.duration = Gst.SECOND // self.fps
+        if self._meta is not None:
+            c.add_video_meta(ptr, *self._meta)
         if metadata:
             inj.put(pts, metadata)
-        if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+        if c.push(src_ptr, ptr) != _FLOW_OK:
             with self._lock:
                 if self._live is live:
                     self._live = None  # that media ended; the next client makes a new one
