@@ -1,6 +1,6 @@
 """Metadata injection cost: 1080p passthrough with vs without framecastinject; app-push 1080p30.
 
-    .venv/bin/python bench/inject_bench.py [--quick]
+    .venv/bin/python bench/inject_bench.py [--quick] [--push-only]
 
 1. Passthrough: ``filesrc ! qtdemux ! h264parse ! [framecastinject] ! fakesink sync=false`` on
    a 1080p H.264 clip (x264 veryfast, B-frames), run REPS times each way (interleaved). Prints
@@ -10,12 +10,16 @@
    per-frame cost — see shared notes.)
 2. App push: ``Publisher``'s own pipeline (appsrc ! videoconvert ! I420 ! x264enc zerolatency
    ultrafast constrained-baseline ! h264parse ! framecastinject ! rtph264pay) into a fakesink,
-   1080p RGB numpy frames pushed at 30 fps for SECONDS: frames out per second, whether it kept
-   up, and the Python time per frame spent in ``push()`` (numpy → buffer, put, push-buffer).
+   1080p numpy frames pushed at 30 fps for SECONDS: frames out per second, whether it kept
+   up, and the pushing thread's CPU per frame in ``push()`` (numpy → buffer, put, push).
+   Variants, interleaved PUSH_REPS times: the old push() (GI buffer + numpy copy + emit,
+   kept here as the reference), push() RGB with the default copy and with copy=False, and
+   the same for I420 input. ``--push-only`` skips part 1.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import threading
@@ -33,6 +37,7 @@ W, H, FPS = 1920, 1080, 30
 FRAMES = 60 if QUICK else 150
 REPS = 3 if QUICK else 6
 SECONDS = 3 if QUICK else 8
+PUSH_REPS = 1 if QUICK else 3
 
 
 def clip_path() -> Path:
@@ -106,14 +111,53 @@ class _Capture:
         return f"rtsp://bench/{mount}"
 
 
-def app_push() -> dict[str, float]:
+def old_push(pub: Any, frame: Any, metadata: Any) -> bool:
+    """The reference: push() as it was before zero-copy (GI buffer, map, numpy copy, emit)."""
     import numpy as np
 
-    from framecast.pixelindex import render_frame
+    src, inj = pub._live[0], pub._live[1]
+    pts = src.get_current_running_time()
+    buf = Gst.Buffer.new_allocate(None, frame.nbytes, None)
+    with buf.map(Gst.MapFlags.WRITE) as info:
+        np.copyto(np.frombuffer(info.data, dtype=np.uint8).reshape(frame.shape), frame)
+    buf.pts = pts
+    buf.duration = Gst.SECOND // pub.fps
+    if metadata:
+        inj.put(pts, metadata)
+    return src.emit("push-buffer", buf) == Gst.FlowReturn.OK
+
+
+def to_i420(rgb: Any) -> Any:
+    """BT.601 limited-range I420, laid out as OpenCV's COLOR_RGB2YUV_I420 (H*3/2 x W)."""
+    import numpy as np
+
+    f = rgb.astype(np.float32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    h, w = y.shape
+    u = u.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    v = v.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    planes = [y.ravel(), u.ravel(), v.ravel()]
+    return np.clip(np.concatenate(planes), 0, 255).round().astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+# (label, pixel format, how to push); "old" is the reference measured in the same run
+VARIANTS = [
+    ("old push() (reference)", "RGB", "old"),
+    ("push() RGB, copy (default)", "RGB", "copy"),
+    ("push() RGB, copy=False", "RGB", "zero"),
+    ("push() I420, copy (default)", "I420", "copy"),
+    ("push() I420, copy=False", "I420", "zero"),
+]
+
+
+def app_push(pixel_format: str, how: str, pics: list[Any]) -> dict[str, float]:
     from framecast.publisher import Publisher
 
     cap = _Capture()
-    pub = Publisher("bench", W, H, FPS, server=cap)
+    pub = Publisher("bench", W, H, FPS, server=cap, pixel_format=pixel_format)
     pipeline = Gst.Pipeline.new("app-bench")
     b = cap.factory()
     pipeline.add(b)
@@ -133,20 +177,24 @@ def app_push() -> dict[str, float]:
     sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count)
     pipeline.set_state(Gst.State.PLAYING)
     pipeline.get_state(10 * Gst.SECOND)
-    # a few distinct pictures (drawing 1080p in numpy is not what we measure)
-    pics = [render_frame(i, W, H) for i in range(8)]
-    pics = [np.ascontiguousarray(p) for p in pics]
+    if how == "old":
+        def push(frame: Any, md: Any) -> bool:
+            return old_push(pub, frame, md)
+    else:
+        def push(frame: Any, md: Any) -> bool:
+            return pub.push(frame, md, copy=how == "copy")
     total = SECONDS * FPS
     push_s: list[float] = []
     push_cpu: list[float] = []  # CPU of the pushing thread: wall also counts waiting for a core
     cpu0, t0 = time.process_time(), time.perf_counter()
     next_t = t0
-    late = 0
+    late = failed = 0
     for i in range(total):
         s, sc = time.perf_counter(), time.thread_time()
-        pub.push(pics[i % len(pics)], {"i": i, "boxes": [[10, 20, 30, 40]]})
+        ok = push(pics[i % len(pics)], {"i": i, "boxes": [[10, 20, 30, 40]]})
         push_s.append(time.perf_counter() - s)
         push_cpu.append(time.thread_time() - sc)
+        failed += not ok
         next_t += 1 / FPS
         delay = next_t - time.perf_counter()
         if delay > 0:
@@ -156,21 +204,39 @@ def app_push() -> dict[str, float]:
     pushed_in = time.perf_counter() - t0
     inj = b.get_by_name("inject-bench")
     encoded_in_time = inj.buffers  # encoded + stamped while pushing: kept up with real time?
+    cpu_pushing = time.process_time() - cpu0
     time.sleep(1.0)  # let the encoder drain
-    wall = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0
+    held = pub.in_flight
     pipeline.set_state(Gst.State.NULL)
     return {"pushed": total, "out": encoded_in_time, "push_seconds": pushed_in,
             "fps_out": encoded_in_time / pushed_in,
             "push_ms_median": statistics.median(push_s) * 1e3,
             "push_cpu_ms_median": statistics.median(push_cpu) * 1e3,
             "push_ms_p95": sorted(push_s)[int(0.95 * len(push_s))] * 1e3, "late": late,
-            "cpu_cores": cpu / wall, "dropped": pub.dropped, "packets": out["packets"],
-            "injected": inj.buffers}
+            "cpu_cores": cpu_pushing / pushed_in, "dropped": pub.dropped + failed,
+            "packets": out["packets"], "injected": inj.buffers, "held_after": held}
+
+
+def app_push_all() -> dict[str, list[dict[str, float]]]:
+    import numpy as np
+
+    from framecast.pixelindex import render_frame
+
+    # a few distinct pictures (drawing 1080p in numpy is not what we measure)
+    rgb = [np.ascontiguousarray(render_frame(i, W, H)) for i in range(8)]
+    pics = {"RGB": rgb, "I420": [to_i420(p) for p in rgb]}
+    res: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in VARIANTS}
+    for _ in range(PUSH_REPS):  # interleaved: load from other work hits every variant alike
+        for label, fmt, how in VARIANTS:
+            res[label].append(app_push(fmt, how, pics[fmt]))
+    return res
 
 
 def main() -> None:
     init_gst()
+    if "--push-only" in sys.argv:
+        push_report()
+        return
     print(f"== passthrough 1080p H.264 (B-frames), {FRAMES} frames x {REPS} runs each")
     r = passthrough()
     print(f"without injection : {r['fps_plain']:8.0f} frames/s")
@@ -179,17 +245,32 @@ def main() -> None:
           "element; see per-frame cost)")
     print(f"added per frame   : {r['wall_us']:8.0f} µs wall, {r['cpu_us']:.0f} µs CPU")
     print(f"30 fps stream     : {r['core_share_30fps'] * 100:8.2f} % of one core")
-    print(f"== app push 1080p{FPS} numpy -> x264 zerolatency -> SEI, {SECONDS} s")
-    a = app_push()
-    print(f"pushed / encoded  : {a['pushed']} / {a['out']} frames in {a['push_seconds']:.2f} s "
-          f"-> {a['fps_out']:.1f} frames/s out (real time = {FPS})")
-    print(f"push() per frame  : {a['push_ms_median']:.2f} ms wall median, "
-          f"{a['push_ms_p95']:.2f} ms p95; {a['push_cpu_ms_median']:.2f} ms CPU median")
-    print(f"                    (goal <= 1 ms; includes one {W * H * 3 / 1e6:.1f} MB copy)")
-    print(f"after drain       : {a['injected']} frames stamped, {a['packets']} RTP packets")
-    print(f"late pushes       : {a['late']}, dropped: {a['dropped']}, process CPU "
-          f"{a['cpu_cores']:.2f} cores")
+    push_report()
 
+
+def push_report() -> None:
+    print(f"== app push 1080p{FPS} numpy -> x264 zerolatency -> SEI, {SECONDS} s x "
+          f"{PUSH_REPS} runs per variant, interleaved")
+    print(f"   push() CPU = the pushing thread's CPU per frame (goal <= 1 ms); RGB frames are "
+          f"{W * H * 3 / 1e6:.1f} MB, I420 {W * H * 1.5 / 1e6:.1f} MB")
+    res = app_push_all()
+    ref = statistics.median(r["push_cpu_ms_median"] for r in res[VARIANTS[0][0]])
+    print(f"{'variant':30} {'push CPU ms':>17} {'x ref':>6} {'wall ms':>13} {'p95 ms':>6} "
+          f"{'frames/s out':>12} {'late':>4} {'drop':>4} {'cores':>11} {'held':>4}")
+    for label, runs in res.items():
+        cpu = [r["push_cpu_ms_median"] for r in runs]
+        wall = [r["push_ms_median"] for r in runs]
+        cores = [r["cpu_cores"] for r in runs]
+        print(f"{label:30} {min(cpu):6.3f}-{max(cpu):.3f} (med {statistics.median(cpu):.3f})"
+              f" {statistics.median(cpu) / ref:6.2f} {min(wall):5.2f}-{max(wall):5.2f} "
+              f"{statistics.median(r['push_ms_p95'] for r in runs):6.2f} "
+              f"{min(r['fps_out'] for r in runs):12.1f} {sum(r['late'] for r in runs):4d} "
+              f"{sum(r['dropped'] for r in runs):4d} {min(cores):.2f}-{max(cores):.2f} "
+              f"{max(r['held_after'] for r in runs):4d}")
+    print("   (frames/s out: the worst run's frames encoded + stamped while pushing, real time "
+          f"= {FPS}; cores: whole process incl. x264 while pushing; held: zero-copy frames "
+          "still held 1 s after the last push, must be 0)")
+    print(f"load average      : {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 if __name__ == "__main__":
     main()
