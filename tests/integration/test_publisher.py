@@ -221,6 +221,7 @@ class _HeldAtSource:
         b.link(sink)
         self.arrived, self.go, self.read = (threading.Event() for _ in range(3))
         self.seen: list[np.ndarray] = []
+        self.times: list[tuple[int, int, int]] = []  # (pts, dts, duration) of each buffer
         b.get_by_name("src").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER,
                                                             self._probe)
         self.pipeline.set_state(Gst.State.PLAYING)
@@ -229,6 +230,7 @@ class _HeldAtSource:
 
     def _probe(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
+        self.times.append((buf.pts, buf.dts, buf.duration))
         self.arrived.set()
         self.go.wait(10)
         self.go.clear()
@@ -276,6 +278,10 @@ def test_copy_contract_default_copy_and_zero_copy(held: _HeldAtSource) -> None:
     frame[:] = 0
     assert held.pub.in_flight == 0
     assert np.array_equal(held.release(), picture)
+    # timestamps written through ctypes land in GstBuffer's fields
+    pts, dts, duration = held.times[-1]
+    assert pts != Gst.CLOCK_TIME_NONE and dts == Gst.CLOCK_TIME_NONE
+    assert duration == Gst.SECOND // FPS
 
     # copy=False: GStreamer reads the array itself, so a write before the release shows
     # (the documented "do not write until released")
