@@ -52,6 +52,11 @@ log = logging.getLogger("framecast.reader")
 REORDER_WINDOW = 4  # frames held back when the stream has no DTS (covers up to 3 B-frames)
 _STEP_NS = Gst.SECOND // 20  # how often the puller looks at the bus
 _MAX_PENDING_SEI = 512
+# rtspsrc 1.22 over TCP sometimes never outputs anything when it joins a shared, playing
+# media: gst-rtsp-server adds the TCP transport before it answers PLAY, so interleaved RTP
+# arrives while rtspsrc is still changing state; rtpjitterbuffer then holds every packet
+# (measured: ~1 in 20 starts with 4 clients joining at once). A reconnect fixes it.
+_START_STALL_S = 3.0
 
 
 # Pairs decoded pictures with their encoded AU. Decoders may re-stamp PTS (GstVideoDecoder
@@ -164,26 +169,44 @@ class Reader:
         self._closed = False
         self._eos = False
         self._length_size: int | None = None
+        self._transport, self._latency_ms = transport, latency_ms
+        self.restarts = 0  # RTSP reconnections after a stalled start (see _next_sample)
+        self._started_at = time.monotonic()
+        self._flowing = False  # RTP came out of rtspsrc (its jitterbuffer) into our chain
+        self._start()
+
+    # -- pipeline ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._linked = False
         self.pipeline = Gst.Pipeline.new("framecast-reader")
         self.sink = Gst.ElementFactory.make("appsink", "sink")
         self.sink.set_property("sync", False)
         self.sink.set_property("max-buffers", 200)
         self.sink.set_property("enable-last-sample", False)
-        # Never wait for preroll. rtspsrc posts ASYNC_START around its PLAY request; if that
-        # lands before the first buffer reaches this sink, the pipeline falls back to PAUSED
-        # and waits for the sink to preroll, while rtpjitterbuffer holds every packet until
-        # PLAYING (and rtspsrc stamps them with no time): nothing ever flows (~1 in 20 TCP
-        # starts with 4 clients joining at once, measured).
-        self.sink.set_property("async", False)
+        self.sink.set_property("async", False)  # a live pipeline: never wait for preroll
         self.pipeline.add(self.sink)
-        self._build_source(transport, latency_ms)
+        self._build_source(self._transport, self._latency_ms)
         self.bus = self.pipeline.get_bus()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             err = self._bus_error()
             self.close()
-            raise ReaderError(err or f"{url}: cannot start reading")
+            raise ReaderError(err or f"{self.url}: cannot start reading")
 
-    # -- pipeline ---------------------------------------------------------------------------
+    def _on_flowing(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        self._flowing = True
+        return Gst.PadProbeReturn.REMOVE
+
+    def _restart(self) -> None:
+        """Reconnect: a new pipeline (SEI pairing state of the old one is dropped)."""
+        self.pipeline.set_state(Gst.State.NULL)
+        with self._lock:
+            self._sei.clear()
+        self.restarts += 1
+        self._started_at = time.monotonic()
+        log.info("%s: no RTP out of rtspsrc %.1f s after connecting, reconnecting", self.url,
+                 _START_STALL_S)
+        self._start()
+
     def _build_source(self, transport: str, latency_ms: int) -> None:
         if self._kind == "file":
             path = self.url[len("file://"):] if self.url.startswith("file://") else self.url
@@ -268,6 +291,8 @@ class Reader:
         chain[-1].link(self.sink)
         for el in reversed(chain):
             el.sync_state_with_parent()
+        if rtp:
+            chain[0].get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_flowing)
         res = pad.link(chain[0].get_static_pad("sink"))
         if res != Gst.PadLinkReturn.OK:
             raise ReaderError(f"{self.url}: cannot link the video stream ({res.value_nick})")
@@ -365,6 +390,11 @@ class Reader:
                 raise ReaderError(err)
             if self.sink.get_property("eos"):
                 return None
+            if (self._kind == "rtsp" and not self._flowing and not self._closed
+                    and time.monotonic() - self._started_at > _START_STALL_S
+                    and time.monotonic() + _START_STALL_S < deadline):
+                self._restart()
+                continue
             if time.monotonic() > deadline:
                 raise ReaderTimeout(f"{self.url}: no frame within {self.timeout:g} s")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -121,6 +122,39 @@ def test_silent_server_times_out_and_closes() -> None:
         assert isinstance(exc.value, TimeoutError)
         reader.close()
         assert time.monotonic() - t0 < 4
+
+
+def test_rtsp_start_that_never_flows_reconnects() -> None:
+    """rtspsrc 1.22 can hold every packet after a racy TCP start (see reader._START_STALL_S):
+    a reader that gets no RTP out of it reconnects instead of waiting out its timeout."""
+    conns: list[socket.socket] = []
+    with socket.socket() as s:  # accepts, never answers: nothing ever flows
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        s.settimeout(0.2)
+        done = threading.Event()
+
+        def accept() -> None:
+            while not done.is_set():
+                try:
+                    conns.append(s.accept()[0])
+                except TimeoutError:
+                    pass
+
+        acceptor = threading.Thread(target=accept)
+        acceptor.start()
+        try:
+            reader = framecast.open(f"rtsp://127.0.0.1:{s.getsockname()[1]}/x", timeout=7)
+            with pytest.raises(ReaderTimeout):
+                next(reader)
+            reader.close()
+        finally:
+            done.set()
+            acceptor.join()
+            for c in conns:
+                c.close()
+    assert reader.restarts >= 1
+    assert len(conns) == reader.restarts + 1
 
 
 def test_watch_prints_one_json_object_per_frame(tagged: dict[str, Path],
