@@ -12,11 +12,23 @@ How it works (see README "Serving files over RTSP"):
    demuxer source pad (video *and* audio, so both stay together) drops that event and pushes
    a copy whose base = n × period_ns, where period_ns = (last PTS - first PTS) + one frame duration.
 
+4. Decode-only frames (an MP4 edit list that starts mid-GOP, e.g. ``ffmpeg -ss 0.4 -i in.mp4
+   -c copy``): qtdemux 1.22 starts the segment at the edit (start = first presented PTS) and
+   pushes the GOP from its keyframe, the frames before the edit with PTS below the start and
+   no flag. Their running time is invalid, so rtpbasepayload stamps them with the RTP time of
+   running time 0: a jump back of n periods every loop. With ``lead_ns`` (the probe's: how far
+   before the start the earliest lies) the video SEGMENT of that edit starts ``lead_ns``
+   earlier and every other SEGMENT (audio, other edits) gets ``lead_ns`` more base: the whole
+   timeline moves by ``lead_ns`` and the decode-only frames get their own running times, just
+   before their loop's first presented frame (the previous loop's tail: too late to show for a
+   client that syncs, in order for its decoder, as ``ffmpeg -stream_loop`` sends them).
+
 tsdemux refuses SEGMENT seeks on 1.22: for it the EOS is swallowed and a flushing seek
 restarts the file, its flush kept from downstream, so the wrap looks the same (a new SEGMENT).
 
 Contract for elements downstream (the SEI injector): in loop n they see a SEGMENT with
-base = n × period_ns and buffers carrying the file's original PTS.
+base = n × period_ns (+ lead_ns on pads or edits whose start is not moved) and buffers
+carrying the file's original PTS; decode-only frames have PTS outside the probe's list.
 """
 
 from __future__ import annotations
@@ -50,13 +62,16 @@ class Looper:
     :meth:`on_segment_done` (or call :meth:`watch_bus` for a plain pipeline).
     """
 
-    def __init__(self, period_ns: int, name: str = "", first_pts_ns: int | None = None) -> None:
+    def __init__(self, period_ns: int, name: str = "", first_pts_ns: int | None = None,
+                 lead_ns: int = 0) -> None:
         """``first_pts_ns``: the first presented video PTS; when given, audio running past
         the end of a loop is dropped, so audio never overlaps the next loop's first packets
-        (the audio track is usually a little longer than the video)."""
+        (the audio track is usually a little longer than the video).
+        ``lead_ns`` (needs ``first_pts_ns``): the probe's ``MediaInfo.lead_ns``, see (4)."""
         if period_ns <= 0:
             raise ValueError("period_ns must be positive")
         self.period_ns = period_ns
+        self.lead_ns = max(0, int(lead_ns)) if first_pts_ns is not None else 0
         self.name = name
         self.first_pts_ns = first_pts_ns
         self._video_rt0: int | None = None  # running time of the first video frame, loop 0
@@ -222,22 +237,29 @@ class Looper:
                 st.seqnum, st.edit = seqnum, 0
             else:
                 st.edit += 1
+            presented = pad.get_name().startswith("video") and \
+                self.first_pts_ns is not None and seg.start <= self.first_pts_ns and \
+                (seg.stop == Gst.CLOCK_TIME_NONE or self.first_pts_ns < seg.stop)
             if st.loop == 0:
                 st.edits0.append((seg.start, seg.base))
-                if pad.get_name().startswith("video") and self.first_pts_ns is not None and \
-                        seg.start <= self.first_pts_ns and \
-                        (seg.stop == Gst.CLOCK_TIME_NONE or self.first_pts_ns < seg.stop):
-                    self._video_rt0 = seg.to_running_time(Gst.Format.TIME, self.first_pts_ns)
-                return Gst.PadProbeReturn.OK
-            # running time of PTS p in edit k of loop n = p - start_nk + base_nk; make it
-            # p - start_0k + base_0k + n * period (exactly one period per loop).
-            start0, base0 = st.edits0[min(st.edit, len(st.edits0) - 1)]
-            base = base0 + st.loop * self.period_ns + (seg.start - start0)
+                base = seg.base
+            else:
+                # running time of PTS p in edit k of loop n = p - start_nk + base_nk; make it
+                # p - start_0k + base_0k + n * period (exactly one period per loop).
+                start0, base0 = st.edits0[min(st.edit, len(st.edits0) - 1)]
+                base = base0 + st.loop * self.period_ns + (seg.start - start0)
             loop = st.loop
-        if base == seg.base:
+            # (4): move the whole timeline by lead_ns; the presented video edit by its start,
+            # so its decode-only frames (PTS below the start) get valid running times
+            back = min(self.lead_ns, seg.start) if presented else 0
+            base += self.lead_ns - back
+            new_seg = seg.copy()
+            new_seg.base = base
+            new_seg.start = seg.start - back
+            if presented and loop == 0:
+                self._video_rt0 = new_seg.to_running_time(Gst.Format.TIME, self.first_pts_ns)
+        if base == seg.base and not back:
             return Gst.PadProbeReturn.OK
-        new_seg = seg.copy()
-        new_seg.base = base
         new_event = Gst.Event.new_segment(new_seg)
         new_event.set_seqnum(event.get_seqnum())
         log.debug("%s %s: loop %d base %d -> %d", self.name, pad.get_name(), loop, seg.base,

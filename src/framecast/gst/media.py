@@ -125,7 +125,7 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
 
     demux.connect("pad-added", on_pad)
     if getattr(mount, "loop", True):
-        b.looper = Looper(info.period_ns, name, info.first_pts)
+        b.looper = Looper(info.period_ns, name, info.first_pts, info.lead_ns)
         b.looper.attach_demuxer(demux)
     return b
 

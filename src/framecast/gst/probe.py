@@ -77,6 +77,12 @@ class MediaInfo:
     video_pts: tuple[int, ...] = field(repr=False)  # sorted presented PTS, ns
     frame_ns: int = 0              # one frame's duration
     period_ns: int = 0             # (last PTS - first PTS) + one frame: the loop period
+    # Decode-only frames: an MP4 edit list that starts mid-GOP (``ffmpeg -ss X -i in -c copy``)
+    # makes qtdemux push the GOP from its keyframe, the frames before the edit with PTS below
+    # the segment start. They are not in ``video_pts``; ``lead_ns`` is how far before the
+    # segment start the earliest of them lies (0: none), ``decode_only`` how many there are.
+    lead_ns: int = 0
+    decode_only: int = 0
 
     @property
     def demuxer(self) -> str:
@@ -173,6 +179,8 @@ class _Probe:
         self.audio_codec: str | None = None
         self.dropped_audio: str | None = None
         self.pts: list[int] = []
+        self.leads: list[int] = []  # segment start - PTS of each decode-only frame before it
+        self.after_stop = 0  # decode-only frames past the segment stop
         self.durations: dict[int, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
 
@@ -305,7 +313,16 @@ class _Probe:
     def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
         if buf.pts != Gst.CLOCK_TIME_NONE:
-            self.pts.append(buf.pts)
+            ev = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
+            seg = ev.parse_segment() if ev is not None else None
+            # presented = a valid running time, exactly what the payloader and sinks use
+            if seg is None or seg.format != Gst.Format.TIME or \
+                    seg.to_running_time(Gst.Format.TIME, buf.pts) != Gst.CLOCK_TIME_NONE:
+                self.pts.append(buf.pts)
+            elif buf.pts < seg.start:
+                self.leads.append(seg.start - buf.pts)
+            else:
+                self.after_stop += 1
         if self.video_caps is None:
             self.video_caps = pad.get_current_caps()
         return Gst.PadProbeReturn.OK
@@ -315,6 +332,9 @@ class _Probe:
             raise NoVideo(f"{self.name}: no video stream")
         if not self.pts or self.video_caps is None:
             raise CorruptMedia(f"{self.name}: corrupt or truncated (no video frames)")
+        if self.after_stop:
+            log.warning("%s: %d frames past the edit list's end are not served", self.name,
+                        self.after_stop)
         if self.dropped_audio:
             log.warning("%s: audio %s is not served (only AAC and Opus); dropping it",
                         self.name, self.dropped_audio)
@@ -331,4 +351,5 @@ class _Probe:
             path=str(self.path), container=self.container, video_codec=self.video_codec,
             profile=s.get_string("profile"), width=width if ok_w else 0,
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
-            video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period)
+            video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
+            lead_ns=max(self.leads, default=0), decode_only=len(self.leads) + self.after_stop)
