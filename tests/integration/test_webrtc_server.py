@@ -34,9 +34,10 @@ def run(coro: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def serving(*specs: MountSpec) -> AsyncIterator[tuple[Bridge, HttpServer]]:
+async def serving(*specs: MountSpec, idle_stop: float | None = 5.0,
+                  ) -> AsyncIterator[tuple[Bridge, HttpServer]]:
     bridge = Bridge(asyncio.get_running_loop())
-    srv = HttpServer(bridge, specs, port=0, metrics=Registry())
+    srv = HttpServer(bridge, specs, port=0, metrics=Registry(), idle_stop=idle_stop)
     try:
         await srv.start()
         yield bridge, srv
@@ -660,5 +661,79 @@ def test_mounts_added_and_removed_at_run_time() -> None:
                 assert r.status == 404
             await c.close()
             await ws.close()
+
+    run(main())
+
+
+async def stream_info(srv: HttpServer) -> dict:
+    async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/api/streams") as r:
+        (stream,) = (await r.json())["streams"]
+    return stream
+
+
+async def metric(srv: HttpServer, line: str) -> str:
+    async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/metrics") as r:
+        text = await r.text()
+    return next(x.rsplit(" ", 1)[1] for x in text.splitlines() if x.startswith(line + " "))
+
+
+def test_producer_runs_only_while_watched_and_restarts_as_a_fresh_stream() -> None:
+    """No pipeline before the first viewer; PLAYING with one (WHEP); freed ``idle_stop`` after
+    the last one left; the next viewer (signalling) gets a fresh stream whose seq starts over."""
+    grace = 1.5
+
+    async def main() -> None:
+        async with serving(demo(), idle_stop=grace) as (bridge, srv), \
+                aiohttp.ClientSession() as s:
+            prod = srv.mounts["demo"].producer
+            stream = await stream_info(srv)
+            assert stream["producer_running"] is False and stream["viewers"] == 0
+            assert stream["webrtc"]["producer_starts"] == 0 and stream["frames"] == 0
+            assert await metric(srv, 'framecast_webrtc_producer_running{mount="demo"}') == "0"
+            # first viewer (WHEP) starts it
+            got = Received()
+            src = make_webrtc_source(f"webrtc://127.0.0.1:{srv.port}/demo")
+            pipe = await bridge.run(consumer_pipeline, src, got)
+            await wait_for(lambda: len(got) >= 60 or got.errors, what="60 frames, cold start")
+            assert not got.errors
+            stream = await stream_info(srv)
+            assert stream["producer_running"] is True and stream["viewers"] == 1
+            assert stream["webrtc"]["producer_starts"] == 1
+            assert stream["webrtc"]["stopping_in_s"] is None
+            assert await metric(srv, 'framecast_webrtc_producer_running{mount="demo"}') == "1"
+            with got.lock:
+                first = [m["seq"] for _pts, au in got.aus for m in framecast_metadata(au)]
+            assert len(first) >= 55
+            await stop_pipeline(bridge, pipe)  # WHEP DELETE
+            await wait_for(lambda: not srv.mounts["demo"].whep, what="WHEP DELETE")
+            # still running during the grace period, then stopped and freed
+            stream = await stream_info(srv)
+            assert stream["producer_running"] is True and stream["viewers"] == 0
+            assert 0 <= stream["webrtc"]["stopping_in_s"] <= grace
+            await wait_for(lambda: not prod.running, timeout=grace + 10, what="idle stop")
+            assert prod.pipeline is None and await srv.webrtcbin_count() == 0
+            frames = (await stream_info(srv))["frames"]
+            await asyncio.sleep(0.3)
+            stream = await stream_info(srv)
+            assert stream["producer_running"] is False and stream["frames"] == frames
+            assert await metric(srv, 'framecast_webrtc_producer_running{mount="demo"}') == "0"
+            # the next viewer (signalling, the producer offers) restarts it: a fresh stream
+            ws, _me = await listener(s, srv.url)
+            await ws.send_json({"type": "list"})
+            producer = (await recv_type(ws, "list"))["producers"][0]
+            c = SignallingConsumer(bridge, ws)
+            await c.play(producer["id"])
+            await c.pump(lambda: len(c.got) >= 10)
+            assert prod.running and (await stream_info(srv))["webrtc"]["producer_starts"] == 2
+            second = [m["seq"] for _pts, au in c.got.aus for m in framecast_metadata(au)]
+            assert len(second) >= 8, "frames after the restart came without framecast SEI"
+            assert second == sorted(second) and len(set(second)) == len(second)
+            # seq counts from the new stream's start, not on from the first run
+            assert second[0] < first[-1], (first[-1], second[:5])
+            await ws.close()
+            await c.close()
+            await wait_for(lambda: not srv.sessions, what="socket drop")
+            await wait_for(lambda: not prod.running, timeout=grace + 10, what="idle stop 2")
+            assert await srv.webrtcbin_count() == 0
 
     run(main())

@@ -21,6 +21,7 @@ import collections
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,19 +254,22 @@ def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
                           reordered=has_reordering(media))
     else:  # a relay: the camera's profile is unknown up front, so play safe and transcode
         info = StreamInfo(getattr(mount, "codec", "h264"), None)
-    current: list[Any] = []
+    current: list[Any] = []  # the latest run's looper (the producer rebuilds on restart)
 
     def build() -> tuple[Gst.Element, Callable[[Gst.Pipeline], None]]:
         b = strip_payloaders(build_media_bin(mount, media))
-        current[:] = [b]
         looper = getattr(b, "looper", None)
+        current[:] = [looper]
         demux = b.get_by_name("demux")
 
         def on_pipeline(pipeline: Gst.Pipeline) -> None:
             if looper is None or demux is None:
                 return
             ctx = GLib.MainContext.ref_thread_default()
-            looper.watch_bus(pipeline)
+            # the producer's own signal watch delivers it (Looper.watch_bus would add a second
+            # watch that nobody removes when the producer frees the pipeline)
+            pipeline.get_bus().connect("message::segment-done",
+                                       lambda _b, _m: looper.on_segment_done())
 
             def start() -> bool:
                 looper.start()  # the first FLUSH|SEGMENT seek, once the demuxer has its pads
@@ -281,7 +285,7 @@ def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
         return b, on_pipeline
 
     def status() -> dict[str, Any]:
-        looper = getattr(current[0], "looper", None) if current else None
+        looper = current[0] if current else None
         return {"loops": looper.loop_count if looper is not None else 0}
 
     return build, info, status
@@ -555,27 +559,61 @@ class _Viewer:
 
 
 class MountProducer:
-    """The WebRTC side of one mount. Create and drive it on the GLib thread."""
+    """The WebRTC side of one mount. Create and drive it on the GLib thread.
+
+    Lazy: the pipeline runs only while someone watches. The first viewer starts it, and
+    ``idle_stop`` seconds after the last viewer left it is set to NULL and freed (no CPU, no
+    threads); the next viewer builds a fresh one. ``idle_stop=None`` keeps it running from
+    :meth:`start` on (the old always-on behaviour).
+
+    A restart is a new stream, as when an RTSP client starts a media nobody else watches: a file
+    plays from its first frame again and ``seq``/``loop`` count from 0 (``seq`` stays the
+    presented index since the stream started, so ``seq % frames`` is still the file's frame).
+    A viewer that comes back within the grace period joins the running stream (``seq`` goes on).
+    """
 
     def __init__(self, name: str, source: SourceFactory, info: StreamInfo,
                  transcode: bool | None = None, metrics: Any = None,
-                 max_viewers: int = 100) -> None:
+                 max_viewers: int = 100, idle_stop: float | None = 5.0) -> None:
         init_gst()
         self.max_viewers = max_viewers
         self.name = name
         self.info = info
+        self.source = source
+        self.idle_stop = idle_stop
         self.transcoded = needs_transcode(info) if transcode is None else transcode
         self.metrics = metrics
         self.viewers: dict[str, _Viewer] = {}
-        self.carrier = _SEICarrier(info.codec) if self.transcoded else None
-        self.pipeline = Gst.Pipeline.new(f"webrtc-{name}")
+        self.carrier: _SEICarrier | None = None
+        self.pipeline: Gst.Pipeline | None = None
+        self.tee: Gst.Element | None = None
+        self.injectors: list[Gst.Element] = []
+        self.running = False
+        self.starts = 0  # how many times the pipeline went to PLAYING
         self.frames = 0
         self.bytes_in = 0
         self.error: str | None = None
+        self._sei_before = 0  # SEI counts of pipelines already freed (the metric only grows)
+        self._reinjected_before = 0
+        self._caps: tuple[str | None, str | None] | None = None  # (profile, level) last seen
+        self._idle_timer: GLib.Source | None = None
+        self._idle_deadline: float | None = None
         # the GLib thread's context (producers are created there): where teardown is scheduled
         self._context = GLib.MainContext.ref_thread_default()
+        # build now so a bad source fails when the mount is added, not at its first viewer;
+        # READY opens files (filesrc) without streaming anything
+        self._build()
+        if self.pipeline.set_state(Gst.State.READY) == Gst.StateChangeReturn.FAILURE:
+            self._free()
+            raise WebRTCError(f"{name}: the WebRTC source pipeline failed to start")
+        self.pipeline.set_state(Gst.State.NULL)  # kept built, for the first viewer
 
-        built = source()
+    def _build(self) -> None:
+        """A fresh pipeline (NULL state): source ─ [transcode] ─ clocksync ─ tee."""
+        info = self.info
+        self.carrier = _SEICarrier(info.codec) if self.transcoded else None
+        pipeline = Gst.Pipeline.new(f"webrtc-{self.name}")
+        built = self.source()
         on_pipeline = None
         if isinstance(built, tuple):
             built, on_pipeline = built
@@ -596,41 +634,117 @@ class MountProducer:
             chain.append(AUFilter(self.carrier.reinsert))
         chain.append(make_element("tee", "tee", allow_not_linked=True))
         for el in chain:
-            self.pipeline.add(el)
+            pipeline.add(el)
         for a, z in zip(chain, chain[1:], strict=False):
             if not a.link(z):
-                raise WebRTCError(f"{name}: cannot link {a.get_name()} to {z.get_name()}")
+                raise WebRTCError(f"{self.name}: cannot link {a.get_name()} to {z.get_name()}")
+        self.pipeline = pipeline
         self.tee = chain[-1]
         # the mount's SEI injector(s), for /metrics (their own ``frames`` counters)
-        self.injectors = [el for el in _walk(self.pipeline)
+        self.injectors = [el for el in _walk(pipeline)
                           if isinstance(getattr(el, "frames", None), int)
                           and type(el).__name__ == "FramecastInject"]
         if on_pipeline is not None:
-            on_pipeline(self.pipeline)
+            on_pipeline(pipeline)
         # one shared probe per access unit: frames and bytes (×viewers for bytes sent)
-        self.tee.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._count)
-        bus = self.pipeline.get_bus()
+        sink = self.tee.get_static_pad("sink")
+        sink.add_probe(Gst.PadProbeType.BUFFER, self._count)
+        sink.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_caps)
+        bus = pipeline.get_bus()
         bus.add_signal_watch()
         bus.connect("message::error", self._on_error)
         bus.connect("message::warning", self._on_warning)
 
+    def _free(self) -> None:
+        """NULL and drop the pipeline (its counters go into the running totals)."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        self._sei_before = self.sei_injected
+        self._reinjected_before = self.sei_reinjected
+        pipeline.set_state(Gst.State.NULL)
+        bus = pipeline.get_bus()
+        bus.remove_signal_watch()  # the watch's GSource would otherwise keep the bus alive
+        self.pipeline = self.tee = self.carrier = None
+        self.injectors = []
+        self.running = False
+        self._set_running_gauge()
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Run the pipeline now (the first viewer calls this; so does an always-on mount)."""
+        self._cancel_idle_stop()
+        if self.running:
+            return
+        if self.pipeline is None:
+            self._build()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            self._free()
             raise WebRTCError(f"{self.name}: the WebRTC source pipeline failed to start")
+        self.running = True
+        self.starts += 1
+        self.error = None
+        log.info("%s: WebRTC producer started (%s)", self.name,
+                 "always on" if self.idle_stop is None else "first viewer")
+        if self.metrics is not None:
+            self.metrics.inc("framecast_webrtc_producer_starts_total", mount=self.name)
+        self._set_running_gauge()
 
     def stop(self) -> None:
+        """End every viewer and free the pipeline (mount removed, server stopping)."""
+        self._cancel_idle_stop()
         for vid in list(self.viewers):
             self.remove_viewer(vid)
-        self.pipeline.set_state(Gst.State.NULL)
-        self.pipeline.get_bus().remove_signal_watch()
+        self._cancel_idle_stop()
+        self._free()
+
+    def _schedule_idle_stop(self) -> None:
+        if self.idle_stop is None or not self.running or self.viewers:
+            return
+        self._cancel_idle_stop()
+        self._idle_deadline = time.monotonic() + self.idle_stop
+        source = GLib.timeout_source_new(max(0, int(self.idle_stop * 1000)))
+        source.set_callback(lambda *_: (self._idle_stop_now(), GLib.SOURCE_REMOVE)[1])
+        source.attach(self._context)
+        self._idle_timer = source
+
+    def _cancel_idle_stop(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.destroy()
+            self._idle_timer = None
+        self._idle_deadline = None
+
+    def _idle_stop_now(self) -> None:
+        self._idle_timer = None
+        self._idle_deadline = None
+        if self.viewers or not self.running:
+            return
+        self._free()
+        log.info("%s: WebRTC producer stopped (no viewer for %.1f s)", self.name, self.idle_stop)
+
+    def _set_running_gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_gauge("framecast_webrtc_producer_running", int(self.running),
+                                   mount=self.name)
+
+    @property
+    def stopping_in(self) -> float | None:
+        """Seconds until the idle stop, or None when none is pending."""
+        if self._idle_deadline is None:
+            return None
+        return max(0.0, self._idle_deadline - time.monotonic())
 
     @property
     def sei_injected(self) -> int:
-        """Access units given our SEI in this producer (injector + transcode re-injection)."""
+        """Access units given our SEI in this producer (injector + transcode re-injection),
+        over all its runs."""
         n = sum(getattr(el, "frames", 0) for el in self.injectors)
-        return n + (self.carrier.reinjected if self.carrier else 0)
+        return self._sei_before + n + (self.carrier.reinjected if self.carrier else 0)
+
+    @property
+    def sei_reinjected(self) -> int:
+        return self._reinjected_before + (self.carrier.reinjected if self.carrier else 0)
 
     @property
     def webrtc_profile(self) -> str:
@@ -639,6 +753,8 @@ class MountProducer:
     def webrtcbin_count(self) -> int:
         """Live webrtcbin elements in this mount's pipeline (tests check it returns to 0)."""
         n = 0
+        if self.pipeline is None:
+            return 0
         it = self.pipeline.iterate_elements()
         while True:
             res, el = it.next()
@@ -662,6 +778,14 @@ class MountProducer:
                 if n:
                     self.metrics.inc("framecast_webrtc_bytes_sent_total", buf.get_size() * n,
                                      mount=self.name)
+        return Gst.PadProbeReturn.OK
+
+    def _on_caps(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        event = info.get_event()
+        if event is not None and event.type == Gst.EventType.CAPS:
+            s = event.parse_caps().get_structure(0)
+            # kept across restarts: a cold start's first viewer is offered the real level
+            self._caps = (s.get_string("profile"), s.get_string("level"))
         return Gst.PadProbeReturn.OK
 
     def _on_error(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
@@ -698,12 +822,12 @@ class MountProducer:
     # -- viewers ---------------------------------------------------------------------------------
 
     def _current_caps(self) -> tuple[str | None, str | None]:
-        pad = self.tee.get_static_pad("sink")
-        caps = pad.get_current_caps()
-        if caps is None or caps.get_size() == 0:
+        """(profile, level) of the stream: as last seen at the tee (this run or an earlier
+        one), else what the probe said (level unknown: 3.1 is announced)."""
+        if self._caps is None:
             return self.webrtc_profile, None
-        s = caps.get_structure(0)
-        return s.get_string("profile") or self.webrtc_profile, s.get_string("level")
+        profile, level = self._caps
+        return profile or self.webrtc_profile, level
 
     def add_viewer(self, viewer_id: str, events: ViewerEvents,
                    offer_sdp: str | None = None) -> None:
@@ -732,6 +856,9 @@ class MountProducer:
         webrtc = make_element("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         # stun-server stays at its default (NULL): setting None from Python logs an error
         v = _Viewer(viewer_id, events, queue, pay, webrtc)
+        self._cancel_idle_stop()
+        if self.pipeline is None:  # stopped for want of viewers: a fresh stream
+            self._build()
         for el in (queue, pay, webrtc):
             self.pipeline.add(el)
         queue.link(pay)
@@ -765,6 +892,13 @@ class MountProducer:
             self.remove_viewer(viewer_id)
             raise WebRTCError(f"{self.name}: the stream does not fit the negotiated H.264 "
                               f"payload {plid} ({exc})") from None
+        if not self.running:
+            # started once the branch is linked: a fresh stream's first keyframe reaches it
+            try:
+                self.start()
+            except WebRTCError:
+                self.remove_viewer(viewer_id)
+                raise
         if self.metrics is not None:
             self.metrics.set_gauge("framecast_webrtc_viewers", len(self.viewers), mount=self.name)
 
@@ -799,12 +933,16 @@ class MountProducer:
         teepad = qsink.get_peer()
         if teepad is not None:
             teepad.unlink(qsink)
-            self.tee.release_request_pad(teepad)
+            teepad.get_parent_element().release_request_pad(teepad)
         for el in (v.webrtc, v.pay, v.queue):
             el.set_state(Gst.State.NULL)
-            self.pipeline.remove(el)
+            parent = el.get_parent()
+            if parent is not None:
+                parent.remove(el)
         if self.metrics is not None:
             self.metrics.set_gauge("framecast_webrtc_viewers", len(self.viewers), mount=self.name)
+        if not self.viewers:
+            self._schedule_idle_stop()
         return True
 
     def _viewer(self, viewer_id: str) -> _Viewer:
@@ -890,7 +1028,13 @@ class MountProducer:
                 "transcode_reason": transcode_reason(self.info) if self.transcoded else None,
                 "viewers": len(self.viewers),
                 "webrtcbins": self.webrtcbin_count(),
-                "sei_reinjected": self.carrier.reinjected if self.carrier else 0,
+                "sei_reinjected": self.sei_reinjected,
+                # lazy producer: runs only while watched (see MountProducer)
+                "producer_running": self.running,
+                "producer_starts": self.starts,
+                "idle_stop_s": self.idle_stop,
+                "stopping_in_s": (None if (left := self.stopping_in) is None
+                                  else round(left, 2)),
             },
             "frames": self.frames,
             "error": self.error,

@@ -18,6 +18,8 @@ HELP = {
     "framecast_clients": "Connected clients by kind (signalling, webrtc, whep, rtsp).",
     "framecast_webrtc_viewers": "Live WebRTC viewers (webrtcbin elements) per mount.",
     "framecast_webrtc_frames_total": "Access units through each mount's WebRTC producer.",
+    "framecast_webrtc_producer_running": "1 while a mount's WebRTC producer pipeline runs.",
+    "framecast_webrtc_producer_starts_total": "WebRTC producer pipeline starts per mount.",
     "framecast_webrtc_bytes_sent_total": "Video payload bytes sent to WebRTC viewers.",
     "framecast_frames_total": "Frames served per mount and output.",
     "framecast_bytes_total": "Bytes served per mount and output.",

@@ -10,8 +10,10 @@ Routes::
     GET  /metrics              Prometheus text from framecast.http.metrics.REGISTRY
 
 Each mount has one :class:`~framecast.gst.webrtc.MountProducer` living on the GLib thread and
-registered as a producer peer in the signalling state machine. All GLib work goes through the
-:class:`~framecast.gst.runtime.Bridge`; webrtcbin events come back via ``bridge.to_asyncio``.
+registered as a producer peer in the signalling state machine. Producers are lazy: a mount's
+pipeline runs from its first viewer until ``idle_stop`` seconds after its last one left. All
+GLib work goes through the :class:`~framecast.gst.runtime.Bridge`; webrtcbin events come back
+via ``bridge.to_asyncio``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ WS_MAX_MESSAGE = 1024 * 1024  # larger frames close the socket (1009); up to her
 WS_SEND_QUEUE = 1000
 SIGNALLING_PATHS = ("/ws", "/webrtc", "/signalling")
 GATHER_TIMEOUT = 10.0
+IDLE_STOP = 5.0  # seconds a producer keeps running after its last viewer left
 
 
 def check_basic_auth(header: str | None, users: Mapping[str, str]) -> bool:
@@ -96,8 +99,12 @@ class HttpServer:
     def __init__(self, bridge: Any, mounts: Iterable[MountSpec], *, host: str = "127.0.0.1",
                  port: int = 8080, metrics: Registry = REGISTRY,
                  static_dir: Path | None = None, users: Mapping[str, str] | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 idle_stop: float | None = IDLE_STOP) -> None:
+        """``idle_stop``: seconds a mount's producer pipeline keeps running once its last viewer
+        left (it starts again with the next viewer); None keeps every producer always on."""
         self.bridge = bridge
+        self.idle_stop = idle_stop
         self.users = dict(users or {})
         self.ssl_context = ssl_context
         self.specs = list(mounts)
@@ -126,8 +133,10 @@ class HttpServer:
 
         def build() -> Any:
             prod = webrtc.MountProducer(spec.name, spec.source, spec.info,
-                                        transcode=spec.transcode, metrics=self.metrics)
-            prod.start()
+                                        transcode=spec.transcode, metrics=self.metrics,
+                                        idle_stop=self.idle_stop)
+            if self.idle_stop is None:
+                prod.start()
             return prod
 
         try:
@@ -275,6 +284,7 @@ class HttpServer:
                 "transcoded_for_webrtc": d["webrtc"]["transcoded"],
                 "webrtc": d["webrtc"],
                 "viewers": d["webrtc"]["viewers"],
+                "producer_running": d["webrtc"]["producer_running"],
                 "loops": status.pop("loops", None),
                 "rtsp_url": mount.spec.rtsp_url,
                 "whep_url": f"/whep/{name}",
@@ -298,6 +308,8 @@ class HttpServer:
             # a running total kept by the elements themselves (plain ints, no GStreamer call)
             reg.set_gauge("framecast_sei_injected_total", m.producer.sei_injected,
                           mount=name, output="webrtc")
+            reg.set_gauge("framecast_webrtc_producer_running", int(m.producer.running),
+                          mount=name)
 
     # -- signalling WebSocket --------------------------------------------------------------------
 
@@ -516,8 +528,9 @@ def mount_specs(mounts: Iterable[Any], settings: Any = None) -> list[MountSpec]:
 async def start_http(bridge: Any, mounts: Iterable[Any], settings: Any = None) -> HttpServer:
     """Start the HTTP/WebRTC side of ``framecast serve``; ``await server.stop()`` ends it.
 
-    ``settings`` may carry ``bind`` (default 127.0.0.1), ``http_port`` (default 8080) and
-    ``rtsp_port`` (for the URLs in /api/streams).
+    ``settings`` may carry ``bind`` (default 127.0.0.1), ``http_port`` (default 8080),
+    ``rtsp_port`` (for the URLs in /api/streams) and ``webrtc_idle_stop`` (seconds, default
+    :data:`IDLE_STOP`; negative = producers always on).
     """
     host = getattr(settings, "bind", None) or "127.0.0.1"
     port = getattr(settings, "http_port", None)
@@ -528,6 +541,9 @@ async def start_http(bridge: Any, mounts: Iterable[Any], settings: Any = None) -
     if getattr(settings, "tls", False):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    idle: float | None = getattr(settings, "webrtc_idle_stop", IDLE_STOP)
+    if idle is not None and idle < 0:
+        idle = None
     server = HttpServer(bridge, specs, host=host, port=8080 if port is None else port,
-                        users=users, ssl_context=ctx)
+                        users=users, ssl_context=ctx, idle_stop=idle)
     return await server.start()
