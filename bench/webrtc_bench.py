@@ -6,9 +6,16 @@ Latency: for each presented frame, the moment Chromium expects it on screen (rVF
 loopback: p50 <= 80 ms, p95 <= 150 ms.
 
 CPU: utime+stime of the ``framecast serve`` process from /proc/<pid>/stat over a fixed window,
-as % of one core, with 0 (reference), 1, 5 and 20 viewers: per-viewer cost = (cpu_N - cpu_0)/N,
-and the ratio cpu_N / cpu_0 (server CPU relative to the same server with no viewer).
+as % of one core. Producers are lazy (running only from the first viewer until 5 s after the
+last), so there are two 0-viewer figures: *idle* (producer stopped: what a server nobody watches
+costs) and the *reference* (producer running, no viewer: measured inside the 5 s grace after the
+1-viewer step, i.e. what every mount cost before producers were lazy). Per-viewer cost =
+(cpu_N - reference)/N and the ratio cpu_N / reference, as before.
 All viewer tabs keep rendering (background throttling off), so every one of them presents frames.
+
+Time to first frame: ``performance.now()`` of the first presented frame in a fresh tab (page
+load, signalling, ICE/DTLS, first keyframe), for the first viewer of a stopped producer (cold)
+and for a second viewer joining a running one (warm), interleaved over rounds.
 
 Runs itself inside tools/netns-run (WebRTC needs the private namespace). Usage:
     .venv/bin/python bench/webrtc_bench.py [--window 8] [--viewers 1,5,20]
@@ -66,6 +73,48 @@ def frames_decoded(page) -> int:
         " return n; })"))
 
 
+def producer_running(server: Server) -> bool:
+    return bool(server.streams()[0].get("producer_running"))
+
+
+def wait_producer(server: Server, running: bool, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while producer_running(server) != running:
+        assert time.monotonic() < deadline, f"producer_running never became {running}"
+        time.sleep(0.2)
+
+
+def first_frame_ms(page, url: str) -> float:
+    page.goto(url)
+    page.wait_for_function("window.framecast.presented.length >= 1", timeout=60000)
+    return float(page.evaluate("window.framecast.presented[0].t"))
+
+
+def ttff(browser, server: Server, rounds: int) -> tuple[list[float], list[float]]:
+    """(cold, warm) time to first presented frame in ms, ``rounds`` of each, interleaved."""
+    url = f"{server.base}/?stream={server.mounts[0]}"
+    cold: list[float] = []
+    warm: list[float] = []
+    context = browser.new_context()
+    try:
+        context.new_page().goto(f"{server.base}/")  # page assets cached for every round
+        for _ in range(rounds):
+            wait_producer(server, False)
+            a, b = context.new_page(), context.new_page()
+            cold.append(first_frame_ms(a, url))
+            warm.append(first_frame_ms(b, url))
+            a.close()
+            b.close()
+            server.wait_webrtcbins(0)
+    finally:
+        context.close()
+    return cold, warm
+
+
+def rng(values: list[float]) -> str:
+    return f"{min(values):.0f}–{max(values):.0f}" if values else "–"
+
+
 def run_viewers(browser, server: Server, n: int, window: float) -> dict[str, float]:
     mount = server.mounts[0]
     context = browser.new_context()
@@ -112,6 +161,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--window", type=float, default=8.0, help="seconds measured per step")
     ap.add_argument("--viewers", default="1,5,20", help="viewer counts, comma-separated")
+    ap.add_argument("--rounds", type=int, default=3, help="cold/warm time-to-first-frame rounds")
     args = ap.parse_args()
 
     if not in_private_netns():
@@ -127,17 +177,28 @@ def main() -> int:
         clip = make_clip(Path(tmp) / "bench.mp4", codec="h264", frames=150, fps=30, width=640,
                          height=360, profile="main", bframes=0, gop=30)
         server = start_server([clip], Path(tmp))
+        grace = 3.5  # of the server's 5 s idle stop: the warm 0-viewer reference window
         try:
             time.sleep(2.0)
-            ref = measure_cpu(server, args.window)
-            print(f"reference: server CPU with 0 viewers {ref:.1f} % of a core "
-                  f"(640x360 30 fps, window {args.window:.0f} s)")
+            idle = measure_cpu(server, args.window)
+            print(f"idle: server CPU with 0 viewers, producer stopped {idle:.1f} % of a core "
+                  f"(640x360 30 fps, window {args.window:.0f} s)", flush=True)
             rows = []
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM,
                                             args=[*CHROMIUM_ARGS, *NO_THROTTLING])
+                cold, warm = ttff(browser, server, args.rounds)
+                print(f"time to first frame: cold producer {rng(cold)} ms, warm {rng(warm)} ms "
+                      f"(cold {cold}, warm {warm})", flush=True)
+                ref = -1.0
                 for n in counts:
                     rows.append(run_viewers(browser, server, n, args.window))
+                    if ref < 0:  # right after the first step's viewers left: still running
+                        assert producer_running(server)
+                        ref = measure_cpu(server, grace)
+                        print(f"reference: 0 viewers, producer running (grace) {ref:.1f} %",
+                              flush=True)
+                        wait_producer(server, False)
                     r = rows[-1]
                     print(f"{n:>3} viewers: CPU {r['cpu']:5.1f} %  latency p50 {r['p50']:5.1f} "
                           f"p95 {r['p95']:5.1f} ms (viewer 1: {r['p50_first']:.1f}/"
@@ -155,22 +216,29 @@ def main() -> int:
         server = start_server([high], Path(tmp))
         try:
             time.sleep(2.0)
-            ref_t = measure_cpu(server, args.window)
+            idle_t = measure_cpu(server, args.window)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                cold_t, warm_t = ttff(browser, server, args.rounds)
                 tr = run_viewers(browser, server, 1, args.window)
+                ref_t = measure_cpu(server, grace)
                 browser.close()
             transcoded = server.streams()[0].get("transcoded_for_webrtc")
         finally:
             stop_server(server)
-        print(f"High-profile mount (transcoded_for_webrtc={transcoded}): CPU {ref_t:.1f} % with "
-              f"0 viewers, {tr['cpu']:.1f} % with 1; latency p50 {tr['p50']:.1f} "
-              f"p95 {tr['p95']:.1f} ms; metadata {tr['coverage']:.1%}", flush=True)
+        print(f"High-profile mount (transcoded_for_webrtc={transcoded}): CPU idle {idle_t:.1f} % "
+              f"(producer stopped), {ref_t:.1f} % with 0 viewers and the producer running, "
+              f"{tr['cpu']:.1f} % with 1; latency p50 {tr['p50']:.1f} p95 {tr['p95']:.1f} ms; "
+              f"metadata {tr['coverage']:.1%}; time to first frame cold {rng(cold_t)} ms, "
+              f"warm {rng(warm_t)} ms", flush=True)
 
     print("\n| viewers | server CPU % | × 0 viewers | per viewer % | p50 ms | p95 ms |"
           " decoded/s | presented/s | metadata at presentation | + late |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| 0 (reference) | {ref:.1f} | 1.00 | – | – | – | – | – | – | – |")
+    idle_ratio = idle / ref if ref > 0 else float("nan")
+    print(f"| 0, producer stopped (idle) | {idle:.1f} | {idle_ratio:.2f} | – | – | – | – | – "
+          "| – | – |")
+    print(f"| 0, producer running (reference) | {ref:.1f} | 1.00 | – | – | – | – | – | – | – |")
     for r in rows:
         per = (r["cpu"] - ref) / r["viewers"]
         ratio = r["cpu"] / ref if ref > 0 else float("nan")
