@@ -74,6 +74,7 @@ class Settings:
     auth: str = "digest"
     tls_cert: str | None = None
     tls_key: str | None = None
+    webrtc_idle_stop: float = 5.0  # s a WebRTC producer runs after its last viewer; <0: always
 
     @property
     def tls(self) -> bool:
@@ -121,6 +122,11 @@ class _Ctx:
             raise self.err(key, "expected a port number 0-65535")
         return value
 
+    def seconds(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise self.err(key, "expected a number of seconds")
+        return float(value)
+
     def choice(self, value: Any, key: str, choices: Sequence[str]) -> str:
         if value not in choices:
             raise self.err(key, "expected one of " + ", ".join(repr(c) for c in choices))
@@ -131,7 +137,8 @@ class _Ctx:
         return str(p if p.is_absolute() else base / p)
 
 
-SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key")
+SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key",
+               "webrtc_idle_stop")
 USER_KEYS = ("name", "password")
 MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec")
 
@@ -152,6 +159,8 @@ def parse_config(data: Mapping[str, Any], fname: str = "<config>",
             kw[k] = ctx.port(server[k], f"server.{k}")
     if "http" in server:
         kw["http"] = ctx.boolean(server["http"], "server.http")
+    if "webrtc_idle_stop" in server:
+        kw["webrtc_idle_stop"] = ctx.seconds(server["webrtc_idle_stop"], "server.webrtc_idle_stop")
     if "auth" in server:
         kw["auth"] = ctx.choice(server["auth"], "server.auth", AUTH_METHODS)
     for k in ("tls_cert", "tls_key"):

@@ -27,6 +27,7 @@ http_port = 9080
 auth = "basic"
 tls_cert = "cert.pem"
 tls_key = "/etc/key.pem"
+webrtc_idle_stop = 0.5
 
 [[server.users]]
 name = "alice"
@@ -52,6 +53,7 @@ def test_full_config(tmp_path: Path) -> None:
     s = cfg.settings
     assert (s.bind, s.rtsp_port, s.http_port, s.auth) == ("0.0.0.0", 9554, 9080, "basic")
     assert s.users == (User("alice", "s3cret"),)
+    assert s.webrtc_idle_stop == 0.5
     assert s.tls and s.tls_cert == str(tmp_path / "cert.pem") and s.tls_key == "/etc/key.pem"
     cam, relay = cfg.mounts
     assert cam == Mount(name="cam", file=str(tmp_path / "clips/cam.mp4"), loop=False,
@@ -67,6 +69,7 @@ def test_defaults() -> None:
     assert cfg.settings == Settings()
     assert cfg.settings.bind == "127.0.0.1" and cfg.settings.rtsp_port == 8554
     assert cfg.settings.http_port == 8080 and not cfg.settings.tls
+    assert cfg.settings.webrtc_idle_stop == 5.0
     assert cfg.mounts == ()
     m = parse_config({"mounts": {"a": {"file": "/x.mp4"}}}).mounts[0]
     assert (m.loop, m.stamps, m.metadata_format, m.sidecar) == (True, True, "msgpack", None)
@@ -96,6 +99,8 @@ BAD = [
     ({"server": {"users": [{"name": "a", "password": "b", "role": "x"}]}},
      "server.users[0].role: unknown key"),
     ({"server": {"port": 1}}, "server.port: unknown key"),
+    ({"server": {"webrtc_idle_stop": "5"}}, "server.webrtc_idle_stop: expected a number"),
+    ({"server": {"webrtc_idle_stop": True}}, "server.webrtc_idle_stop: expected a number"),
     ({"mount": {}}, "mount: unknown key"),
 ]
 
