@@ -12,23 +12,23 @@ How it works (see README "Serving files over RTSP"):
    demuxer source pad (video *and* audio, so both stay together) drops that event and pushes
    a copy whose base = n × period_ns, where period_ns = (last PTS - first PTS) + one frame duration.
 
-4. Decode-only frames (an MP4 edit list that starts mid-GOP, e.g. ``ffmpeg -ss 0.4 -i in.mp4
+4. Lead-in frames (an MP4 edit list that starts mid-GOP, e.g. ``ffmpeg -ss 0.4 -i in.mp4
    -c copy``): qtdemux 1.22 starts the segment at the edit (start = first presented PTS) and
    pushes the GOP from its keyframe, the frames before the edit with PTS below the start and
-   no flag. Their running time is invalid, so rtpbasepayload stamps them with the RTP time of
-   running time 0: a jump back of n periods every loop. With ``lead_ns`` (the probe's: how far
-   before the start the earliest lies) the video SEGMENT of that edit starts ``lead_ns``
-   earlier and every other SEGMENT (audio, other edits) gets ``lead_ns`` more base: the whole
-   timeline moves by ``lead_ns`` and the decode-only frames get their own running times, just
-   before their loop's first presented frame (the previous loop's tail: too late to show for a
-   client that syncs, in order for its decoder, as ``ffmpeg -stream_loop`` sends them).
+   no flag. Their running time is invalid, so rtpbasepayload would stamp them with the RTP
+   time of running time 0: a jump back of n periods every loop. RTP cannot mark a frame
+   "decode, do not show", and sending them with any borrowed time shows a client repeated or
+   squeezed timestamps; so they are served as frames of the loop: the probe counts them in
+   the period, the video SEGMENT of that edit starts ``lead_ns`` earlier (at the keyframe)
+   and every other SEGMENT (audio, other edits) gets ``lead_ns`` more base, keeping A/V sync.
+   A client sees one frame step everywhere, the loop starting at the GOP's keyframe.
 
 tsdemux refuses SEGMENT seeks on 1.22: for it the EOS is swallowed and a flushing seek
 restarts the file, its flush kept from downstream, so the wrap looks the same (a new SEGMENT).
 
 Contract for elements downstream (the SEI injector): in loop n they see a SEGMENT with
 base = n × period_ns (+ lead_ns on pads or edits whose start is not moved) and buffers
-carrying the file's original PTS; decode-only frames have PTS outside the probe's list.
+carrying the file's original PTS, every one of them in the probe's list.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Looper:
 
     def __init__(self, period_ns: int, name: str = "", first_pts_ns: int | None = None,
                  lead_ns: int = 0) -> None:
-        """``first_pts_ns``: the first presented video PTS; when given, audio running past
+        """``first_pts_ns``: the video PTS where the edit starts; when given, audio running past
         the end of a loop is dropped, so audio never overlaps the next loop's first packets
         (the audio track is usually a little longer than the video).
         ``lead_ns`` (needs ``first_pts_ns``): the probe's ``MediaInfo.lead_ns``, see (4)."""
@@ -250,7 +250,7 @@ class Looper:
                 base = base0 + st.loop * self.period_ns + (seg.start - start0)
             loop = st.loop
             # (4): move the whole timeline by lead_ns; the presented video edit by its start,
-            # so its decode-only frames (PTS below the start) get valid running times
+            # so its lead-in frames (PTS below the start) get valid running times
             back = min(self.lead_ns, seg.start) if presented else 0
             base += self.lead_ns - back
             new_seg = seg.copy()

@@ -125,7 +125,8 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
 
     demux.connect("pad-added", on_pad)
     if getattr(mount, "loop", True):
-        b.looper = Looper(info.period_ns, name, info.first_pts, info.lead_ns)
+        # the Looper wants the edit's first PTS: the lead-in (if any) comes before it
+        b.looper = Looper(info.period_ns, name, info.first_pts + info.lead_ns, info.lead_ns)
         b.looper.attach_demuxer(demux)
     return b
 

@@ -74,15 +74,17 @@ class MediaInfo:
     height: int
     framerate: tuple[int, int]     # (num, den); (0, 1) when the container gives none
     audio_codec: str | None        # aac | opus | None (other audio is dropped)
-    video_pts: tuple[int, ...] = field(repr=False)  # sorted presented PTS, ns
+    video_pts: tuple[int, ...] = field(repr=False)  # sorted PTS of every frame served, ns
     frame_ns: int = 0              # one frame's duration
     period_ns: int = 0             # (last PTS - first PTS) + one frame: the loop period
-    # Decode-only frames: an MP4 edit list that starts mid-GOP (``ffmpeg -ss X -i in -c copy``)
-    # makes qtdemux push the GOP from its keyframe, the frames before the edit with PTS below
-    # the segment start. They are not in ``video_pts``; ``lead_ns`` is how far before the
-    # segment start the earliest of them lies (0: none), ``decode_only`` how many there are.
+    # Lead-in: an MP4 edit list that starts mid-GOP (``ffmpeg -ss X -i in -c copy``) makes
+    # qtdemux push the GOP from its keyframe, the frames before the edit (decode-only in the
+    # file) with PTS below the segment start. RTP cannot mark a frame "decode, do not show",
+    # so framecast serves them as frames of the loop: they are in ``video_pts`` and the
+    # period. ``lead_ns``: how far before the edit the keyframe lies (0: no lead-in);
+    # ``lead_frames``: how many frames that is.
     lead_ns: int = 0
-    decode_only: int = 0
+    lead_frames: int = 0
 
     @property
     def demuxer(self) -> str:
@@ -179,7 +181,7 @@ class _Probe:
         self.audio_codec: str | None = None
         self.dropped_audio: str | None = None
         self.pts: list[int] = []
-        self.leads: list[int] = []  # segment start - PTS of each decode-only frame before it
+        self.leads: dict[int, int] = {}  # PTS -> segment start - PTS, frames before the edit
         self.after_stop = 0  # decode-only frames past the segment stop
         self.durations: dict[int, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
@@ -320,7 +322,7 @@ class _Probe:
                     seg.to_running_time(Gst.Format.TIME, buf.pts) != Gst.CLOCK_TIME_NONE:
                 self.pts.append(buf.pts)
             elif buf.pts < seg.start:
-                self.leads.append(seg.start - buf.pts)
+                self.leads[buf.pts] = seg.start - buf.pts
             else:
                 self.after_stop += 1
         if self.video_caps is None:
@@ -343,7 +345,7 @@ class _Probe:
         ok_h, height = s.get_int("height")
         ok_r, num, den = s.get_fraction("framerate")
         framerate = (num, den) if ok_r and num > 0 else (0, 1)
-        pts = sorted(set(self.pts))
+        pts = sorted(set(self.pts) | set(self.leads))
         frame_ns = _frame_duration(pts, self.durations.get(pts[-1], 0), framerate)
         period = pts[-1] - pts[0] + frame_ns
         assert self.container is not None
@@ -352,4 +354,4 @@ class _Probe:
             profile=s.get_string("profile"), width=width if ok_w else 0,
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
             video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
-            lead_ns=max(self.leads, default=0), decode_only=len(self.leads) + self.after_stop)
+            lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads))
