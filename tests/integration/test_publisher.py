@@ -23,6 +23,21 @@ from framecast.server import Server
 W, H, FPS, N = 320, 240, 30, 60
 
 
+def reader_until(url: str, last: int, got: list[Any],
+                 errors: list[BaseException]) -> Callable[[], None]:
+    """A thread body: framecast.open(url, decode=True) into ``got`` until metadata i == last."""
+    def read() -> None:
+        try:
+            with framecast.open(url, decode=True, timeout=10) as reader:
+                for frame in reader:
+                    got.append(frame)
+                    if frame.metadata and frame.metadata[0].get("i") == last:
+                        return
+        except BaseException as exc:
+            errors.append(exc)
+    return read
+
+
 @pytest.fixture
 def server() -> Any:
     srv = Server(Settings(bind="127.0.0.1", rtsp_port=0, http=False)).start()
@@ -35,16 +50,7 @@ def test_push_60_frames_read_back_with_framecast_open(server: Server) -> None:
     with framecast.Publisher("app", W, H, FPS, server=server, gop=10) as pub:
         got: list[Any] = []
         errors: list[BaseException] = []
-
-        def read() -> None:
-            try:
-                with framecast.open(pub.url, decode=True, timeout=10) as reader:
-                    for frame in reader:
-                        got.append(frame)
-                        if frame.metadata and frame.metadata[0].get("i") == N - 1:
-                            return
-            except BaseException as exc:
-                errors.append(exc)
+        read = reader_until(pub.url, N - 1, got, errors)
 
         t = threading.Thread(target=read)
         t.start()
@@ -147,16 +153,7 @@ def test_pixel_formats_and_zero_copy_read_back(server: Server, pixel_format: str
                              pixel_format=pixel_format) as pub:
         got: list[Any] = []
         errors: list[BaseException] = []
-
-        def read() -> None:
-            try:
-                with framecast.open(pub.url, decode=True, timeout=10) as reader:
-                    for frame in reader:
-                        got.append(frame)
-                        if frame.metadata and frame.metadata[0].get("i") == n - 1:
-                            return
-            except BaseException as exc:
-                errors.append(exc)
+        read = reader_until(pub.url, n - 1, got, errors)
 
         def frames() -> Iterator[tuple[np.ndarray, dict[str, int]]]:
             # made per frame and not kept here: with copy=False only the publisher's
