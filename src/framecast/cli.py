@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from framecast import __version__
+from framecast.logs import LOG_FORMATS, setup_logging
 
 
 class CliError(Exception):
@@ -35,6 +36,14 @@ def cmd_inject(args: argparse.Namespace) -> int:
     return inject_main(args)
 
 
+def _add_log_options(parser: argparse.ArgumentParser, default: object = None) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        default=False if default is None else default, help="debug logging")
+    parser.add_argument("--log-format", choices=LOG_FORMATS,
+                        default="text" if default is None else default,
+                        help="text (time-stamped lines, the default) or json (one object a line)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framecast",
@@ -42,10 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         "with per-frame metadata carried in the bitstream as SEI.",
     )
     parser.add_argument("--version", action="version", version=f"framecast {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_log_options(parser)
+    # the same options after the command name (framecast serve -v); given there, they win
+    common = argparse.ArgumentParser(add_help=False)
+    _add_log_options(common, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="serve files looped forever over RTSP (and WebRTC)")
+    serve = sub.add_parser("serve", parents=[common],
+                           help="serve files looped forever over RTSP (and WebRTC)")
     serve.add_argument("files", nargs="*", help="video files; mount = file stem")
     serve.add_argument("--config", help="TOML config with mounts and server settings")
     serve.add_argument("--bind", help="address to bind (default 127.0.0.1)")
@@ -56,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="per-frame metadata for a file mount (JSON Lines)")
     serve.set_defaults(func=cmd_serve)
 
-    watch = sub.add_parser("watch", help="print one JSON object per frame of a stream or file")
+    watch = sub.add_parser("watch", parents=[common],
+                           help="print one JSON object per frame of a stream or file")
     watch.add_argument("url", help="rtsp://…, webrtc://host:port/mount, or a file")
     watch.add_argument("--count", type=int, default=0, help="stop after N frames (0 = forever)")
     watch.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for data")
@@ -64,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="RTSP lower transport")
     watch.set_defaults(func=cmd_watch)
 
-    inject = sub.add_parser("inject", help="embed per-frame metadata into a file, no re-encode")
+    inject = sub.add_parser("inject", parents=[common],
+                            help="embed per-frame metadata into a file, no re-encode")
     inject.add_argument("input")
     inject.add_argument("output")
     inject.add_argument("--sidecar", help="JSON Lines: line i = metadata of presented frame i")
@@ -81,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if args.command != "inject":   # inject prints its own "framecast: warning:" lines
+        setup_logging(bool(args.verbose), args.log_format)
     try:
         return int(args.func(args) or 0)
     except CliError as exc:

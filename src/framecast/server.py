@@ -156,11 +156,6 @@ class Server:
 
 # -- the command ----------------------------------------------------------------------------
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="framecast: %(message)s", stream=sys.stderr)
-
-
 def build_config(args: argparse.Namespace) -> Config:
     config = load_config(args.config) if getattr(args, "config", None) else Config()
     config = merge_cli(config, files=args.files or [], bind=args.bind,
@@ -176,7 +171,6 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def serve_main(args: argparse.Namespace) -> int:
-    _setup_logging(bool(getattr(args, "verbose", False)))
     try:
         config = build_config(args)
     except ConfigError as exc:
