@@ -10,8 +10,11 @@ picture index advancing by exactly one, through at least three loop points.
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,3 +91,49 @@ def test_every_client_plays_across_loop_points(mount_url: str) -> None:
             failures.append(f"{client}/{transport}: {len(indices)} pictures, {skipped} before "
                             f"a steady start, steps != 1 at {bad[:5]}: {indices}")
     assert not failures, "\n".join(failures)
+
+
+def _request(sock: socket.socket, text: str) -> tuple[int, str]:
+    """Send one RTSP request; skip interleaved data until the reply; (status, headers)."""
+    sock.sendall(text.encode())
+    data = b""
+    while True:
+        while data.startswith(b"$"):
+            if len(data) < 4:
+                break
+            size = 4 + int.from_bytes(data[2:4], "big")
+            if len(data) < size:
+                break
+            data = data[size:]
+        if not data.startswith(b"$") and b"\r\n\r\n" in data:
+            head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+            return int(head.split()[1]), head
+        chunk = sock.recv(1 << 16)
+        assert chunk, "server closed the connection"
+        data += chunk
+
+
+def test_a_client_may_pause_and_resume_a_shared_mount(mount_url: str) -> None:
+    """PAUSE answers 200 (1.22 refuses it with 400 on media published CLOCK_AND_OFFSET, and
+    rtspsrc, VLC and other players then fail when they pause or stop); PLAY resumes the
+    stream, and a GStreamer client that reaches its end exits cleanly."""
+    host, port = mount_url.split("/")[2].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        status, head = _request(sock, f"DESCRIBE {mount_url} RTSP/1.0\r\nCSeq: 1\r\n"
+                                      "Accept: application/sdp\r\n\r\n")
+        assert status == 200
+        status, head = _request(sock, f"SETUP {mount_url}/stream=0 RTSP/1.0\r\nCSeq: 2\r\n"
+                                      "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n")
+        session = re.search(r"Session: *([^;\r\n]+)", head)
+        assert status == 200 and session
+        sess = f"Session: {session.group(1)}\r\n"
+        for cseq, method in enumerate(("PLAY", "PAUSE", "PLAY", "TEARDOWN"), start=3):
+            status, _ = _request(sock, f"{method} {mount_url} RTSP/1.0\r\nCSeq: {cseq}\r\n"
+                                       f"{sess}\r\n")
+            assert status == 200, f"{method}: {status}"
+            time.sleep(0.3)
+    out = subprocess.run(["gst-launch-1.0", "-q", "rtspsrc", f"location={mount_url}",
+                          "protocols=tcp", "!", "application/x-rtp,media=video", "!",
+                          "fakesink", "num-buffers=60"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr[-400:]

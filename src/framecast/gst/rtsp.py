@@ -2,7 +2,9 @@
 
 Traps worked around here (measured on 1.22, see /work/shared/GSTREAMER-NOTES.md):
 - a second client's ``PLAY Range: npt=0-`` would seek the shared media back to 0 (flushing, so
-  everyone gets EOS): the media publishes CLOCK_AND_OFFSET, which makes it non-seekable;
+  everyone gets EOS): every payloader answers the SEEKING query "not seekable", so the media
+  never seeks. (Publishing CLOCK_AND_OFFSET did that too, but then 1.22 answers every PAUSE
+  with 400, and rtspsrc, VLC & co. error out when they pause or stop);
 - the PLAY reply's ``Range: npt=0-<clip length>`` makes rtspsrc stop after one loop:
   ``do_query_stop`` returns False so the range is open-ended;
 - the first FLUSH|SEGMENT seek only works once the media is ``prepared``;
@@ -42,6 +44,25 @@ class LoopingMedia(GstRtspServer.RTSPMedia):
         return False
 
 
+def _not_seekable(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+    # HANDLED answers the query as it was made: a new SEEKING query says "not seekable"
+    query = info.get_query()
+    if query is not None and query.type == Gst.QueryType.SEEKING:
+        return Gst.PadProbeReturn.HANDLED
+    return Gst.PadProbeReturn.OK
+
+
+def _refuse_seeking(element: Gst.Element | None) -> None:
+    """Every stream of a shared media plays on: no client's PLAY Range may seek it."""
+    if not isinstance(element, Gst.Bin):
+        return
+    for i in range(8):
+        pay = element.get_by_name(f"pay{i}")
+        if pay is None:
+            break
+        pay.get_static_pad("src").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, _not_seekable)
+
+
 class MountFactory(GstRtspServer.RTSPMediaFactory):
     """Builds the mount's bin per (shared) media and wires looping and logging to it."""
 
@@ -55,7 +76,6 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         self.last_looper: Any = None
         self.set_shared(shared)
         self.set_media_gtype(LoopingMedia)
-        self.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
         self.set_stop_on_disconnect(True)
         self.connect("media-configure", self._on_media_configure)
 
@@ -70,7 +90,7 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         element = media.get_element()
         looper = getattr(element, "looper", None) if isinstance(element, MediaBin) else None
         self.last_looper = looper
-        media.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
+        _refuse_seeking(element)
         name = self.mount_name
         if looper is not None:
             pay0 = element.get_by_name("pay0")
