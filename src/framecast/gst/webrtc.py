@@ -556,6 +556,10 @@ class _Viewer:
     candidates: list[tuple[int, str]] = field(default_factory=list)
     offered: bool = False
     closed: bool = False
+    # (object, handler id) of every signal connected with this viewer as user data: the
+    # GClosures hold the viewer, the viewer holds the webrtcbin — a cycle through C that
+    # Python's GC cannot see, so the element (and its 2 threads, ~30 fds) lived forever
+    handlers: list[tuple[Gst.Object, int]] = field(default_factory=list)
 
 
 class MountProducer:
@@ -872,15 +876,16 @@ class MountProducer:
         trans.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
         trans.set_property("codec-preferences", rtp_caps)
 
-        webrtc.connect("on-ice-candidate", self._on_ice_candidate, v)
-        webrtc.connect("notify::ice-gathering-state", self._on_gathering, v)
-        webrtc.connect("notify::ice-connection-state", self._on_ice_state, v)
+        for sig, fn in (("on-ice-candidate", self._on_ice_candidate),
+                        ("notify::ice-gathering-state", self._on_gathering),
+                        ("notify::ice-connection-state", self._on_ice_state)):
+            v.handlers.append((webrtc, webrtc.connect(sig, fn, v)))
         # a peer that leaves without a word (WHEP page closed, no DELETE): its RTCP BYE, or its
         # RTCP going silent, ends the viewer (libnice 0.1.21 has no consent freshness)
         rtpbin = webrtc.get_by_name("rtpbin")
         if rtpbin is not None:
-            rtpbin.connect("on-bye-ssrc", self._on_peer_gone, v, "RTCP BYE")
-            rtpbin.connect("on-timeout", self._on_peer_gone, v, "RTCP timeout")
+            for sig, why in (("on-bye-ssrc", "RTCP BYE"), ("on-timeout", "RTCP timeout")):
+                v.handlers.append((rtpbin, rtpbin.connect(sig, self._on_peer_gone, v, why)))
         self.viewers[viewer_id] = v
         for el in (queue, pay, webrtc):
             el.sync_state_with_parent()
@@ -934,6 +939,9 @@ class MountProducer:
         if teepad is not None:
             teepad.unlink(qsink)
             teepad.get_parent_element().release_request_pad(teepad)
+        for obj, hid in v.handlers:
+            obj.disconnect(hid)
+        v.handlers.clear()
         for el in (v.webrtc, v.pay, v.queue):
             el.set_state(Gst.State.NULL)
             parent = el.get_parent()
