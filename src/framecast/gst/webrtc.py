@@ -54,6 +54,14 @@ class TooManyViewers(WebRTCError):
     """The mount already has ``max_viewers`` viewers."""
 
 
+class SourceUnavailable(WebRTCError):
+    """The mount's source pipeline failed (e.g. a relay's camera is unreachable)."""
+
+
+SOURCE_FAILED = "source failed"  # how a viewer's end reason starts when its source failed
+SOURCE_RETRY = 5.0  # s after a source failure before a new viewer makes it try again
+
+
 # -- a tiny Python element that rewrites whole access units ---------------------------------------
 
 class AUFilter(AccessUnitElement, Gst.Element):
@@ -544,6 +552,7 @@ class ViewerEvents:
     on_ice: Callable[[int, str], None] = lambda m, c: None  # (mline index, candidate)
     on_gathered: Callable[[str], None] = lambda sdp: None  # local SDP with all candidates
     on_closed: Callable[[str], None] = lambda reason: None  # ICE failed / pipeline error
+    on_connected: Callable[[], None] = lambda: None  # ICE connected: no longer pending
 
 
 @dataclass
@@ -556,6 +565,7 @@ class _Viewer:
     candidates: list[tuple[int, str]] = field(default_factory=list)
     offered: bool = False
     closed: bool = False
+    connected: bool = False
     # (object, handler id) of every signal connected with this viewer as user data: the
     # GClosures hold the viewer, the viewer holds the webrtcbin — a cycle through C that
     # Python's GC cannot see, so the element (and its 2 threads, ~30 fds) lived forever
@@ -597,6 +607,7 @@ class MountProducer:
         self.frames = 0
         self.bytes_in = 0
         self.error: str | None = None
+        self._failed_at: float | None = None  # monotonic time of the source's last failure
         self._sei_before = 0  # SEI counts of pipelines already freed (the metric only grows)
         self._reinjected_before = 0
         self._caps: tuple[str | None, str | None] | None = None  # (profile, level) last seen
@@ -685,7 +696,7 @@ class MountProducer:
             self._build()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             self._free()
-            raise WebRTCError(f"{self.name}: the WebRTC source pipeline failed to start")
+            raise SourceUnavailable(f"{self.name}: the WebRTC source pipeline failed to start")
         self.running = True
         self.starts += 1
         self.error = None
@@ -803,7 +814,14 @@ class MountProducer:
             if msg.src is not None and self._belongs(msg.src, v):
                 self._fail(v, f"pipeline error: {err.message}")
                 return
+        # the source itself failed: nothing will flow, so its viewers end now and new ones are
+        # refused (503) for SOURCE_RETRY s, then the next viewer tries a fresh pipeline
         self.error = err.message
+        self._failed_at = time.monotonic()
+        for v in list(self.viewers.values()):
+            self._fail(v, f"{SOURCE_FAILED}: {err.message}")
+        self._cancel_idle_stop()
+        self._free()
 
     def _later(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the GLib thread that created this producer."""
@@ -840,6 +858,8 @@ class MountProducer:
             raise WebRTCError(f"viewer {viewer_id} exists")
         if len(self.viewers) >= self.max_viewers:
             raise TooManyViewers(f"{self.name}: {self.max_viewers} viewers already")
+        if self._failed_at is not None and time.monotonic() - self._failed_at < SOURCE_RETRY:
+            raise SourceUnavailable(f"{self.name}: {SOURCE_FAILED}: {self.error}")
         profile, level = self._current_caps()
         plid = _profile_level_id(profile, level)
         pt = 96
@@ -1013,6 +1033,11 @@ class MountProducer:
     def _on_ice_state(self, webrtc: Gst.Element, _pspec: Any, v: _Viewer) -> None:
         state = webrtc.get_property("ice-connection-state")
         log.debug("%s: viewer %s ICE %s", self.name, v.id, state.value_nick)
+        if state in (GstWebRTC.WebRTCICEConnectionState.CONNECTED,
+                     GstWebRTC.WebRTCICEConnectionState.COMPLETED) and not v.connected:
+            v.connected = True
+            if not v.closed:
+                v.events.post(v.events.on_connected)
         if state in (GstWebRTC.WebRTCICEConnectionState.FAILED,
                      GstWebRTC.WebRTCICEConnectionState.CLOSED) and not v.closed:
             # tear down on the GLib thread, never inside webrtcbin's own thread
@@ -1081,5 +1106,6 @@ def _with_candidates(sdp: str, candidates: list[tuple[int, str]]) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
-__all__ = ["AUFilter", "MountProducer", "StreamInfo", "ViewerEvents", "WebRTCError",
+__all__ = ["AUFilter", "MountProducer", "SourceUnavailable", "StreamInfo", "ViewerEvents",
+           "WebRTCError",
            "choose_h264_payload", "file_source", "needs_transcode", "test_source"]
