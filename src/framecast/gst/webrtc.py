@@ -34,6 +34,7 @@ gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
 from framecast.gst.element import AccessUnitElement, make_element  # noqa: E402
+from framecast.gst.nice import no_upnp  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 
 init_gst()  # the element classes below need an initialised GStreamer
@@ -543,6 +544,7 @@ def _sdp_message(text: str) -> GstSdp.SDPMessage:
 
 # -- viewers and the per-mount producer -----------------------------------------------------------
 
+
 @dataclass
 class ViewerEvents:
     """Callbacks for one viewer, each invoked on the asyncio loop (via ``post``)."""
@@ -878,6 +880,7 @@ class MountProducer:
         pay = make_element("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency",
                     ssrc=ssrc)
         webrtc = make_element("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        no_upnp(webrtc)
         # stun-server stays at its default (NULL): setting None from Python logs an error
         v = _Viewer(viewer_id, events, queue, pay, webrtc)
         self._cancel_idle_stop()

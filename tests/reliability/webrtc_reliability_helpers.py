@@ -1,0 +1,169 @@
+"""Helpers for the WebRTC / HTTP / signalling reliability tests.
+
+The server under test runs in its own process (``python webrtc_reliability_helpers.py
+'<json>'``) so that its threads, fds and RSS can be read from ``/proc/<pid>`` without the test's
+own consumers (webrtcbins, GLib threads) mixed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ProcStats:
+    threads: int
+    fds: int
+    rss_kb: int
+    names: list[str]
+
+
+def proc_stats(pid: int) -> ProcStats:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    names = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            names.append((task / "comm").read_text().strip())
+    return ProcStats(int(fields["Threads"]), len(os.listdir(f"/proc/{pid}/fd")),
+                     int(fields["VmRSS"].split()[0]), sorted(names))
+
+
+class ServerProcess:
+    """``HttpServer`` with one live test-pattern mount (``demo``) in a child process."""
+
+    def __init__(self, settings: dict[str, Any] | None = None, *, nofile: int | None = None,
+                 log_path: Path | None = None, fps: int = 15) -> None:
+        self.spec = {"settings": settings or {}, "nofile": nofile, "fps": fps}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self._log: Any = None
+
+    def __enter__(self) -> ServerProcess:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONUNBUFFERED="1",
+                   GST_DEBUG=os.environ.get("FRAMECAST_TEST_SERVER_GST_DEBUG", "1"))
+        self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, __file__, json.dumps(self.spec)],
+                                     stdout=subprocess.PIPE, stderr=self._log, env=env)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("PORT "), f"server did not start: {line!r}"
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stats(self) -> ProcStats:
+        assert self.proc is not None
+        return proc_stats(self.proc.pid)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def api_streams(url: str) -> list[dict[str, Any]]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/api/streams", timeout=5) as r:
+        return json.load(r)["streams"]
+
+
+def webrtcbins(url: str) -> int:
+    return sum(s["webrtc"]["webrtcbins"] for s in api_streams(url))
+
+
+def healthy_viewer_plays(url: str, frames: int = 10, timeout: float = 20) -> None:
+    """One WHEP consumer gets ``frames`` access units, then leaves (DELETE)."""
+    from framecast.gst.whep_client import Consumers
+
+    c = Consumers(f"webrtc://127.0.0.1:{url.rsplit(':', 1)[1]}/demo", 1).start()
+    try:
+        wait_until(lambda: c.frames[0] >= frames or bool(c.errors), timeout,
+                   f"{frames} frames at a healthy viewer")
+        assert not c.errors, c.errors
+    finally:
+        c.stop()
+
+
+@contextlib.contextmanager
+def consumers(url: str, n: int) -> Iterator[Any]:
+    from framecast.gst.whep_client import Consumers
+
+    c = Consumers(f"webrtc://127.0.0.1:{url.rsplit(':', 1)[1]}/demo", n).start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+async def _serve(spec: dict[str, Any]) -> None:
+    import signal
+
+    from framecast.config import Settings
+    from framecast.gst import webrtc
+    from framecast.gst.runtime import Bridge
+    from framecast.http.server import MountSpec, start_http
+
+    settings = Settings(**{"http_port": 0, **spec["settings"]})
+    source, info = webrtc.test_source(fps=spec["fps"], stamp=False)
+    bridge = Bridge(asyncio.get_running_loop())
+    srv = await start_http(bridge, [MountSpec("demo", source, info)], settings)
+    print(f"PORT {srv.port}", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await srv.stop()
+    bridge.close()
+
+
+def _main() -> None:
+    import logging
+
+    spec = json.loads(sys.argv[1])
+    if spec.get("nofile"):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (spec["nofile"], spec["nofile"]))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(spec))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    _main()
