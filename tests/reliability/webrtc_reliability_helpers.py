@@ -132,6 +132,18 @@ def consumers(url: str, n: int) -> Iterator[Any]:
         c.stop()
 
 
+# A WHEP offer as a browser would send it, but with no candidates: ICE can never connect.
+OFFER_WITHOUT_CANDIDATES = "\r\n".join([
+    "v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+    "a=group:BUNDLE 0", "a=msid-semantic: WMS",
+    "m=video 9 UDP/TLS/RTP/SAVPF 102", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+    "a=ice-ufrag:Zz0b", "a=ice-pwd:4Wv9n3VgZkD5iKzY1Yc8hQmT", "a=ice-options:trickle",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=setup:actpass", "a=mid:0",
+    "a=recvonly", "a=rtcp-mux", "a=rtpmap:102 H264/90000", "a=rtcp-fb:102 nack",
+    "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    ""])
+
+
 # -- the child process ---------------------------------------------------------------------------
 
 async def _serve(spec: dict[str, Any]) -> None:
