@@ -90,27 +90,3 @@ def listen_socket(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> Guarde
         raise
     sock.reserve()
     return sock
-
-
-class AsyncioAcceptFilter(logging.Filter):
-    """Safety net on the ``asyncio`` logger: its "out of system resource" accept errors become
-    one short rate-limited line (no traceback) whatever socket they come from."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        # logged under our name: a record on "asyncio" would come back through this filter
-        self._ratelog = RateLimitedLog(log, interval=10.0)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("socket.accept() out of system resource"):
-            return True
-        exc = record.exc_info[1] if record.exc_info else None
-        self._ratelog.log(logging.WARNING, "asyncio-accept",
-                          "HTTP: asyncio cannot accept connections: %s", exc)
-        return False
-
-
-def install_asyncio_accept_filter() -> None:
-    logger = logging.getLogger("asyncio")
-    if not any(isinstance(f, AsyncioAcceptFilter) for f in logger.filters):
-        logger.addFilter(AsyncioAcceptFilter())

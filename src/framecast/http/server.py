@@ -35,7 +35,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from framecast.http.listener import install_asyncio_accept_filter, listen_socket
+from framecast.http.listener import listen_socket
+from framecast.http.logfilters import install_log_filters
 from framecast.http.metrics import REGISTRY, Registry
 from framecast.http.pending import PendingViewers
 from framecast.http.ratelog import RateLimitedLog, bounded
@@ -201,7 +202,7 @@ class HttpServer:
         for spec in self.specs:
             await self.add_mount(spec)
         self.metrics.add_collector(self._collect)
-        install_asyncio_accept_filter()
+        install_log_filters()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         # our own listening socket: running out of fds refuses connections in one log line
