@@ -8,10 +8,12 @@ own consumers (webrtcbins, GLib threads) mixed in.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -110,6 +112,17 @@ def api_streams(url: str) -> list[dict[str, Any]]:
         return json.load(r)["streams"]
 
 
+def metric(url: str, line: str) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    for row in text.splitlines():
+        if row.startswith(line + " "):
+            return float(row.rsplit(" ", 1)[1])
+    raise AssertionError(f"{line} not in /metrics")
+
+
 def webrtcbins(url: str) -> int:
     return sum(s["webrtc"]["webrtcbins"] for s in api_streams(url))
 
@@ -136,6 +149,41 @@ def consumers(url: str, n: int) -> Iterator[Any]:
         yield c
     finally:
         c.stop()
+
+
+def ws_frame(text: str) -> bytes:
+    """One masked (client → server) WebSocket text frame."""
+    data = text.encode()
+    mask = os.urandom(4)
+    n = len(data)
+    head = bytes([0x81])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 1 << 16:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def raw_websocket(port: int, path: str = "/ws", rcvbuf: int = 4096) -> socket.socket:
+    """A WebSocket opened by hand on a socket with a tiny receive buffer: a client that can
+    stop reading (aiohttp's client keeps reading in the background)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+              "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        assert chunk, "closed during the handshake"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head[:100]
+    return s
 
 
 # A WHEP offer as a browser would send it, but with no candidates: ICE can never connect.
