@@ -203,12 +203,14 @@ OFFER_WITHOUT_CANDIDATES = "\r\n".join([
 async def _serve(spec: dict[str, Any]) -> None:
     import signal
 
-    from framecast.config import Settings
+    from framecast.config import Settings, User
     from framecast.gst import webrtc
     from framecast.gst.runtime import Bridge
     from framecast.http.server import MountSpec, start_http
 
-    settings = Settings(**{"http_port": 0, **spec["settings"]})
+    kw = {"http_port": 0, **spec["settings"]}
+    kw["users"] = tuple(User(n, pw) for n, pw in kw.get("users", {}).items())
+    settings = Settings(**kw)
     source, info = webrtc.test_source(fps=spec["fps"], stamp=False)
     bridge = Bridge(asyncio.get_running_loop())
     srv = await start_http(bridge, [MountSpec("demo", source, info)], settings)

@@ -944,7 +944,9 @@ class MountProducer:
         if sdp_type != "answer":
             raise WebRTCError("the producer made the offer: expected an answer")
         desc = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, msg)
-        v.webrtc.emit("set-remote-description", desc, None)
+        # a rejected answer ends the viewer now (it would otherwise wait for the pending timeout)
+        promise = Gst.Promise.new_with_change_func(self._on_remote_answer_set, v)
+        v.webrtc.emit("set-remote-description", desc, promise)
 
     def add_ice(self, viewer_id: str, mline: int, candidate: str) -> None:
         v = self._viewer(viewer_id)
@@ -1001,8 +1003,17 @@ class MountProducer:
         v.offered = True
         v.events.post(v.events.on_sdp, "offer", text)
 
+    def _on_remote_answer_set(self, promise: Gst.Promise, v: _Viewer) -> None:
+        error = _promise_error(promise)
+        if error is not None and not v.closed:
+            self._later(lambda: self._fail(v, f"answer rejected: {error}"))
+
     def _on_remote_offer_set(self, promise: Gst.Promise, v: _Viewer) -> None:
         if v.closed:
+            return
+        error = _promise_error(promise)
+        if error is not None:
+            self._later(lambda: self._fail(v, f"offer rejected: {error}"))
             return
         promise = Gst.Promise.new_with_change_func(self._on_answer_created, v)
         v.webrtc.emit("create-answer", None, promise)
@@ -1075,6 +1086,15 @@ class MountProducer:
             "frames": self.frames,
             "error": self.error,
         }
+
+
+def _promise_error(promise: Gst.Promise) -> str | None:
+    """webrtcbin's error for a failed description, if its reply carries one (cut short)."""
+    reply = promise.get_reply()
+    if reply is None or not reply.has_field("error"):
+        return None
+    err = reply.get_value("error")
+    return str(getattr(err, "message", err))[:200]
 
 
 def _walk(b: Gst.Bin) -> list[Gst.Element]:
