@@ -1093,8 +1093,10 @@ def _promise_error(promise: Gst.Promise) -> str | None:
     reply = promise.get_reply()
     if reply is None or not reply.has_field("error"):
         return None
+    from framecast.http.ratelog import bounded
+
     err = reply.get_value("error")
-    return str(getattr(err, "message", err))[:200]
+    return bounded(getattr(err, "message", err), 160)  # it may quote the peer's SDP
 
 
 def _walk(b: Gst.Bin) -> list[Gst.Element]:
