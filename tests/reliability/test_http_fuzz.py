@@ -11,6 +11,7 @@ import asyncio
 import base64
 import random
 import socket
+import subprocess
 
 import aiohttp
 import pytest
@@ -118,23 +119,31 @@ def test_whep_and_http_fuzz(tmp_path) -> None:
         assert 1 <= text.count("HTTP: bad request from 127.0.0.1") <= 2  # rate-limited
 
 
-def test_auth_failures_logged_with_the_address(tmp_path) -> None:
+def test_auth_failures_logged_with_the_address_over_tls(tmp_path) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"),
+                    "-subj", "/CN=localhost"], check=True, capture_output=True)
     log_path = tmp_path / "server.log"
-    with ServerProcess({"users": {"alice": "s3cret"}}, log_path=log_path) as srv:
+    settings = {"users": {"alice": "s3cret"}, "tls_cert": str(tmp_path / "cert.pem"),
+                "tls_key": str(tmp_path / "key.pem")}
+    with ServerProcess(settings, log_path=log_path) as srv:
+        url = srv.url.replace("http://", "https://")
+
         async def main() -> None:
-            async with aiohttp.ClientSession() as s:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as s:
                 for i in range(30):
                     auth = base64.b64encode(f"alice:guess{i}".encode()).decode()
-                    async with s.get(srv.url + "/api/streams",
+                    async with s.get(url + "/api/streams",
                                      headers={"Authorization": f"Basic {auth}"}) as r:
                         assert r.status == 401
                 good = base64.b64encode(b"alice:s3cret").decode()
-                async with s.get(srv.url + "/api/streams",
+                async with s.get(url + "/api/streams",
                                  headers={"Authorization": f"Basic {good}"}) as r:
                     assert r.status == 200
 
         asyncio.run(main())
         text = log_path.read_text()
+        assert f"HTTP on https://127.0.0.1:{srv.port} " in text  # it said http:// with TLS on
         lines = [x for x in text.splitlines() if "authentication failed" in x]
         assert lines == ["WARNING framecast.http: HTTP: authentication failed from 127.0.0.1 "
                          "(GET /api/streams)"], lines

@@ -48,8 +48,11 @@ class ServerProcess:
     """``HttpServer`` with one live test-pattern mount (``demo``) in a child process."""
 
     def __init__(self, settings: dict[str, Any] | None = None, *, nofile: int | None = None,
-                 log_path: Path | None = None, fps: int = 15) -> None:
-        self.spec = {"settings": settings or {}, "nofile": nofile, "fps": fps}
+                 log_path: Path | None = None, fps: int = 15,
+                 relays: dict[str, str] | None = None) -> None:
+        """``relays``: more mounts, name → rtsp:// URL (relayed as ``framecast serve`` would)."""
+        self.spec = {"settings": settings or {}, "nofile": nofile, "fps": fps,
+                     "relays": relays or {}}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -203,7 +206,7 @@ OFFER_WITHOUT_CANDIDATES = "\r\n".join([
 async def _serve(spec: dict[str, Any]) -> None:
     import signal
 
-    from framecast.config import Settings, User
+    from framecast.config import Mount, Settings, User
     from framecast.gst import webrtc
     from framecast.gst.runtime import Bridge
     from framecast.http.server import MountSpec, start_http
@@ -213,7 +216,8 @@ async def _serve(spec: dict[str, Any]) -> None:
     settings = Settings(**kw)
     source, info = webrtc.test_source(fps=spec["fps"], stamp=False)
     bridge = Bridge(asyncio.get_running_loop())
-    srv = await start_http(bridge, [MountSpec("demo", source, info)], settings)
+    relays = [Mount(name=n, source=url) for n, url in spec["relays"].items()]
+    srv = await start_http(bridge, [MountSpec("demo", source, info), *relays], settings)
     print(f"PORT {srv.port}", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -808,7 +808,8 @@ class MountProducer:
     def _on_error(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
         err, dbg = msg.parse_error()
         src = msg.src.get_name() if msg.src else "?"
-        log.error("%s: WebRTC pipeline error from %s: %s (%s)", self.name, src, err.message, dbg)
+        log.error("%s: WebRTC pipeline error from %s: %s (%s)", self.name, src, err.message,
+                  _one_line(dbg))
         if self.metrics is not None:
             self.metrics.inc("framecast_errors_total", mount=self.name, kind="webrtc")
         # an error inside one viewer's branch ends that viewer only
@@ -1086,6 +1087,12 @@ class MountProducer:
             "frames": self.frames,
             "error": self.error,
         }
+
+
+def _one_line(text: str | None, limit: int = 300) -> str:
+    from framecast.http.ratelog import bounded
+
+    return bounded(" ".join((text or "").split()), limit)
 
 
 def _promise_error(promise: Gst.Promise) -> str | None:
