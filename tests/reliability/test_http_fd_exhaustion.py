@@ -6,7 +6,6 @@ log in 15 s, 94 % CPU). Run under tools/netns-run (the last check plays a WebRTC
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 
@@ -37,10 +36,12 @@ def test_fd_exhaustion_gives_one_log_line_and_recovers(tmp_path) -> None:
             closed = 0
             for _ in range(20):  # requests while out of fds: each connection closed at once
                 with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
-                    s.settimeout(5)
-                    s.sendall(b"GET /api/streams HTTP/1.1\r\nHost: x\r\n\r\n")
-                    with contextlib.suppress(ConnectionResetError):
+                    s.settimeout(5)  # a timeout fails the test: the connection was left hanging
+                    try:
+                        s.sendall(b"GET /api/streams HTTP/1.1\r\nHost: x\r\n\r\n")
                         closed += s.recv(100) == b""
+                    except (ConnectionResetError, BrokenPipeError):
+                        closed += 1  # closed with our request unread: a reset
             assert closed >= 18, closed
             time.sleep(3)
             cpu = cpu_seconds(srv.proc.pid) - cpu0
