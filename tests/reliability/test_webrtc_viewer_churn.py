@@ -7,6 +7,7 @@ Python viewer, which held the element): 2 threads (``webrtcbinN:pc``, ``webrtcbi
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from webrtc_reliability_helpers import (
     ServerProcess,
     consumers,
     healthy_viewer_plays,
+    signalling_viewers,
     wait_until,
     webrtcbins,
 )
@@ -51,5 +53,11 @@ def test_three_rounds_of_thirty_viewers_leave_no_threads_or_fds(tmp_path) -> Non
             assert after.fds <= base.fds + 4, (r, base.fds, after.fds)
         # memory: what the allocator keeps, not ~2 MB per viewer as when webrtcbins leaked
         assert after.rss_kb - base.rss_kb < 40_000, (base.rss_kb, after.rss_kb)
+        # the same through signalling sessions (the producer offers, the consumer ends them)
+        asyncio.run(signalling_viewers(srv.url, 10))
+        settle(srv)
+        after = srv.stats()
+        assert not [n for n in after.names if n.startswith("webrtcbin")], after.names
+        assert after.threads <= base.threads + 1 and after.fds <= base.fds + 4, (base, after)
         assert srv.alive
         healthy_viewer_plays(srv.url)

@@ -154,6 +154,116 @@ def consumers(url: str, n: int) -> Iterator[Any]:
         c.stop()
 
 
+class _SignallingViewer:
+    """A webrtcbin answering the producer's offer in one signalling session (GLib thread)."""
+
+    def __init__(self, bridge: Any, sid: str, send: Callable[[dict[str, Any]], None]) -> None:
+        from gi.repository import Gst, GstWebRTC
+
+        self.sid, self.send, self.frames = sid, send, 0
+        self.pipe = Gst.Pipeline.new()
+        self.webrtc = Gst.ElementFactory.make("webrtcbin")
+        self.webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        self.pipe.add(self.webrtc)
+        self.webrtc.connect("on-ice-candidate", self._on_ice)
+        self.webrtc.connect("pad-added", self._on_pad)
+        self.pipe.set_state(Gst.State.PLAYING)
+
+    def _on_ice(self, _w: Any, mline: int, cand: str) -> None:
+        self.send({"type": "peer", "sessionId": self.sid,
+                   "ice": {"candidate": cand, "sdpMLineIndex": mline}})
+
+    def _on_pad(self, _w: Any, pad: Any) -> None:
+        from gi.repository import Gst
+
+        sink = Gst.ElementFactory.make("fakesink")
+        self.pipe.add(sink)
+        sink.sync_state_with_parent()
+        pad.link(sink.get_static_pad("sink"))
+
+        def count(_p: Any, _i: Any) -> Any:
+            self.frames += 1
+            return Gst.PadProbeReturn.OK
+
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count)
+
+    def on_offer(self, sdp: str) -> None:
+        from gi.repository import Gst, GstSdp, GstWebRTC
+
+        _, msg = GstSdp.SDPMessage.new_from_text(sdp)
+        offer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER, msg)
+
+        def answered(promise: Any) -> None:
+            reply = promise.get_reply()
+            answer = reply.get_value("answer")
+            text = answer.sdp.as_text()
+            self.webrtc.emit("set-local-description", answer, None)
+            self.send({"type": "peer", "sessionId": self.sid,
+                       "sdp": {"type": "answer", "sdp": text}})
+
+        def remote_set(_promise: Any) -> None:
+            self.webrtc.emit("create-answer", None, Gst.Promise.new_with_change_func(answered))
+
+        self.webrtc.emit("set-remote-description", offer,
+                         Gst.Promise.new_with_change_func(remote_set))
+
+    def stop(self) -> None:
+        from gi.repository import Gst
+
+        self.pipe.set_state(Gst.State.NULL)
+
+
+async def signalling_viewers(url: str, n: int, frames: int = 3, timeout: float = 60) -> None:
+    """``n`` sessions over one signalling socket (the producer offers, as gstwebrtc-api's
+    default), each until ``frames`` RTP packets arrived; then ended with ``endSession``."""
+    import aiohttp
+
+    from framecast.gst.runtime import Bridge
+
+    bridge = Bridge(asyncio.get_running_loop())
+    viewers: dict[str, _SignallingViewer] = {}
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def send(msg: dict[str, Any]) -> None:
+        bridge.to_asyncio(outbox.put_nowait, msg)
+
+    try:
+        async with aiohttp.ClientSession() as s:
+            ws = await s.ws_connect(url.replace("http", "ws") + "/ws")
+            assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+            await ws.send_json({"type": "list"})
+            producer = (await ws.receive_json(timeout=5))["producers"][0]["id"]
+            for _ in range(n):
+                await ws.send_json({"type": "startSession", "peerId": producer})
+            deadline = time.monotonic() + timeout
+            while len(viewers) < n or any(v.frames < frames for v in viewers.values()):
+                assert time.monotonic() < deadline, "signalling viewers got no frames"
+                while not outbox.empty():
+                    await ws.send_json(outbox.get_nowait())
+                try:
+                    msg = await ws.receive_json(timeout=0.05)
+                except TimeoutError:
+                    continue
+                if msg["type"] == "sessionStarted":
+                    sid = msg["sessionId"]
+                    viewers[sid] = await bridge.run(_SignallingViewer, bridge, sid, send)
+                elif msg["type"] == "peer" and "sdp" in msg:
+                    await bridge.run(viewers[msg["sessionId"]].on_offer, msg["sdp"]["sdp"])
+                elif msg["type"] == "peer" and "ice" in msg:
+                    ice = msg["ice"]
+                    await bridge.run(viewers[msg["sessionId"]].webrtc.emit, "add-ice-candidate",
+                                     ice["sdpMLineIndex"], ice["candidate"])
+                else:
+                    assert msg["type"] != "error", msg
+            for sid in viewers:
+                await ws.send_json({"type": "endSession", "sessionId": sid})
+            await ws.close()
+    finally:
+        for v in viewers.values():
+            await bridge.run(v.stop)
+        bridge.close()
+
+
 def ws_frame(text: str) -> bytes:
     """One masked (client → server) WebSocket text frame."""
     data = text.encode()
