@@ -76,3 +76,49 @@ def test_bounded_text() -> None:
     assert bounded("a\r\nb\x1b[31m") == "a??b?[31m"
     long = bounded("x" * 20_000, 80)
     assert len(long) == 80 and long.endswith("…")
+
+
+def test_listener_refuses_when_out_of_fds(caplog: pytest.LogCaptureFixture) -> None:
+    """EMFILE from accept(): the waiting connection is accepted with the spare fd and closed,
+    asyncio sees "nothing to accept", and one line is logged however often it happens."""
+    import errno
+    import socket
+
+    from framecast.http import listener
+
+    class OutOfFds(listener.GuardedSocket):
+        failures = 0
+
+        def _accept(self):  # type: ignore[no-untyped-def]
+            if self.failures:
+                self.failures -= 1
+                raise OSError(errno.EMFILE, "Too many open files")
+            return super()._accept()
+
+    srv = listener.listen_socket("127.0.0.1", 0)
+    sock = OutOfFds(fileno=srv.detach())
+    sock.reserve()
+    port = sock.getsockname()[1]
+    listener._ratelog._next.clear()
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+    try:
+        with caplog.at_level(logging.WARNING, "framecast.http"):
+            for _ in range(5):
+                sock.failures = 1
+                with pytest.raises(BlockingIOError):
+                    sock.accept()
+        for c in clients:
+            c.settimeout(2)
+            assert c.recv(10) == b""  # closed by the server, not left waiting
+        assert sock.refused == 5 and sock._spare is not None
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and "cannot accept connections: Too many open files" in lines[0]
+        # with fds again it accepts as usual
+        extra = socket.create_connection(("127.0.0.1", port))
+        conn, _ = sock.accept()
+        conn.close()
+        extra.close()
+    finally:
+        for c in clients:
+            c.close()
+        sock.close()

@@ -226,7 +226,7 @@ class HttpServer:
             self._sweeper.cancel()
             self._sweeper = None
         for peer_id, sock in list(self.sockets.items()):
-            self._drop(peer_id, sock, None)
+            self._drop(peer_id, sock, None, code=1001)  # going away
         if self._closing:
             await asyncio.wait(self._closing, timeout=CLOSE_TIMEOUT + 1)
         if self._runner is not None:
@@ -403,7 +403,7 @@ class HttpServer:
         sock.queued = 0
         self._deliver(self.signalling.disconnect(peer_id))
 
-    def _drop(self, peer_id: str, sock: _Socket, reason: str | None) -> None:
+    def _drop(self, peer_id: str, sock: _Socket, reason: str | None, code: int = 1008) -> None:
         """End a peer now: counted gone at once; its socket closed, or aborted if the close
         handshake would wait on a peer that does not read."""
         if sock.dropped:
@@ -411,14 +411,14 @@ class HttpServer:
         if reason is not None:
             log.warning("signalling: peer %s (%s) %s; dropped", peer_id, sock.remote, reason)
         self._forget(peer_id, sock)
-        task = asyncio.ensure_future(self._close(sock))
+        task = asyncio.ensure_future(self._close(sock, code))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
     @staticmethod
-    async def _close(sock: _Socket) -> None:
+    async def _close(sock: _Socket, code: int) -> None:
         try:
-            await asyncio.wait_for(sock.ws.close(code=1008), CLOSE_TIMEOUT)
+            await asyncio.wait_for(sock.ws.close(code=code), CLOSE_TIMEOUT)
         except (TimeoutError, ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
         finally:
