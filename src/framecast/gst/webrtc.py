@@ -544,7 +544,6 @@ def _sdp_message(text: str) -> GstSdp.SDPMessage:
 
 # -- viewers and the per-mount producer -----------------------------------------------------------
 
-
 @dataclass
 class ViewerEvents:
     """Callbacks for one viewer, each invoked on the asyncio loop (via ``post``)."""
@@ -1139,5 +1138,4 @@ def _with_candidates(sdp: str, candidates: list[tuple[int, str]]) -> str:
 
 
 __all__ = ["AUFilter", "MountProducer", "SourceUnavailable", "StreamInfo", "ViewerEvents",
-           "WebRTCError",
-           "choose_h264_payload", "file_source", "needs_transcode", "test_source"]
+           "WebRTCError", "choose_h264_payload", "file_source", "needs_transcode", "test_source"]
