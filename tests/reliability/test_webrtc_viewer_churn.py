@@ -38,6 +38,7 @@ def test_three_rounds_of_thirty_viewers_leave_no_threads_or_fds(tmp_path) -> Non
         healthy_viewer_plays(srv.url)  # warm-up: first-use allocations out of the baseline
         settle(srv)
         base = srv.stats()
+        rss: list[int] = []
         for r in range(ROUNDS):
             with consumers(srv.url, VIEWERS) as c:
                 wait_until(lambda: sum(f >= 3 for f in c.frames) >= VIEWERS or bool(c.errors),
@@ -46,13 +47,16 @@ def test_three_rounds_of_thirty_viewers_leave_no_threads_or_fds(tmp_path) -> Non
                 assert webrtcbins(srv.url) == VIEWERS
             settle(srv)
             after = srv.stats()
+            rss.append(after.rss_kb)
             leaked = [n for n in after.names if n.startswith("webrtcbin")]
             assert not leaked, f"round {r}: webrtcbin threads left: {leaked}"
             assert after.threads <= base.threads + 1, (r, base.threads, after.threads,
                                                        after.names)
             assert after.fds <= base.fds + 4, (r, base.fds, after.fds)
-        # memory: what the allocator keeps, not ~2 MB per viewer as when webrtcbins leaked
-        assert after.rss_kb - base.rss_kb < 40_000, (base.rss_kb, after.rss_kb)
+        # memory: the first round grows the allocator's arenas (+26 MB measured), later rounds
+        # reuse them (+6, +2 MB); leaked webrtcbins added ~15 MB per round of 30
+        assert rss[-1] - rss[0] < 12_000, (base.rss_kb, rss)
+        assert rss[-1] - base.rss_kb < 60_000, (base.rss_kb, rss)
         # the same through signalling sessions (the producer offers, the consumer ends them)
         asyncio.run(signalling_viewers(srv.url, 10))
         settle(srv)
