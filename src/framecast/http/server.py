@@ -390,6 +390,10 @@ class HttpServer:
             if self.sockets.get(peer_id) is sock:  # not already dropped
                 self._forget(peer_id, sock)
                 log.info("signalling: peer %s left", peer_id)
+            if ws.close_code in (None, 1006) and sock.transport is not None:
+                # no clean close (e.g. heartbeat timeout: the peer stopped answering): closing
+                # would wait for unsent data to drain into a peer that does not read
+                sock.transport.abort()
         return ws
 
     def _forget(self, peer_id: str, sock: _Socket) -> None:
