@@ -10,6 +10,15 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
     auth = "digest"                 # basic | digest (when users are set)
     tls_cert = "cert.pem"           # both set: rtsps://
     tls_key = "key.pem"
+    # -- WebRTC / HTTP / signalling limits (see Settings) --
+    webrtc_pending_timeout = 15     # s a viewer may take to connect ICE, then it is freed
+    webrtc_max_pending = 64         # viewers waiting for ICE, per mount
+    webrtc_max_pending_per_peer = 32  # ... per client address
+    webrtc_max_viewers = 100        # per mount
+    signalling_max_peers = 200      # open signalling WebSockets
+    signalling_max_message = 1048576  # bytes; a larger frame closes that socket
+    signalling_send_queue = 1048576 # bytes queued for a peer; beyond it the peer is dropped
+    http_max_body = 65536           # bytes of an HTTP request body (a WHEP offer)
 
     [[server.users]]
     name = "alice"
@@ -75,6 +84,15 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     webrtc_idle_stop: float = 5.0  # s a WebRTC producer runs after its last viewer; <0: always
+    # -- WebRTC / HTTP / signalling limits (framecast.http.server.HttpLimits) -------------------
+    webrtc_pending_timeout: float = 15.0  # s a viewer may take to connect ICE, then freed
+    webrtc_max_pending: int = 64  # viewers waiting for ICE per mount (WHEP 503 beyond)
+    webrtc_max_pending_per_peer: int = 32  # viewers waiting for ICE per client address
+    webrtc_max_viewers: int = 100  # viewers per mount
+    signalling_max_peers: int = 200  # open signalling WebSockets (HTTP 503 beyond)
+    signalling_max_message: int = 1024 * 1024  # bytes; a larger frame closes the socket (1009)
+    signalling_send_queue: int = 1024 * 1024  # bytes queued for a peer before it is dropped
+    http_max_body: int = 64 * 1024  # bytes of a request body (a WHEP offer; 413 beyond)
 
     @property
     def tls(self) -> bool:
@@ -122,6 +140,17 @@ class _Ctx:
             raise self.err(key, "expected a port number 0-65535")
         return value
 
+    def count(self, value: Any, key: str, minimum: int = 1) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.err(key, f"expected an integer >= {minimum}")
+        return value
+
+    def positive_seconds(self, value: Any, key: str) -> float:
+        v = self.seconds(value, key)
+        if not 0 < v < float("inf"):
+            raise self.err(key, "expected a number of seconds > 0")
+        return v
+
     def seconds(self, value: Any, key: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             raise self.err(key, "expected a number of seconds")
@@ -137,8 +166,14 @@ class _Ctx:
         return str(p if p.is_absolute() else base / p)
 
 
+# WebRTC / HTTP / signalling limits: integer keys with their minimum, then the seconds key
+LIMIT_COUNTS = {"webrtc_max_pending": 1, "webrtc_max_pending_per_peer": 1,
+                "webrtc_max_viewers": 1, "signalling_max_peers": 1,
+                "signalling_max_message": 1024, "signalling_send_queue": 1024,
+                "http_max_body": 1024}
+LIMIT_SECONDS = ("webrtc_pending_timeout",)
 SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key",
-               "webrtc_idle_stop")
+               "webrtc_idle_stop", *LIMIT_SECONDS, *LIMIT_COUNTS)
 USER_KEYS = ("name", "password")
 MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec")
 
@@ -161,6 +196,12 @@ def parse_config(data: Mapping[str, Any], fname: str = "<config>",
         kw["http"] = ctx.boolean(server["http"], "server.http")
     if "webrtc_idle_stop" in server:
         kw["webrtc_idle_stop"] = ctx.seconds(server["webrtc_idle_stop"], "server.webrtc_idle_stop")
+    for k, minimum in LIMIT_COUNTS.items():
+        if k in server:
+            kw[k] = ctx.count(server[k], f"server.{k}", minimum)
+    for k in LIMIT_SECONDS:
+        if k in server:
+            kw[k] = ctx.positive_seconds(server[k], f"server.{k}")
     if "auth" in server:
         kw["auth"] = ctx.choice(server["auth"], "server.auth", AUTH_METHODS)
     for k in ("tls_cert", "tls_key"):

@@ -102,6 +102,23 @@ BAD = [
     ({"server": {"webrtc_idle_stop": "5"}}, "server.webrtc_idle_stop: expected a number"),
     ({"server": {"webrtc_idle_stop": True}}, "server.webrtc_idle_stop: expected a number"),
     ({"mount": {}}, "mount: unknown key"),
+    # WebRTC / HTTP / signalling limits
+    ({"server": {"webrtc_pending_timeout": 0}},
+     "server.webrtc_pending_timeout: expected a number of seconds > 0"),
+    ({"server": {"webrtc_pending_timeout": "15"}},
+     "server.webrtc_pending_timeout: expected a number of seconds"),
+    ({"server": {"webrtc_max_pending": 0}}, "server.webrtc_max_pending: expected an integer >= 1"),
+    ({"server": {"webrtc_max_pending_per_peer": 2.5}},
+     "server.webrtc_max_pending_per_peer: expected an integer >= 1"),
+    ({"server": {"webrtc_max_viewers": True}},
+     "server.webrtc_max_viewers: expected an integer >= 1"),
+    ({"server": {"signalling_max_peers": -1}},
+     "server.signalling_max_peers: expected an integer >= 1"),
+    ({"server": {"signalling_max_message": 10}},
+     "server.signalling_max_message: expected an integer >= 1024"),
+    ({"server": {"signalling_send_queue": "1M"}},
+     "server.signalling_send_queue: expected an integer >= 1024"),
+    ({"server": {"http_max_body": 0}}, "server.http_max_body: expected an integer >= 1024"),
 ]
 
 
@@ -111,6 +128,27 @@ def test_bad_keys_named(data: dict, message: str) -> None:
         parse_config(data, "framecast.toml")
     assert str(exc.value).startswith(f"framecast.toml: {message}"), str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_limits() -> None:
+    limits = {"webrtc_pending_timeout": 2, "webrtc_max_pending": 3,
+              "webrtc_max_pending_per_peer": 4, "webrtc_max_viewers": 5,
+              "signalling_max_peers": 6, "signalling_max_message": 4096,
+              "signalling_send_queue": 8192, "http_max_body": 2048}
+    s = parse_config({"server": limits}).settings
+    assert {k: getattr(s, k) for k in limits} == limits
+    assert isinstance(s.webrtc_pending_timeout, float)
+    d = Settings()
+    assert (d.webrtc_pending_timeout, d.webrtc_max_pending, d.webrtc_max_pending_per_peer,
+            d.webrtc_max_viewers, d.signalling_max_peers) == (15.0, 64, 32, 100, 200)
+    assert (d.signalling_max_message, d.signalling_send_queue, d.http_max_body) == (
+        1 << 20, 1 << 20, 64 << 10)
+    # the HTTP side takes every limit it knows from Settings, under the same names
+    from framecast.http.server import HttpLimits
+
+    assert {f.name for f in dataclasses.fields(HttpLimits)} <= set(dataclasses.asdict(d))
+    assert all(getattr(HttpLimits(), f.name) == getattr(d, f.name)
+               for f in dataclasses.fields(HttpLimits))
 
 
 def test_file_errors(tmp_path: Path) -> None:

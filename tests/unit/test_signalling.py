@@ -133,8 +133,8 @@ def test_fuzzed_objects_parse_or_fail_cleanly(kind: str, fields: dict) -> None:
 
 # -- state machine ---------------------------------------------------------------------------------
 
-def _machine() -> Signalling:
-    return Signalling(new_id=counter_ids("id"))
+def _machine(remote_producers: bool = False) -> Signalling:
+    return Signalling(new_id=counter_ids("id"), remote_producers=remote_producers)
 
 
 def _listener(sig: Signalling, meta: dict | None = None) -> str:
@@ -258,7 +258,7 @@ def test_producer_ends_a_session_itself() -> None:
 
 
 def test_giving_up_the_producer_role_ends_its_sessions() -> None:
-    sig = _machine()
+    sig = _machine(remote_producers=True)
     browser_prod, _ = sig.connect()
     sig.handle(browser_prod, p.SetPeerStatus(("producer",)))
     web = _listener(sig)
@@ -269,7 +269,7 @@ def test_giving_up_the_producer_role_ends_its_sessions() -> None:
 
 
 def test_producer_starts_session_with_passive_consumer() -> None:
-    sig = _machine()
+    sig = _machine(remote_producers=True)
     prod, _ = sig.connect()
     sig.handle(prod, p.SetPeerStatus(("producer",)))
     cons, _ = sig.connect()
@@ -283,6 +283,25 @@ def test_producer_starts_session_with_passive_consumer() -> None:
     # a listener cannot push a session onto a consumer
     assert sig.handle(web, p.StartSession(cons)) == [
         (web, p.Error(f"peer '{web}' is not a producer"))]
+
+
+def test_remote_peer_cannot_become_a_producer() -> None:
+    """A socket naming itself like a real mount must never be listed nor get viewers."""
+    sig = _machine()
+    real, _ = sig.add_producer({"name": "small"})
+    web = _listener(sig)
+    fake, _ = sig.connect()
+    refused = p.Error("setPeerStatus: the producer role is reserved for this server's own "
+                      "streams")
+    for roles in (("producer",), ("producer", "listener")):
+        assert sig.handle(fake, p.SetPeerStatus(roles, {"name": "small"})) == [(fake, refused)]
+    assert sig.peers[fake].roles == ()
+    assert sig.handle(web, p.List()) == [(web, p.List((p.PeerInfo(real, {"name": "small"}),)))]
+    assert sig.handle(web, p.StartSession(fake)) == [
+        (web, p.Error(f"peer '{fake}' is neither producer nor consumer"))]
+    # other roles stay open to it
+    assert sig.handle(fake, p.SetPeerStatus(("listener",)))[-1][1] == p.PeerStatusChanged(
+        fake, ("listener",), None)
 
 
 def test_set_protocol_version_only_first() -> None:

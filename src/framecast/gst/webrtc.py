@@ -34,6 +34,7 @@ gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
 from framecast.gst.element import AccessUnitElement, make_element  # noqa: E402
+from framecast.gst.nice import no_upnp  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 
 init_gst()  # the element classes below need an initialised GStreamer
@@ -52,6 +53,14 @@ class WebRTCError(Exception):
 
 class TooManyViewers(WebRTCError):
     """The mount already has ``max_viewers`` viewers."""
+
+
+class SourceUnavailable(WebRTCError):
+    """The mount's source pipeline failed (e.g. a relay's camera is unreachable)."""
+
+
+SOURCE_FAILED = "source failed"  # how a viewer's end reason starts when its source failed
+SOURCE_RETRY = 5.0  # s after a source failure before a new viewer makes it try again
 
 
 # -- a tiny Python element that rewrites whole access units ---------------------------------------
@@ -544,6 +553,7 @@ class ViewerEvents:
     on_ice: Callable[[int, str], None] = lambda m, c: None  # (mline index, candidate)
     on_gathered: Callable[[str], None] = lambda sdp: None  # local SDP with all candidates
     on_closed: Callable[[str], None] = lambda reason: None  # ICE failed / pipeline error
+    on_connected: Callable[[], None] = lambda: None  # ICE connected: no longer pending
 
 
 @dataclass
@@ -556,6 +566,11 @@ class _Viewer:
     candidates: list[tuple[int, str]] = field(default_factory=list)
     offered: bool = False
     closed: bool = False
+    connected: bool = False
+    # (object, handler id) of every signal connected with this viewer as user data: the
+    # GClosures hold the viewer, the viewer holds the webrtcbin — a cycle through C that
+    # Python's GC cannot see, so the element (and its 2 threads, ~30 fds) lived forever
+    handlers: list[tuple[Gst.Object, int]] = field(default_factory=list)
 
 
 class MountProducer:
@@ -593,6 +608,7 @@ class MountProducer:
         self.frames = 0
         self.bytes_in = 0
         self.error: str | None = None
+        self._failed_at: float | None = None  # monotonic time of the source's last failure
         self._sei_before = 0  # SEI counts of pipelines already freed (the metric only grows)
         self._reinjected_before = 0
         self._caps: tuple[str | None, str | None] | None = None  # (profile, level) last seen
@@ -681,7 +697,7 @@ class MountProducer:
             self._build()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             self._free()
-            raise WebRTCError(f"{self.name}: the WebRTC source pipeline failed to start")
+            raise SourceUnavailable(f"{self.name}: the WebRTC source pipeline failed to start")
         self.running = True
         self.starts += 1
         self.error = None
@@ -791,7 +807,8 @@ class MountProducer:
     def _on_error(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
         err, dbg = msg.parse_error()
         src = msg.src.get_name() if msg.src else "?"
-        log.error("%s: WebRTC pipeline error from %s: %s (%s)", self.name, src, err.message, dbg)
+        log.error("%s: WebRTC pipeline error from %s: %s (%s)", self.name, src, err.message,
+                  _one_line(dbg))
         if self.metrics is not None:
             self.metrics.inc("framecast_errors_total", mount=self.name, kind="webrtc")
         # an error inside one viewer's branch ends that viewer only
@@ -799,7 +816,14 @@ class MountProducer:
             if msg.src is not None and self._belongs(msg.src, v):
                 self._fail(v, f"pipeline error: {err.message}")
                 return
+        # the source itself failed: nothing will flow, so its viewers end now and new ones are
+        # refused (503) for SOURCE_RETRY s, then the next viewer tries a fresh pipeline
         self.error = err.message
+        self._failed_at = time.monotonic()
+        for v in list(self.viewers.values()):
+            self._fail(v, f"{SOURCE_FAILED}: {err.message}")
+        self._cancel_idle_stop()
+        self._free()
 
     def _later(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the GLib thread that created this producer."""
@@ -836,6 +860,8 @@ class MountProducer:
             raise WebRTCError(f"viewer {viewer_id} exists")
         if len(self.viewers) >= self.max_viewers:
             raise TooManyViewers(f"{self.name}: {self.max_viewers} viewers already")
+        if self._failed_at is not None and time.monotonic() - self._failed_at < SOURCE_RETRY:
+            raise SourceUnavailable(f"{self.name}: {SOURCE_FAILED}: {self.error}")
         profile, level = self._current_caps()
         plid = _profile_level_id(profile, level)
         pt = 96
@@ -854,6 +880,7 @@ class MountProducer:
         pay = make_element("rtph264pay", pt=pt, config_interval=0, aggregate_mode="zero-latency",
                     ssrc=ssrc)
         webrtc = make_element("webrtcbin", bundle_policy=GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        no_upnp(webrtc)
         # stun-server stays at its default (NULL): setting None from Python logs an error
         v = _Viewer(viewer_id, events, queue, pay, webrtc)
         self._cancel_idle_stop()
@@ -872,15 +899,16 @@ class MountProducer:
         trans.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
         trans.set_property("codec-preferences", rtp_caps)
 
-        webrtc.connect("on-ice-candidate", self._on_ice_candidate, v)
-        webrtc.connect("notify::ice-gathering-state", self._on_gathering, v)
-        webrtc.connect("notify::ice-connection-state", self._on_ice_state, v)
+        for sig, fn in (("on-ice-candidate", self._on_ice_candidate),
+                        ("notify::ice-gathering-state", self._on_gathering),
+                        ("notify::ice-connection-state", self._on_ice_state)):
+            v.handlers.append((webrtc, webrtc.connect(sig, fn, v)))
         # a peer that leaves without a word (WHEP page closed, no DELETE): its RTCP BYE, or its
         # RTCP going silent, ends the viewer (libnice 0.1.21 has no consent freshness)
         rtpbin = webrtc.get_by_name("rtpbin")
         if rtpbin is not None:
-            rtpbin.connect("on-bye-ssrc", self._on_peer_gone, v, "RTCP BYE")
-            rtpbin.connect("on-timeout", self._on_peer_gone, v, "RTCP timeout")
+            for sig, why in (("on-bye-ssrc", "RTCP BYE"), ("on-timeout", "RTCP timeout")):
+                v.handlers.append((rtpbin, rtpbin.connect(sig, self._on_peer_gone, v, why)))
         self.viewers[viewer_id] = v
         for el in (queue, pay, webrtc):
             el.sync_state_with_parent()
@@ -916,7 +944,9 @@ class MountProducer:
         if sdp_type != "answer":
             raise WebRTCError("the producer made the offer: expected an answer")
         desc = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, msg)
-        v.webrtc.emit("set-remote-description", desc, None)
+        # a rejected answer ends the viewer now (it would otherwise wait for the pending timeout)
+        promise = Gst.Promise.new_with_change_func(self._on_remote_answer_set, v)
+        v.webrtc.emit("set-remote-description", desc, promise)
 
     def add_ice(self, viewer_id: str, mline: int, candidate: str) -> None:
         v = self._viewer(viewer_id)
@@ -934,6 +964,9 @@ class MountProducer:
         if teepad is not None:
             teepad.unlink(qsink)
             teepad.get_parent_element().release_request_pad(teepad)
+        for obj, hid in v.handlers:
+            obj.disconnect(hid)
+        v.handlers.clear()
         for el in (v.webrtc, v.pay, v.queue):
             el.set_state(Gst.State.NULL)
             parent = el.get_parent()
@@ -970,8 +1003,17 @@ class MountProducer:
         v.offered = True
         v.events.post(v.events.on_sdp, "offer", text)
 
+    def _on_remote_answer_set(self, promise: Gst.Promise, v: _Viewer) -> None:
+        error = _promise_error(promise)
+        if error is not None and not v.closed:
+            self._later(lambda: self._fail(v, f"answer rejected: {error}"))
+
     def _on_remote_offer_set(self, promise: Gst.Promise, v: _Viewer) -> None:
         if v.closed:
+            return
+        error = _promise_error(promise)
+        if error is not None:
+            self._later(lambda: self._fail(v, f"offer rejected: {error}"))
             return
         promise = Gst.Promise.new_with_change_func(self._on_answer_created, v)
         v.webrtc.emit("create-answer", None, promise)
@@ -1005,6 +1047,11 @@ class MountProducer:
     def _on_ice_state(self, webrtc: Gst.Element, _pspec: Any, v: _Viewer) -> None:
         state = webrtc.get_property("ice-connection-state")
         log.debug("%s: viewer %s ICE %s", self.name, v.id, state.value_nick)
+        if state in (GstWebRTC.WebRTCICEConnectionState.CONNECTED,
+                     GstWebRTC.WebRTCICEConnectionState.COMPLETED) and not v.connected:
+            v.connected = True
+            if not v.closed:
+                v.events.post(v.events.on_connected)
         if state in (GstWebRTC.WebRTCICEConnectionState.FAILED,
                      GstWebRTC.WebRTCICEConnectionState.CLOSED) and not v.closed:
             # tear down on the GLib thread, never inside webrtcbin's own thread
@@ -1041,6 +1088,23 @@ class MountProducer:
         }
 
 
+def _one_line(text: str | None, limit: int = 300) -> str:
+    from framecast.http.ratelog import bounded
+
+    return bounded(" ".join((text or "").split()), limit)
+
+
+def _promise_error(promise: Gst.Promise) -> str | None:
+    """webrtcbin's error for a failed description, if its reply carries one (cut short)."""
+    reply = promise.get_reply()
+    if reply is None or not reply.has_field("error"):
+        return None
+    from framecast.http.ratelog import bounded
+
+    err = reply.get_value("error")
+    return bounded(getattr(err, "message", err), 160)  # it may quote the peer's SDP
+
+
 def _walk(b: Gst.Bin) -> list[Gst.Element]:
     """Every element inside ``b``, recursively."""
     out: list[Gst.Element] = []
@@ -1073,5 +1137,5 @@ def _with_candidates(sdp: str, candidates: list[tuple[int, str]]) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
-__all__ = ["AUFilter", "MountProducer", "StreamInfo", "ViewerEvents", "WebRTCError",
-           "choose_h264_payload", "file_source", "needs_transcode", "test_source"]
+__all__ = ["AUFilter", "MountProducer", "SourceUnavailable", "StreamInfo", "ViewerEvents",
+           "WebRTCError", "choose_h264_payload", "file_source", "needs_transcode", "test_source"]

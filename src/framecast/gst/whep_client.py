@@ -25,6 +25,7 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
+from framecast.gst.nice import no_upnp  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 
 init_gst()  # the element classes below need an initialised GStreamer
@@ -66,6 +67,7 @@ class WebRTCSource(Gst.Bin):
         self.add_pad(self.srcpad)
         self.webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
         self.webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        no_upnp(self.webrtc)
         self.add(self.webrtc)
         enc = "H265" if codec == "h265" else "H264"
         caps = Gst.Caps.from_string(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hmac
 import html
 import logging
@@ -34,7 +35,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from framecast.http.listener import listen_socket
+from framecast.http.logfilters import install_log_filters
 from framecast.http.metrics import REGISTRY, Registry
+from framecast.http.pending import PendingViewers
+from framecast.http.ratelog import RateLimitedLog, bounded
 from framecast.signalling import protocol as p
 from framecast.signalling.state import Signalling
 
@@ -42,10 +47,24 @@ log = logging.getLogger("framecast.http")
 
 MAX_SDP_BYTES = 64 * 1024
 WS_MAX_MESSAGE = 1024 * 1024  # larger frames close the socket (1009); up to here we reply error
-WS_SEND_QUEUE = 1000
 SIGNALLING_PATHS = ("/ws", "/webrtc", "/signalling")
 GATHER_TIMEOUT = 10.0
 IDLE_STOP = 5.0  # seconds a producer keeps running after its last viewer left
+CLOSE_TIMEOUT = 2.0  # s a close handshake may take before the connection is aborted
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one client may hold (``[server]`` keys of the same names, see config.Settings)."""
+
+    webrtc_pending_timeout: float = 15.0  # s a viewer may take to connect ICE
+    webrtc_max_pending: int = 64  # viewers waiting for ICE, per mount
+    webrtc_max_pending_per_peer: int = 32  # viewers waiting for ICE, per client address
+    webrtc_max_viewers: int = 100  # per mount
+    signalling_max_peers: int = 200  # open signalling sockets
+    signalling_max_message: int = WS_MAX_MESSAGE  # bytes; larger frames close the socket
+    signalling_send_queue: int = 1024 * 1024  # bytes queued for a peer before it is dropped
+    http_max_body: int = MAX_SDP_BYTES  # bytes of a request body (a WHEP offer)
 
 
 def check_basic_auth(header: str | None, users: Mapping[str, str]) -> bool:
@@ -89,8 +108,12 @@ class _Mount:
 @dataclass
 class _Socket:
     ws: web.WebSocketResponse
-    queue: asyncio.Queue[str | None]
+    remote: str
+    transport: Any  # asyncio.Transport: aborted when a close would wait on a stuck peer
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    queued: int = 0  # bytes in ``queue``, bounded by signalling_send_queue
     task: asyncio.Task[None] | None = None
+    dropped: bool = False
 
 
 class HttpServer:
@@ -100,10 +123,17 @@ class HttpServer:
                  port: int = 8080, metrics: Registry = REGISTRY,
                  static_dir: Path | None = None, users: Mapping[str, str] | None = None,
                  ssl_context: ssl.SSLContext | None = None,
-                 idle_stop: float | None = IDLE_STOP) -> None:
+                 idle_stop: float | None = IDLE_STOP, limits: HttpLimits | None = None) -> None:
         """``idle_stop``: seconds a mount's producer pipeline keeps running once its last viewer
         left (it starts again with the next viewer); None keeps every producer always on."""
         self.bridge = bridge
+        self.limits = limits or HttpLimits()
+        self.pending = PendingViewers(self.limits.webrtc_pending_timeout,
+                                      self.limits.webrtc_max_pending,
+                                      self.limits.webrtc_max_pending_per_peer)
+        self.ratelog = RateLimitedLog(log)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.idle_stop = idle_stop
         self.users = dict(users or {})
         self.ssl_context = ssl_context
@@ -116,7 +146,8 @@ class HttpServer:
         self.by_peer: dict[str, _Mount] = {}
         self.sockets: dict[str, _Socket] = {}
         self.sessions: dict[str, _Mount] = {}  # signalling sessions held by our producers
-        self.app = web.Application(client_max_size=MAX_SDP_BYTES, middlewares=[self._auth])
+        self.app = web.Application(client_max_size=self.limits.http_max_body,
+                                   middlewares=[self._auth])
         self._runner: web.AppRunner | None = None
         self._routes()
         self.app.on_response_prepare.append(self._cors)
@@ -134,7 +165,8 @@ class HttpServer:
         def build() -> Any:
             prod = webrtc.MountProducer(spec.name, spec.source, spec.info,
                                         transcode=spec.transcode, metrics=self.metrics,
-                                        idle_stop=self.idle_stop)
+                                        idle_stop=self.idle_stop,
+                                        max_viewers=self.limits.webrtc_max_viewers)
             if self.idle_stop is None:
                 prod.start()
             return prod
@@ -159,7 +191,10 @@ class HttpServer:
         self.by_peer.pop(mount.peer_id, None)
         for sid in [s for s, m in self.sessions.items() if m is mount]:
             self.sessions.pop(sid, None)
+            self.pending.done(sid)
         self._deliver(self.signalling.disconnect(mount.peer_id))
+        for rid in mount.whep:
+            self.pending.done(rid)
         mount.whep.clear()
         await self.bridge.run(mount.producer.stop)
 
@@ -167,15 +202,17 @@ class HttpServer:
         for spec in self.specs:
             await self.add_mount(spec)
         self.metrics.add_collector(self._collect)
+        install_log_filters()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
+        # our own listening socket: running out of fds refuses connections in one log line
+        # instead of asyncio's traceback storm (framecast.http.listener)
+        sock = listen_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]  # port 0 → the one we got
+        site = web.SockSite(self._runner, sock, ssl_context=self.ssl_context)
         await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]  # port 0 → the one we got
-        log.info("HTTP on http://%s:%d (viewer, /ws signalling, WHEP, /api/streams, /metrics)",
-                 self.host, self.port)
+        self._sweeper = asyncio.create_task(self._sweep_pending())
+        log.info("HTTP on %s (viewer, /ws signalling, WHEP, /api/streams, /metrics)", self.url)
         return self
 
     @property
@@ -185,8 +222,13 @@ class HttpServer:
 
     async def stop(self) -> None:
         self.metrics.remove_collector(self._collect)
-        for sock in list(self.sockets.values()):
-            await sock.ws.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for peer_id, sock in list(self.sockets.items()):
+            self._drop(peer_id, sock, None, code=1001)  # going away
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=CLOSE_TIMEOUT + 1)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -222,6 +264,10 @@ class HttpServer:
         if self.users and request.method != "OPTIONS" and \
                 not check_basic_auth(request.headers.get("Authorization"), self.users):
             self.metrics.inc("framecast_errors_total", kind="http_401")
+            # one line per address and interval (the lead wires throttling in later)
+            self.ratelog.log(logging.WARNING, f"401 {request.remote}",
+                             "HTTP: authentication failed from %s (%s %s)", request.remote,
+                             request.method, bounded(request.path, 80))
             return web.Response(status=401, text="authentication required\n",
                                 headers={"WWW-Authenticate": 'Basic realm="framecast"'})
         return await handler(request)
@@ -314,34 +360,81 @@ class HttpServer:
     # -- signalling WebSocket --------------------------------------------------------------------
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MESSAGE, heartbeat=30)
+        if len(self.sockets) >= self.limits.signalling_max_peers:
+            self.metrics.inc("framecast_errors_total", kind="signalling_refused")
+            self.ratelog.log(logging.WARNING, "signalling-full",
+                             "signalling: %d peers already; refused %s",
+                             len(self.sockets), request.remote)
+            return web.Response(status=503, text="too many signalling peers\n",
+                                headers={"Retry-After": "10"})
+        ws = web.WebSocketResponse(max_msg_size=self.limits.signalling_max_message, heartbeat=30)
         await ws.prepare(request)
-        sock = _Socket(ws, asyncio.Queue(WS_SEND_QUEUE))
+        sock = _Socket(ws, request.remote or "?", request.transport)
         peer_id, out = self.signalling.connect()
         self.sockets[peer_id] = sock
         sock.task = asyncio.create_task(self._writer(peer_id, sock))
-        log.info("signalling: peer %s connected from %s", peer_id, request.remote)
+        log.info("signalling: peer %s connected from %s", peer_id, sock.remote)
         self._deliver(out)
         try:
             async for frame in ws:
+                if sock.dropped:
+                    break
                 if frame.type == WSMsgType.TEXT:
                     self._on_text(peer_id, frame.data)
                 elif frame.type == WSMsgType.BINARY:
                     self._reply_error(peer_id, "binary messages are not supported")
                 elif frame.type == WSMsgType.ERROR:
-                    log.info("signalling: peer %s socket error: %s", peer_id, ws.exception())
+                    log.info("signalling: peer %s socket error: %s", peer_id,
+                             bounded(ws.exception()))
         finally:
-            self.sockets.pop(peer_id, None)
-            sock.queue.put_nowait(None) if not sock.queue.full() else None
-            if sock.task is not None:
-                sock.task.cancel()
-            log.info("signalling: peer %s left", peer_id)
-            self._deliver(self.signalling.disconnect(peer_id))
+            if self.sockets.get(peer_id) is sock:  # not already dropped
+                self._forget(peer_id, sock)
+                log.info("signalling: peer %s left", peer_id)
+            if ws.close_code in (None, 1006) and sock.transport is not None:
+                # no clean close (e.g. heartbeat timeout: the peer stopped answering): closing
+                # would wait for unsent data to drain into a peer that does not read
+                sock.transport.abort()
         return ws
+
+    def _forget(self, peer_id: str, sock: _Socket) -> None:
+        """The peer is gone for everyone: unregistered, its sessions ended, its writer stopped."""
+        self.sockets.pop(peer_id, None)
+        sock.dropped = True
+        if sock.task is not None:
+            sock.task.cancel()
+        while not sock.queue.empty():  # free what it never read
+            sock.queue.get_nowait()
+        sock.queued = 0
+        self._deliver(self.signalling.disconnect(peer_id))
+
+    def _drop(self, peer_id: str, sock: _Socket, reason: str | None, code: int = 1008) -> None:
+        """End a peer now: counted gone at once; its socket closed, or aborted if the close
+        handshake would wait on a peer that does not read."""
+        if sock.dropped:
+            return
+        if reason is not None:
+            log.warning("signalling: peer %s (%s) %s; dropped", peer_id, sock.remote, reason)
+        self._forget(peer_id, sock)
+        task = asyncio.ensure_future(self._close(sock, code))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close(sock: _Socket, code: int) -> None:
+        try:
+            await asyncio.wait_for(sock.ws.close(code=code), CLOSE_TIMEOUT)
+        except (TimeoutError, ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+        finally:
+            # a peer that stops reading never lets the close frame (or the FIN after a pending
+            # write) out: transport.close() would wait forever, abort does not
+            if sock.transport is not None:
+                sock.transport.abort()
 
     async def _writer(self, peer_id: str, sock: _Socket) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError, RuntimeError):
             while (text := await sock.queue.get()) is not None:
+                sock.queued -= len(text)
                 await sock.ws.send_str(text)
 
     def _on_text(self, peer_id: str, text: str) -> None:
@@ -351,6 +444,12 @@ class HttpServer:
         except p.ProtocolError as exc:
             self._reply_error(peer_id, str(exc))
             return
+        if isinstance(msg, p.SetPeerStatus) and "producer" in msg.roles:
+            sock = self.sockets.get(peer_id)
+            self.ratelog.log(logging.WARNING, f"producer {sock.remote if sock else peer_id}",
+                             "signalling: peer %s (%s) tried to announce itself as a producer "
+                             "(meta %s); refused", peer_id, sock.remote if sock else "?",
+                             bounded(msg.meta, 80))
         self._deliver(self.signalling.handle(peer_id, msg))
 
     def _reply_error(self, peer_id: str, details: str) -> None:
@@ -361,11 +460,13 @@ class HttpServer:
             if (sock := self.sockets.get(dest)) is not None:
                 if isinstance(msg, p.Error):
                     self.metrics.inc("framecast_errors_total", kind="signalling")
-                try:
-                    sock.queue.put_nowait(p.dump(msg))
-                except asyncio.QueueFull:  # a peer that does not read: drop it
-                    log.warning("signalling: peer %s is not reading; closing", dest)
-                    asyncio.ensure_future(sock.ws.close())
+                text = p.dump(msg)
+                if sock.queued + len(text) > self.limits.signalling_send_queue:
+                    self.metrics.inc("framecast_errors_total", kind="signalling_slow")
+                    self._drop(dest, sock, f"is not reading ({sock.queued} bytes queued)")
+                    continue
+                sock.queued += len(text)
+                sock.queue.put_nowait(text)
             elif (mount := self.by_peer.get(dest)) is not None:
                 self._to_producer(mount, msg)
 
@@ -376,6 +477,13 @@ class HttpServer:
         match msg:
             case p.StartSession(session_id=str(sid), offer=offer):
                 self.sessions[sid] = mount
+                consumer = self.signalling.sessions.get(sid)
+                csock = self.sockets.get(consumer.consumer) if consumer else None
+                peer = csock.remote if csock else "?"
+                if (why := self.pending.refusal(mount.spec.name, peer)) is not None:
+                    self._session_failed(mount, sid, why)
+                    return
+                self.pending.add(sid, mount.spec.name, peer)
                 events = self._session_events(mount, sid)
                 self._glib(mount, sid, prod.add_viewer, sid, events, offer)
             case p.Peer(session_id=sid, sdp=p.Sdp(sdp_type=t, sdp=sdp)):
@@ -384,9 +492,10 @@ class HttpServer:
                 self._glib(mount, sid, prod.add_ice, sid, m, c)
             case p.EndSession(session_id=sid):
                 self.sessions.pop(sid, None)
+                self.pending.done(sid)
                 self._glib(mount, None, prod.remove_viewer, sid)
             case p.Error(details=details):
-                log.debug("%s: error for our producer: %s", mount.spec.name, details)
+                log.debug("%s: error for our producer: %s", mount.spec.name, bounded(details))
 
     def _glib(self, mount: _Mount, sid: str | None, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn`` on the GLib thread, in order; a failure ends session ``sid``."""
@@ -411,9 +520,11 @@ class HttpServer:
             on_sdp=lambda t, s: send(p.Peer(sid, sdp=p.Sdp(t, s))),
             on_ice=lambda m, c: send(p.Peer(sid, ice=p.Ice(c, m))),
             on_closed=lambda reason: self._session_failed(mount, sid, reason),
+            on_connected=lambda: self.pending.done(sid),
         )
 
     def _session_failed(self, mount: _Mount, sid: str, reason: str) -> None:
+        self.pending.done(sid)
         if self.sessions.pop(sid, None) is None:
             return
         log.info("%s: session %s ended: %s", mount.spec.name, sid, reason)
@@ -425,25 +536,58 @@ class HttpServer:
         self._deliver(out)
         self._glib(mount, None, mount.producer.remove_viewer, sid)
 
+    # -- viewers that never connect --------------------------------------------------------------
+
+    async def _sweep_pending(self) -> None:
+        """Free viewers still waiting for ICE after ``webrtc_pending_timeout`` seconds."""
+        step = min(1.0, max(0.05, self.pending.timeout / 4))
+        while True:
+            await asyncio.sleep(step)
+            for item in self.pending.expired():
+                mount = self.mounts.get(item.mount)
+                if mount is None:
+                    continue
+                reason = f"ICE not connected after {self.pending.timeout:g} s"
+                self.metrics.inc("framecast_errors_total", kind="webrtc_pending_timeout")
+                if item.key in mount.whep:
+                    log.info("%s: WHEP viewer %s (%s) freed: %s", item.mount, item.key,
+                             item.peer, reason)
+                    with contextlib.suppress(Exception):
+                        await self.bridge.run(mount.producer.remove_viewer, item.key)
+                    mount.whep.discard(item.key)
+                elif item.key in self.sessions:
+                    self._session_failed(mount, item.key, reason)
+
     # -- WHEP ------------------------------------------------------------------------------------
 
     async def _whep_post(self, request: web.Request) -> web.Response:
-        from framecast.gst.webrtc import TooManyViewers, ViewerEvents, WebRTCError
+        from framecast.gst.webrtc import (
+            SOURCE_FAILED,
+            SourceUnavailable,
+            TooManyViewers,
+            ViewerEvents,
+            WebRTCError,
+        )
 
         name = request.match_info["mount"]
         mount = self.mounts.get(name)
         if mount is None:
-            return self._whep_error(404, f"unknown mount '{name}'")
+            return self._whep_error(404, f"unknown mount '{bounded(name, 60)}'")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._whep_error(413, f"offer larger than {MAX_SDP_BYTES} bytes")
+            return self._whep_error(413, f"offer larger than {self.limits.http_max_body} bytes")
         try:
             offer = body.decode("utf-8")
         except UnicodeDecodeError:
             return self._whep_error(400, "offer is not UTF-8 text")
         if not offer.startswith("v=0") or "\nm=" not in offer:
             return self._whep_error(400, "body is not an SDP offer")
+        peer = request.remote or "?"
+        if (why := self.pending.refusal(name, peer)) is not None:
+            self.ratelog.log(logging.WARNING, f"pending {peer}", "%s: WHEP from %s refused: %s",
+                             name, peer, why)
+            return self._whep_error(503, why, retry_after=int(self.pending.timeout) + 1)
         rid = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[str] = loop.create_future()
@@ -453,31 +597,42 @@ class HttpServer:
                 answer.set_result(sdp)
 
         def closed(reason: str) -> None:
+            self.pending.done(rid)
             if not answer.done():
-                answer.set_exception(WebRTCError(reason))
+                failed = reason.startswith(SOURCE_FAILED)
+                answer.set_exception((SourceUnavailable if failed else WebRTCError)(reason))
             if rid in mount.whep:
                 mount.whep.discard(rid)
                 log.info("%s: WHEP viewer %s ended: %s", name, rid, reason)
 
-        events = ViewerEvents(post=self.bridge.to_asyncio, on_gathered=gathered, on_closed=closed)
+        events = ViewerEvents(post=self.bridge.to_asyncio, on_gathered=gathered, on_closed=closed,
+                              on_connected=lambda: self.pending.done(rid))
+        self.pending.add(rid, name, peer)  # before the viewer exists: counted at once
         try:
             await self.bridge.run(mount.producer.add_viewer, rid, events, offer)
-        except TooManyViewers as exc:
-            return self._whep_error(503, str(exc))
+        except (TooManyViewers, SourceUnavailable) as exc:
+            self.pending.done(rid)
+            return self._whep_error(503, str(exc), retry_after=5)
         except WebRTCError as exc:
+            self.pending.done(rid)
             return self._whep_error(400, str(exc))
         except Exception:
+            self.pending.done(rid)
             log.exception("%s: WHEP viewer setup failed", name)
             return self._whep_error(500, "viewer setup failed (see the server log)")
         mount.whep.add(rid)
         try:
             sdp = await asyncio.wait_for(answer, GATHER_TIMEOUT)
         except (TimeoutError, WebRTCError) as exc:
+            self.pending.done(rid)
             mount.whep.discard(rid)
             await self.bridge.run(mount.producer.remove_viewer, rid)
             reason = str(exc) or "ICE gathering timed out"
+            if isinstance(exc, SourceUnavailable):
+                return self._whep_error(503, reason, retry_after=5)
             return self._whep_error(400 if isinstance(exc, WebRTCError) else 504, reason)
         if rid not in mount.whep:  # failed while we waited
+            self.pending.done(rid)
             return self._whep_error(500, "viewer ended during negotiation")
         location = f"/whep/{name}/{rid}"
         log.info("%s: WHEP viewer %s from %s", name, rid, request.remote)
@@ -489,14 +644,16 @@ class HttpServer:
         mount = self.mounts.get(name)
         if mount is None or rid not in mount.whep:
             return self._whep_error(404, f"unknown WHEP session '{rid}'")
+        self.pending.done(rid)
         await self.bridge.run(mount.producer.remove_viewer, rid)
         mount.whep.discard(rid)  # after the removal: "gone from whep" means no webrtcbin left
         log.info("%s: WHEP viewer %s deleted", name, rid)
         return web.Response(status=200, text="ended\n")
 
-    def _whep_error(self, status: int, text: str) -> web.Response:
+    def _whep_error(self, status: int, text: str, retry_after: int | None = None) -> web.Response:
         self.metrics.inc("framecast_errors_total", kind=f"whep_{status}")
-        return web.Response(status=status, text=text + "\n")
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return web.Response(status=status, text=text + "\n", headers=headers)
 
 
 # -- integration with `framecast serve` ---------------------------------------------------------
@@ -529,8 +686,8 @@ async def start_http(bridge: Any, mounts: Iterable[Any], settings: Any = None) -
     """Start the HTTP/WebRTC side of ``framecast serve``; ``await server.stop()`` ends it.
 
     ``settings`` may carry ``bind`` (default 127.0.0.1), ``http_port`` (default 8080),
-    ``rtsp_port`` (for the URLs in /api/streams) and ``webrtc_idle_stop`` (seconds, default
-    :data:`IDLE_STOP`; negative = producers always on).
+    ``rtsp_port`` (for the URLs in /api/streams), ``webrtc_idle_stop`` (seconds, default
+    :data:`IDLE_STOP`; negative = producers always on) and the :class:`HttpLimits` keys.
     """
     host = getattr(settings, "bind", None) or "127.0.0.1"
     port = getattr(settings, "http_port", None)
@@ -544,6 +701,8 @@ async def start_http(bridge: Any, mounts: Iterable[Any], settings: Any = None) -
     idle: float | None = getattr(settings, "webrtc_idle_stop", IDLE_STOP)
     if idle is not None and idle < 0:
         idle = None
+    limits = HttpLimits(**{f.name: getattr(settings, f.name)
+                           for f in dataclasses.fields(HttpLimits) if hasattr(settings, f.name)})
     server = HttpServer(bridge, specs, host=host, port=8080 if port is None else port,
-                        users=users, ssl_context=ctx, idle_stop=idle)
+                        users=users, ssl_context=ctx, idle_stop=idle, limits=limits)
     return await server.start()

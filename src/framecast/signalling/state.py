@@ -4,9 +4,12 @@ Pure and synchronous: the WebSocket layer (and the server's own per-mount produc
 messages through :meth:`Signalling.handle` and deliver the returned ``(dest_peer_id, message)``
 pairs. Bad input never raises: the sender gets an ``error`` message instead.
 
-Behaviour follows gst-plugins-rs' signalling server, with two deliberate differences: a peer
+Behaviour follows gst-plugins-rs' signalling server, with three deliberate differences: a peer
 message or ``endSession`` naming an unknown session is answered with an ``error`` (upstream only
-logs it), and a peer may hold at most ``max_sessions_per_peer`` consumer sessions.
+logs it), a peer may hold at most ``max_sessions_per_peer`` consumer sessions, and only the
+server's own producers (:meth:`Signalling.add_producer`) may be producers: a remote peer asking
+for the producer role is refused, or it could list itself under a real mount's name and be
+handed the viewers that pick it.
 """
 
 from __future__ import annotations
@@ -59,9 +62,11 @@ def _uuid() -> str:
 class Signalling:
     """All peers and sessions of one signalling server."""
 
-    def __init__(self, new_id: Callable[[], str] = _uuid, max_sessions_per_peer: int = 16) -> None:
+    def __init__(self, new_id: Callable[[], str] = _uuid, max_sessions_per_peer: int = 16,
+                 remote_producers: bool = False) -> None:
         self._new_id = new_id
         self.max_sessions_per_peer = max_sessions_per_peer
+        self.remote_producers = remote_producers  # True: any peer may produce (upstream's way)
         self.peers: dict[str, _Peer] = {}
         self.sessions: dict[str, Session] = {}
 
@@ -140,6 +145,9 @@ class Signalling:
 
     def _set_status(self, peer_id: str, peer: _Peer, roles: tuple[str, ...],
                     meta: p.JsonObject | None) -> Outgoing:
+        if "producer" in roles and not peer.internal and not self.remote_producers:
+            return [(peer_id, p.Error("setPeerStatus: the producer role is reserved for this "
+                                      "server's own streams"))]
         if roles == peer.roles and meta == peer.meta:
             return []
         out: Outgoing = []
