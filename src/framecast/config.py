@@ -17,6 +17,8 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
 
     [mounts.cam]
     file = "clip.mp4"               # or: source = "rtsp://camera/stream" (relay, no decode)
+    # relay mounts only: relay_retry_max = 10 (s between attempts, at most),
+    # relay_grace = 20 (s clients wait for a lost camera), relay_timeout = 3 (s without frames)
     loop = true
     sidecar = "clip.jsonl"
     metadata_format = "msgpack"     # or "json"
@@ -58,6 +60,10 @@ class Mount:
     metadata_format: str = "msgpack"
     stamps: bool = True
     codec: str = "h264"              # relay mounts only: the camera's codec
+    # -- relay mounts only: what happens when the camera goes away --------------------------
+    relay_retry_max: float = 10.0    # s: longest wait between reconnection attempts (backoff)
+    relay_grace: float = 20.0        # s: clients stay connected this long while it is down
+    relay_timeout: float = 3.0       # s: no frame (or no answer) this long = the camera is down
 
     @property
     def is_relay(self) -> bool:
@@ -127,6 +133,12 @@ class _Ctx:
             raise self.err(key, "expected a number of seconds")
         return float(value)
 
+    def positive(self, value: Any, key: str) -> float:
+        secs = self.seconds(value, key)
+        if not 0 < secs <= 86400:
+            raise self.err(key, "expected seconds > 0 (at most 86400)")
+        return secs
+
     def choice(self, value: Any, key: str, choices: Sequence[str]) -> str:
         if value not in choices:
             raise self.err(key, "expected one of " + ", ".join(repr(c) for c in choices))
@@ -140,7 +152,10 @@ class _Ctx:
 SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key",
                "webrtc_idle_stop")
 USER_KEYS = ("name", "password")
-MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec")
+MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec",
+              # relay mounts only (one block: reconnection and outage handling)
+              "relay_retry_max", "relay_grace", "relay_timeout")
+RELAY_KEYS = ("relay_retry_max", "relay_grace", "relay_timeout")
 
 
 def parse_config(data: Mapping[str, Any], fname: str = "<config>",
@@ -217,6 +232,11 @@ def _parse_mount(ctx: _Ctx, name: str, m: Any, base: Path) -> Mount:
         kw["stamps"] = ctx.boolean(m["stamps"], key + ".stamps")
     if "codec" in m:
         kw["codec"] = ctx.choice(m["codec"], key + ".codec", RELAY_CODECS)
+    for k in RELAY_KEYS:
+        if k in m:
+            if "source" not in m:
+                raise ctx.err(f"{key}.{k}", "only for relay mounts (source = ...)")
+            kw[k] = ctx.positive(m[k], f"{key}.{k}")
     return Mount(**kw)
 
 

@@ -53,6 +53,7 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         self.bin_factory = bin_factory
         self.medias: list[GstRtspServer.RTSPMedia] = []
         self.last_looper: Any = None
+        self.owner: RtspServer | None = None  # set by RtspServer.add
         self.set_shared(shared)
         self.set_media_gtype(LoopingMedia)
         self.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
@@ -78,6 +79,11 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
             media.connect("prepared", lambda _m: looper.start(settle))
             media.connect("handle-message::segment-done", lambda _m, _msg: looper.on_segment_done()
                           or True)
+        relay = getattr(element, "relay", None)
+        if relay is not None and self.owner is not None and self.owner.context is not None:
+            from framecast.gst.relay import end_media_after_outage
+
+            end_media_after_outage(relay, media, self.owner.server, self.owner.context)
         media.connect("handle-message::error", self._on_error)
         media.connect("handle-message::warning", self._on_warning)
         media.connect("unprepared", lambda _m: log.debug("/%s: media stopped", name))
@@ -165,10 +171,12 @@ class RtspServer:
         self.factories: dict[str, MountFactory] = {}
         self.server.connect("client-connected", self._on_client)
         self._source: GLib.Source | None = None
+        self.context: GLib.MainContext | None = None  # where it serves (set by attach)
         self.clients = 0
 
     def add(self, name: str, bin_factory: BinFactory, shared: bool = True) -> MountFactory:
         factory = MountFactory(name, bin_factory, shared)
+        factory.owner = self
         if self.auth is not None:
             allow_users(factory)
         self.server.get_mount_points().add_factory(f"/{name}", factory)
@@ -190,6 +198,7 @@ class RtspServer:
             raise PortInUse(f"cannot listen on {addr}: {exc.message}") from None
         source.attach(context)
         self._source = source
+        self.context = context
         return self.server.get_bound_port()
 
     def detach(self) -> None:

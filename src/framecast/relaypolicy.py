@@ -1,0 +1,103 @@
+"""What a relay does when its camera goes away (pure: no GStreamer).
+
+- :class:`Backoff`: the delays between reconnection attempts (doubling up to a maximum).
+- :class:`Outage`: says each outage once (one line when lost, one when back).
+- :class:`TimeMapper`: every reconnection restarts the camera's timestamps; the relay's clients
+  must see one continuous, monotonic timeline, so each upstream session is rebased onto the
+  served running time (the hole a client sees is the outage itself, never a jump back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Backoff:
+    """Delays ``initial``, ×``factor`` each failure, capped at ``maximum``; ``reset`` on success."""
+
+    initial: float = 0.5
+    maximum: float = 10.0
+    factor: float = 2.0
+    _next: float = field(default=-1.0, repr=False)
+
+    def next_delay(self) -> float:
+        if self._next < 0:
+            self._next = self.initial
+        delay = min(self._next, self.maximum)
+        self._next = min(self._next * self.factor, self.maximum)
+        return max(0.0, delay)
+
+    def reset(self) -> None:
+        self._next = -1.0
+
+
+@dataclass
+class Outage:
+    """The camera's up/down state; returns a log line only when it changes."""
+
+    name: str
+    down_since: float | None = None
+    ever_up: bool = False
+    reason: str = ""
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def lost(self, reason: str, now: float) -> str | None:
+        """The camera failed (an attempt or a running stream); a line if that is news."""
+        if self.down_since is not None:
+            return None
+        self.down_since = now
+        self.reason = reason
+        what = "camera lost" if self.ever_up else "camera unreachable"
+        return f"/{self.name}: {what} ({reason}); retrying"
+
+    def restored(self, now: float) -> str | None:
+        """Frames flow; a line if the camera had been down."""
+        was, self.down_since = self.down_since, None
+        first = not self.ever_up
+        self.ever_up = True
+        if was is None:
+            return None
+        if first:
+            return f"/{self.name}: camera reachable after {now - was:.1f} s"
+        return f"/{self.name}: camera back after {now - was:.1f} s"
+
+    def down_for(self, now: float) -> float:
+        return 0.0 if self.down_since is None else now - self.down_since
+
+
+@dataclass
+class TimeMapper:
+    """Upstream (pts, dts) in ns → served (pts, dts): continuous across upstream sessions.
+
+    ``rebase()`` marks a new upstream session; its first buffer is placed at the served
+    running time ``now`` (never before the previous buffer + ``min_step``), and the rest of
+    the session keeps the camera's own spacing (B-frame reordering included).
+    """
+
+    min_step: int = 1_000_000  # ns: what "strictly after the last buffer" means
+    offset: int | None = None
+    last: int | None = None    # the last decode-order timestamp handed out
+
+    def rebase(self) -> None:
+        self.offset = None
+
+    def map(self, pts: int | None, dts: int | None, now: int) -> tuple[int | None, int | None]:
+        ref = dts if dts is not None else pts
+        if ref is None:
+            return pts, dts
+        if self.offset is not None and self.last is not None and ref + self.offset <= self.last:
+            self.offset = None  # the camera's clock went back within a session: rebase
+        if self.offset is None:
+            start = now if self.last is None else max(now, self.last + self.min_step)
+            self.offset = start - ref
+            # PTS ≥ DTS, so a B-frame's PTS is never before 0 either; clamp DTS only
+            if pts is not None and pts + self.offset < 0:
+                self.offset = -pts
+        self.last = ref + self.offset
+        out_pts = None if pts is None else max(0, pts + self.offset)
+        out_dts = None if dts is None else max(0, dts + self.offset)
+        return out_pts, out_dts
