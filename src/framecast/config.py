@@ -27,6 +27,7 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,8 @@ AUTH_METHODS = ("basic", "digest")
 METADATA_FORMATS = ("msgpack", "json")
 RELAY_CODECS = ("h264", "h265")
 MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+log = logging.getLogger("framecast.config")
 
 
 class ConfigError(ValueError):
@@ -263,10 +266,18 @@ def mount_name_for(path: str | Path) -> str:
     return name or "clip"
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
 def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = None,
               rtsp_port: int | None = None, http_port: int | None = None,
               no_http: bool = False, sidecars: Sequence[str] = ()) -> Config:
-    """Command-line arguments over the config: flags win, files add mounts by stem."""
+    """Command-line arguments over the config: flags win, files add mounts by stem (a stem
+    already taken gets the first free ``-2``, ``-3`` …; a file given twice is served once)."""
     s = config.settings
     if bind is not None:
         s = replace(s, bind=bind)
@@ -279,8 +290,20 @@ def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = N
     mounts = {m.name: m for m in config.mounts}
     for f in files:
         name = mount_name_for(f)
+        same = [m for m in mounts.values() if m.file is not None and _same_file(m.file, f)]
+        if same:  # the same file twice: serving it at two names helps nobody
+            log.warning("%s: already served at /%s; ignored", f, same[0].name)
+            continue
         if name in mounts:
-            raise ConfigError(f"command line: {f}: mount /{name} is already taken")
+            # two files with one stem (a/clip.mp4 b/clip.mkv): the later one gets the first
+            # free "-N" name, in command-line order, so both are served and the names are stable
+            taken = name
+            n = 2
+            while f"{taken}-{n}" in mounts:
+                n += 1
+            name = f"{taken}-{n}"
+            log.warning("%s: mount /%s is taken (by %s): serving it as /%s", f, taken,
+                        mounts[taken].file or mounts[taken].source, name)
         mounts[name] = Mount(name=name, file=str(Path(f)))
     for item in sidecars:
         mname, sep, path = item.partition("=")

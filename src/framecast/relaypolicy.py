@@ -10,6 +10,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+
+def public_url(url: str) -> str:
+    """``url`` without its user and password (what a log line may show)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass
@@ -37,6 +50,7 @@ class Outage:
     """The camera's up/down state; returns a log line only when it changes."""
 
     name: str
+    source: str = ""
     down_since: float | None = None
     ever_up: bool = False
     reason: str = ""
@@ -52,7 +66,8 @@ class Outage:
         self.down_since = now
         self.reason = reason
         what = "camera lost" if self.ever_up else "camera unreachable"
-        return f"/{self.name}: {what} ({reason}); retrying"
+        where = f" at {public_url(self.source)}" if self.source else ""
+        return f"/{self.name}: {what}{where} ({reason}); retrying"
 
     def restored(self, now: float) -> str | None:
         """Frames flow; a line if the camera had been down."""

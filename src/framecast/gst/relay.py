@@ -84,7 +84,7 @@ class RelayHub:
         self.source = source
         self.codec = codec
         self.policy = policy or RelayPolicy()
-        self.outage = Outage(name)
+        self.outage = Outage(name, source)
         self.backoff = Backoff(initial=0.5, maximum=max(0.5, self.policy.retry_max))
         self.consumers: list[Consumer] = []
         self.lock = threading.Lock()

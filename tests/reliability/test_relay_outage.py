@@ -1,0 +1,201 @@
+"""A relay mount outlives its camera: killed, frozen, absent at start, gone for good.
+
+The camera and the relay are real ``framecast serve`` processes (so the camera can be
+SIGKILLed or SIGSTOPped); each test checks the relay's log says every outage once, that the
+relay process is alive and that a healthy client of another mount still plays.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ports import free_port
+from relay_helpers import (
+    RtspsrcClient,
+    Serve,
+    describe_status,
+    healthy_plays,
+    monotonic_steps,
+    wait_until,
+)
+
+from framecast.gst.clips import make_clip
+
+pytestmark = pytest.mark.timeout(120)
+
+LOST = "camera lost"
+BACK = "camera back"
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("relay-clips")
+    return (make_clip(tmp / "cam.mp4", frames=60, gop=15),
+            make_clip(tmp / "other.mp4", frames=60, gop=15))
+
+
+def _relay_config(tmp: Path, other: Path, source: str, **relay: float) -> Path:
+    keys = "".join(f"{k} = {v}\n" for k, v in relay.items())
+    cfg = tmp / "relay.toml"
+    cfg.write_text(f'[mounts.other]\nfile = "{other}"\n\n'
+                   f'[mounts.cam]\nsource = "{source}"\n{keys}')
+    return cfg
+
+
+class Rig:
+    def __init__(self, tmp: Path, clips: tuple[Path, Path], **relay: float) -> None:
+        cam_clip, other = clips
+        self.camera = Serve([str(cam_clip)], free_port(), tmp / "camera.log")
+        cfg = _relay_config(tmp, other, self.camera.url("cam"), **relay)
+        self.relay = Serve(["--config", str(cfg)], free_port(), tmp / "relay.log")
+        self.clients: list[RtspsrcClient] = []
+
+    def client(self, mount: str = "cam") -> RtspsrcClient:
+        c = RtspsrcClient(self.relay.url(mount)).start()
+        self.clients.append(c)
+        return c
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.stop()
+        self.relay.stop()
+        self.camera.stop()
+
+    def assert_healthy(self) -> None:
+        assert self.relay.alive, self.relay.log()[-1000:]
+        healthy_plays(self.relay.url("other"))
+
+
+@pytest.fixture
+def rig(tmp_path: Path, clips: tuple[Path, Path], request: pytest.FixtureRequest) -> Iterator[Rig]:
+    r = Rig(tmp_path, clips, **getattr(request, "param", {}))
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def _frames_again(c: RtspsrcClient, after: int, timeout: float) -> float | None:
+    """Seconds until ``c`` has 10 frames more than ``after`` (None if it never does)."""
+    t0 = time.monotonic()
+    if wait_until(lambda: len(c.video) >= after + 10 or bool(c.poll_errors()), timeout):
+        if len(c.video) >= after + 10:
+            return time.monotonic() - t0
+    return None
+
+
+@pytest.mark.parametrize("rig", [{"relay_grace": 30, "relay_timeout": 2}], indirect=True)
+def test_camera_killed_then_frozen_client_stays_and_resumes(rig: Rig) -> None:
+    rig.camera.start()
+    rig.relay.start(expect_urls=2)
+    c = rig.client()
+    assert wait_until(lambda: len(c.video) >= 30, 15), "relay never played"
+
+    # 1. SIGKILL: the camera's process is gone, then comes back on the same port
+    before = len(c.video)
+    rig.camera.kill()
+    killed_at = time.monotonic()
+    time.sleep(2.0)
+    rig.camera.start()
+    resumed = _frames_again(c, before, 15)
+    assert resumed is not None, (c.errors, rig.relay.log()[-1500:])
+    outage1 = time.monotonic() - killed_at
+
+    # 2. SIGSTOP: the camera hangs with its connections open (nothing tells rtspsrc)
+    before = len(c.video)
+    rig.camera.signal(signal.SIGSTOP)
+    assert wait_until(lambda: len(rig.relay.lines(LOST)) >= 2, 10), rig.relay.log()[-1500:]
+    rig.camera.signal(signal.SIGCONT)
+    assert _frames_again(c, before, 15) is not None, (c.errors, rig.relay.log()[-1500:])
+
+    assert c.poll_errors() == [], "the relay's client was dropped"
+    steps = monotonic_steps(list(c.video))
+    assert min(steps) > 0, "timestamps went back"
+    gaps = sorted(steps)[-2:]
+    # the holes the client sees are the outages, not more (nor a jump back)
+    assert all(g < outage1 + 2.0 for g in gaps), (gaps, outage1)
+    assert len(rig.relay.lines(LOST)) == 2 and len(rig.relay.lines(BACK)) == 2, \
+        rig.relay.log()[-1500:]
+    rig.assert_healthy()
+
+
+@pytest.mark.parametrize("rig", [{"relay_grace": 2, "relay_timeout": 2}], indirect=True)
+def test_camera_gone_past_grace_ends_clients_cleanly(rig: Rig) -> None:
+    rig.camera.start()
+    rig.relay.start(expect_urls=2)
+    c = rig.client()
+    ff = subprocess.Popen(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries",
+                           "packet=pts_time", "-of", "csv", rig.relay.url("cam")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: len(c.video) >= 30, 15)
+        rig.camera.kill()
+        killed_at = time.monotonic()
+        assert wait_until(lambda: bool(c.poll_errors()), 10), "client not ended"
+        ended_after = time.monotonic() - killed_at
+        assert c.errors == ["EOS"], c.errors  # a clean end (RTCP BYE), not an error
+        assert 1.5 <= ended_after <= 6, ended_after
+        assert ff.wait(10) == 0, ff.stderr.read() if ff.stderr else ""
+    finally:
+        if ff.poll() is None:
+            ff.kill()
+            ff.wait()
+    assert len(rig.relay.lines("ending")) == 1, rig.relay.log()[-1500:]
+    # the server closes the connections of the ended media itself (rtspsrc would keep its own)
+    assert wait_until(lambda: len(rig.relay.lines("disconnected from /cam")) == 2, 5), \
+        rig.relay.log()[-1500:]
+    # a new request while the camera is down: refused at once, not left hanging
+    t0 = time.monotonic()
+    assert describe_status(rig.relay.url("cam")) == 503
+    assert time.monotonic() - t0 < 5
+    assert len(rig.relay.lines(LOST)) == 1, rig.relay.log()[-1500:]
+    rig.camera.start()
+    assert wait_until(lambda: describe_status(rig.relay.url("cam")) == 200, 15, step=0.5)
+    healthy_plays(rig.relay.url("cam"))
+    rig.assert_healthy()
+
+
+@pytest.mark.parametrize("rig", [{"relay_grace": 10, "relay_timeout": 2}], indirect=True)
+def test_relay_started_without_camera_serves_once_it_appears(rig: Rig) -> None:
+    rig.relay.start(expect_urls=2)   # the camera is not there yet: the mount is still listed
+    assert rig.relay.urls == [rig.relay.url("other"), rig.relay.url("cam")]
+    for _ in range(3):
+        t0 = time.monotonic()
+        assert describe_status(rig.relay.url("cam")) == 503
+        assert time.monotonic() - t0 < 5
+    assert len(rig.relay.lines("camera unreachable")) == 1, rig.relay.log()[-1500:]
+    rig.camera.start()
+    assert wait_until(lambda: describe_status(rig.relay.url("cam")) == 200, 15, step=0.5)
+    healthy_plays(rig.relay.url("cam"))
+    assert len(rig.relay.lines("camera reachable")) == 1, rig.relay.log()[-1500:]
+    rig.assert_healthy()
+
+
+def test_relay_of_a_relay_plays(tmp_path: Path, clips: tuple[Path, Path]) -> None:
+    camera = Serve([str(clips[0])], free_port(), tmp_path / "camera.log")
+    hop1 = Serve([], free_port(), tmp_path / "hop1.log")
+    hop2 = Serve([], free_port(), tmp_path / "hop2.log")
+    (tmp_path / "hop1.toml").write_text(f'[mounts.hop1]\nsource = "{camera.url("cam")}"\n')
+    (tmp_path / "hop2.toml").write_text(f'[mounts.hop2]\nsource = "{hop1.url("hop1")}"\n'
+                                        f'[mounts.other]\nfile = "{clips[1]}"\n')
+    hop1.args = ["--config", str(tmp_path / "hop1.toml")]
+    hop2.args = ["--config", str(tmp_path / "hop2.toml")]
+    try:
+        camera.start()
+        hop1.start()
+        hop2.start(expect_urls=2)
+        c = RtspsrcClient(hop2.url("hop2")).run_for(4)
+        c.stop()
+        assert not c.errors and len(c.video) >= 45, (len(c.video), c.errors, hop2.log()[-800:])
+        assert min(monotonic_steps(c.video)) > 0
+        assert hop1.alive and hop2.alive
+        healthy_plays(hop2.url("other"))
+    finally:
+        hop2.stop()
+        hop1.stop()
+        camera.stop()
