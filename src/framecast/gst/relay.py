@@ -334,36 +334,8 @@ def make_relay_source(mount: Any) -> tuple[Gst.Element, Callable[[Gst.Element], 
 
 def end_media_after_outage(consumer: Consumer, media: Any, server: Any,
                            context: GLib.MainContext) -> None:
-    """When ``consumer``'s camera stayed down past the grace: once the EOS (RTCP BYE) has had
-    a moment to reach the clients, close the clients of ``media`` (an RTSPMedia of ``server``)
-    and unprepare it, so the next request builds a fresh media instead of joining a dead one."""
-    from gi.repository import GstRtspServer
+    """When ``consumer``'s camera stayed down past the grace (its appsrc got EOS, so clients
+    get RTCP BYE): close the clients of ``media`` and unprepare it (``ending.close_later``)."""
+    from framecast.gst.ending import close_later
 
-    keep = GstRtspServer.RTSPFilterResult.KEEP
-
-    def close() -> bool:
-        closing: list[Any] = []
-
-        def on_client(_server: Any, client: Any, *_a: Any) -> Any:
-            def on_session(_client: Any, session: Any, *_b: Any) -> Any:
-                medias: list[Any] = []
-                session.filter(lambda _s, sm, *_c: medias.append(sm.get_media()) or keep)
-                if any(m == media for m in medias) and client not in closing:
-                    closing.append(client)
-                return keep
-
-            client.session_filter(on_session)
-            return keep
-
-        server.client_filter(on_client)
-        for client in closing:
-            client.close()
-        media.unprepare()
-        return GLib.SOURCE_REMOVE
-
-    def on_end() -> None:
-        source = GLib.timeout_source_new(500)
-        source.set_callback(lambda *_: close())
-        source.attach(context)
-
-    consumer.on_end = on_end
+    consumer.on_end = lambda: close_later(server, media, context)
