@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from rtsp_helpers import RtspsrcClient, wait_until  # noqa: E402
 
-__all__ = ["RtspsrcClient", "Serve", "describe_status", "healthy_plays", "monotonic_steps",
-           "wait_until"]
+__all__ = ["RawRtspClient", "RtspsrcClient", "Serve", "describe_status", "healthy_plays",
+           "monotonic_steps", "wait_until"]
 
 
 class Serve:
@@ -93,9 +97,6 @@ class Serve:
 
 def describe_status(url: str, timeout: float = 10.0) -> int:
     """The status code of a DESCRIBE for ``url`` (raw RTSP over TCP; 0 if no answer)."""
-    import socket
-    from urllib.parse import urlparse
-
     u = urlparse(url)
     with socket.create_connection((u.hostname, u.port or 554), timeout=timeout) as s:
         s.sendall(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n"
@@ -125,3 +126,70 @@ def healthy_plays(url: str, seconds: float = 2.0, min_fps: float = 20.0) -> Rtsp
 def monotonic_steps(pts: list[int]) -> list[float]:
     """Steps (s) between consecutive decode-order PTS of a stream without B-frames."""
     return [(b - a) / 1e9 for a, b in zip(pts, pts[1:], strict=False)]
+
+
+class RawRtspClient:
+    """A minimal RTSP client: DESCRIBE, SETUP (TCP interleaved) and PLAY of the first stream,
+    then a thread that reads (counting the bytes of RTP frames) until the server closes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.received = 0
+        self.closed = False
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def _request(self, f: Any, method: str, url: str, cseq: int, extra: str = "") -> str:
+        assert self._sock is not None
+        self._sock.sendall(f"{method} {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n".encode())
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            ch = f.read(1)
+            if not ch:
+                raise ConnectionError(f"{method}: connection closed")
+            head += ch
+        text = head.decode(errors="replace")
+        length = 0
+        for line in text.split("\r\n"):
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        body = f.read(length).decode(errors="replace") if length else ""
+        if " 200 " not in text.split("\r\n", 1)[0]:
+            raise ConnectionError(f"{method}: {text.splitlines()[0]}")
+        return text + body
+
+    def start(self, timeout: float = 10.0) -> RawRtspClient:
+        u = urlparse(self.url)
+        self._sock = socket.create_connection((u.hostname, u.port or 554), timeout=timeout)
+        f = self._sock.makefile("rb")
+        sdp = self._request(f, "DESCRIBE", self.url, 1, "Accept: application/sdp\r\n")
+        control = next((ln.split(":", 1)[1].strip() for ln in sdp.splitlines()
+                        if ln.startswith("a=control:") and "stream" in ln), "stream=0")
+        track = control if "://" in control else f"{self.url.rstrip('/')}/{control}"
+        reply = self._request(f, "SETUP", track, 2,
+                              "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+        session = next(ln.split(":", 1)[1].split(";")[0].strip() for ln in reply.splitlines()
+                       if ln.lower().startswith("session:"))
+        self._request(f, "PLAY", self.url, 3, f"Session: {session}\r\nRange: npt=0-\r\n")
+        self._sock.settimeout(30)
+        self._thread = threading.Thread(target=self._read, args=(f,), daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self, f: Any) -> None:
+        try:
+            while True:
+                chunk = f.read1(65536)
+                if not chunk:
+                    break
+                self.received += len(chunk)
+        except OSError:
+            pass
+        self.closed = True
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass

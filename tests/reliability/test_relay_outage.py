@@ -102,21 +102,30 @@ def test_camera_killed_then_frozen_client_stays_and_resumes(rig: Rig) -> None:
     killed_at = time.monotonic()
     time.sleep(2.0)
     rig.camera.start()
+    restarted_at = time.monotonic()
     resumed = _frames_again(c, before, 15)
     assert resumed is not None, (c.errors, rig.relay.log()[-1500:])
     outage1 = time.monotonic() - killed_at
+    print(f"SIGKILL: frames again {time.monotonic() - restarted_at:.2f} s after the camera's "
+          f"restart ({outage1:.2f} s after the kill)")
 
     # 2. SIGSTOP: the camera hangs with its connections open (nothing tells rtspsrc)
     before = len(c.video)
     rig.camera.signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
     assert wait_until(lambda: len(rig.relay.lines(LOST)) >= 2, 10), rig.relay.log()[-1500:]
+    stopped_for = time.monotonic() - stopped_at
     rig.camera.signal(signal.SIGCONT)
     assert _frames_again(c, before, 15) is not None, (c.errors, rig.relay.log()[-1500:])
+    print(f"SIGSTOP: outage seen after {stopped_for:.2f} s; frames again "
+          f"{time.monotonic() - stopped_at - stopped_for:.2f} s after SIGCONT")
 
     assert c.poll_errors() == [], "the relay's client was dropped"
     steps = monotonic_steps(list(c.video))
     assert min(steps) > 0, "timestamps went back"
     gaps = sorted(steps)[-2:]
+    print(f"client PTS: {len(steps) + 1} frames, steps min {min(steps) * 1000:.1f} ms, "
+          f"the two outages {gaps[1]:.2f} s and {gaps[0]:.2f} s")
     # the holes the client sees are the outages, not more (nor a jump back)
     assert all(g < outage1 + 2.0 for g in gaps), (gaps, outage1)
     assert len(rig.relay.lines(LOST)) == 2 and len(rig.relay.lines(BACK)) == 2, \
@@ -139,6 +148,7 @@ def test_camera_gone_past_grace_ends_clients_cleanly(rig: Rig) -> None:
         assert wait_until(lambda: bool(c.poll_errors()), 10), "client not ended"
         ended_after = time.monotonic() - killed_at
         assert c.errors == ["EOS"], c.errors  # a clean end (RTCP BYE), not an error
+        print(f"grace 2 s: the relay's clients ended (EOS) {ended_after:.2f} s after the kill")
         assert 1.5 <= ended_after <= 6, ended_after
         assert ff.wait(10) == 0, ff.stderr.read() if ff.stderr else ""
     finally:
