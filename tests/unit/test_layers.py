@@ -7,7 +7,8 @@ import pytest
 
 PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.config",
         "framecast.pixelindex", "framecast.signalling.protocol", "framecast.signalling.state",
-        "framecast.cli", "framecast.relaypolicy"]
+        "framecast.cli", "framecast.relaypolicy",
+        "framecast.filestamp"]
 
 
 @pytest.mark.parametrize("module", PURE)

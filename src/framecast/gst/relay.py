@@ -151,8 +151,8 @@ class RelayHub:
             _ret, state, pending = c.appsrc.get_state(0)
             if state != Gst.State.NULL or pending not in (Gst.State.VOID_PENDING, Gst.State.NULL):
                 c.active = True
-            elif c.active or now - c.added > 60:
-                continue  # its media is gone (or was never started)
+            elif c.active or now - c.added > 10:
+                continue  # its media is gone (or was built but never started)
             if not c.ended:
                 keep.append(c)
         self.consumers = keep
