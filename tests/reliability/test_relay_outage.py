@@ -28,6 +28,9 @@ from framecast.gst.clips import make_clip
 
 pytestmark = pytest.mark.timeout(120)
 
+# A DESCRIBE landing while the media of a client that just left is being unprepared gets
+# 503 (gst-rtsp-server 1.22, file mounts too: ~1 in 14 back-to-back): let it go first.
+SETTLE = 0.5
 LOST = "camera lost"
 BACK = "camera back"
 
@@ -90,11 +93,17 @@ def _frames_again(c: RtspsrcClient, after: int, timeout: float) -> float | None:
 
 
 @pytest.mark.parametrize("rig", [{"relay_grace": 30, "relay_timeout": 2}], indirect=True)
-def test_camera_killed_then_frozen_client_stays_and_resumes(rig: Rig) -> None:
+def test_camera_stopped_killed_frozen_client_stays_and_resumes(rig: Rig) -> None:
     rig.camera.start()
     rig.relay.start(expect_urls=2)
     c = rig.client()
     assert wait_until(lambda: len(c.video) >= 30, 15), "relay never played"
+
+    # 0. SIGTERM: the camera stops cleanly (BYE, connections closed) and comes back
+    before = len(c.video)
+    assert rig.camera.stop() == 0
+    rig.camera.start()
+    assert _frames_again(c, before, 15) is not None, (c.errors, rig.relay.log()[-1500:])
 
     # 1. SIGKILL: the camera's process is gone, then comes back on the same port
     before = len(c.video)
@@ -113,7 +122,7 @@ def test_camera_killed_then_frozen_client_stays_and_resumes(rig: Rig) -> None:
     before = len(c.video)
     rig.camera.signal(signal.SIGSTOP)
     stopped_at = time.monotonic()
-    assert wait_until(lambda: len(rig.relay.lines(LOST)) >= 2, 10), rig.relay.log()[-1500:]
+    assert wait_until(lambda: len(rig.relay.lines(LOST)) >= 3, 10), rig.relay.log()[-1500:]
     stopped_for = time.monotonic() - stopped_at
     rig.camera.signal(signal.SIGCONT)
     assert _frames_again(c, before, 15) is not None, (c.errors, rig.relay.log()[-1500:])
@@ -123,12 +132,12 @@ def test_camera_killed_then_frozen_client_stays_and_resumes(rig: Rig) -> None:
     assert c.poll_errors() == [], "the relay's client was dropped"
     steps = monotonic_steps(list(c.video))
     assert min(steps) > 0, "timestamps went back"
-    gaps = sorted(steps)[-2:]
+    gaps = sorted(steps)[-3:]
     print(f"client PTS: {len(steps) + 1} frames, steps min {min(steps) * 1000:.1f} ms, "
-          f"the two outages {gaps[1]:.2f} s and {gaps[0]:.2f} s")
+          f"the three outages {', '.join(f'{g:.2f}' for g in gaps)} s")
     # the holes the client sees are the outages, not more (nor a jump back)
     assert all(g < outage1 + 2.0 for g in gaps), (gaps, outage1)
-    assert len(rig.relay.lines(LOST)) == 2 and len(rig.relay.lines(BACK)) == 2, \
+    assert len(rig.relay.lines(LOST)) == 3 and len(rig.relay.lines(BACK)) == 3, \
         rig.relay.log()[-1500:]
     rig.assert_healthy()
 
@@ -166,6 +175,7 @@ def test_camera_gone_past_grace_ends_clients_cleanly(rig: Rig) -> None:
     assert len(rig.relay.lines(LOST)) == 1, rig.relay.log()[-1500:]
     rig.camera.start()
     assert wait_until(lambda: describe_status(rig.relay.url("cam")) == 200, 15, step=0.5)
+    time.sleep(SETTLE)
     healthy_plays(rig.relay.url("cam"))
     rig.assert_healthy()
 
@@ -181,6 +191,7 @@ def test_relay_started_without_camera_serves_once_it_appears(rig: Rig) -> None:
     assert len(rig.relay.lines("camera unreachable")) == 1, rig.relay.log()[-1500:]
     rig.camera.start()
     assert wait_until(lambda: describe_status(rig.relay.url("cam")) == 200, 15, step=0.5)
+    time.sleep(SETTLE)
     healthy_plays(rig.relay.url("cam"))
     assert len(rig.relay.lines("camera reachable")) == 1, rig.relay.log()[-1500:]
     rig.assert_healthy()
