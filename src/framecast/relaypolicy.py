@@ -89,13 +89,17 @@ class TimeMapper:
     """Upstream (pts, dts) in ns → served (pts, dts): continuous across upstream sessions.
 
     ``rebase()`` marks a new upstream session; its first buffer is placed at the served
-    running time ``now`` (never before the previous buffer + ``min_step``), and the rest of
-    the session keeps the camera's own spacing (B-frame reordering included).
+    running time ``now`` (never less than ``gap`` after the latest timestamp handed out, so a
+    new session's reordered frames cannot land among the old session's), and the rest of the
+    session keeps the camera's own spacing (B-frame reordering included). The decode
+    timestamp orders buffers; without one the PTS does, and PTS go back a little with
+    B-frames, so only a step back of more than ``reset`` counts as a camera clock reset.
     """
 
-    min_step: int = 1_000_000  # ns: what "strictly after the last buffer" means
+    gap: int = 100_000_000       # ns between two sessions, at least
+    reset: int = 1_000_000_000   # ns back within a session = the camera's clock restarted
     offset: int | None = None
-    last: int | None = None    # the last decode-order timestamp handed out
+    last: int | None = None      # the latest ordering timestamp handed out
 
     def rebase(self) -> None:
         self.offset = None
@@ -104,15 +108,16 @@ class TimeMapper:
         ref = dts if dts is not None else pts
         if ref is None:
             return pts, dts
-        if self.offset is not None and self.last is not None and ref + self.offset <= self.last:
-            self.offset = None  # the camera's clock went back within a session: rebase
+        if self.offset is not None and self.last is not None \
+                and ref + self.offset < self.last - self.reset:
+            self.offset = None
         if self.offset is None:
-            start = now if self.last is None else max(now, self.last + self.min_step)
+            start = now if self.last is None else max(now, self.last + self.gap)
             self.offset = start - ref
-            # PTS ≥ DTS, so a B-frame's PTS is never before 0 either; clamp DTS only
             if pts is not None and pts + self.offset < 0:
                 self.offset = -pts
-        self.last = ref + self.offset
+        mapped = ref + self.offset
+        self.last = mapped if self.last is None else max(self.last, mapped)
         out_pts = None if pts is None else max(0, pts + self.offset)
         out_dts = None if dts is None else max(0, dts + self.offset)
         return out_pts, out_dts

@@ -4,6 +4,7 @@ SIGKILLed, SIGSTOPped, SIGTERMed) with their log captured, and a few client chec
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -16,10 +17,10 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from rtsp_helpers import RtspsrcClient, wait_until  # noqa: E402
+from rtsp_helpers import RtspsrcClient, check_pts, ffprobe_packets, wait_until  # noqa: E402
 
-__all__ = ["RawRtspClient", "RtspsrcClient", "Serve", "describe_status", "healthy_plays",
-           "monotonic_steps", "wait_until"]
+__all__ = ["RawRtspClient", "RtspsrcClient", "Serve", "check_pts", "describe_status",
+           "ffprobe_packets", "healthy_plays", "monotonic_steps", "wait_until"]
 
 
 class Serve:
@@ -43,12 +44,17 @@ class Serve:
         self.urls = []
         end = time.monotonic() + timeout
         while len(self.urls) < expect_urls and time.monotonic() < end:
+            # never a blocking readline: a server stuck at start-up fails the test, with its log
+            ready, _w, _x = select.select([self.proc.stdout], [], [], 0.2)
+            if not ready:
+                continue
             line = self.proc.stdout.readline()
             if not line:
                 break
             if line.startswith(("rtsp://", "rtsps://")):
                 self.urls.append(line.strip())
-        assert len(self.urls) >= expect_urls, f"server did not start: {self.log()[-800:]}"
+        assert len(self.urls) >= expect_urls, \
+            f"server did not start in {timeout:g} s: {self.log()[-800:]}"
         # the URLs are printed right before "ready": wait for the port to be served
         assert wait_until(lambda: "ready" in self.log(), 10), self.log()[-800:]
         return self
