@@ -4,13 +4,11 @@ SIGKILLed, SIGSTOPped, SIGTERMed) with their log captured, and a few client chec
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -37,26 +35,27 @@ class Serve:
         cmd = [sys.executable, "-m", "framecast", "serve", *self.args,
                "--rtsp-port", str(self.port), "--no-http"]
         env = dict(os.environ, GST_DEBUG=os.environ.get("GST_DEBUG", "1"))
+        readies = self.log().count("framecast: ready")  # the log is kept across restarts
         with open(self.log_path, "a") as err:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
                                          env=env)
         assert self.proc.stdout is not None
         self.urls = []
-        end = time.monotonic() + timeout
-        while len(self.urls) < expect_urls and time.monotonic() < end:
-            # never a blocking readline: a server stuck at start-up fails the test, with its log
-            ready, _w, _x = select.select([self.proc.stdout], [], [], 0.2)
-            if not ready:
-                continue
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith(("rtsp://", "rtsps://")):
-                self.urls.append(line.strip())
+        # read stdout on a thread: a server stuck at start-up fails the test, with its log
+        lines: list[str] = []
+        out = self.proc.stdout
+        threading.Thread(target=lambda: lines.extend(iter(out.readline, "")), daemon=True).start()
+
+        def urls() -> list[str]:
+            return [ln.strip() for ln in list(lines) if ln.startswith(("rtsp://", "rtsps://"))]
+
+        wait_until(lambda: len(urls()) >= expect_urls or self.proc.poll() is not None, timeout)
+        self.urls = urls()
         assert len(self.urls) >= expect_urls, \
             f"server did not start in {timeout:g} s: {self.log()[-800:]}"
         # the URLs are printed right before "ready": wait for the port to be served
-        assert wait_until(lambda: "ready" in self.log(), 10), self.log()[-800:]
+        assert wait_until(lambda: self.log().count("framecast: ready") > readies, 10), \
+            self.log()[-800:]
         return self
 
     def url(self, mount: str) -> str:
@@ -96,9 +95,7 @@ class Serve:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return self.proc.returncode
+        return self.proc.returncode  # stdout ends on its own: its reader thread sees EOF
 
 
 def describe_status(url: str, timeout: float = 10.0) -> int:
@@ -120,9 +117,9 @@ def describe_status(url: str, timeout: float = 10.0) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
-def healthy_plays(url: str, seconds: float = 2.0, min_fps: float = 20.0) -> RtspsrcClient:
+def healthy_plays(url: str, seconds: float = 1.5, min_fps: float = 20.0) -> RtspsrcClient:
     """A fresh rtspsrc client on ``url`` gets frames at ``min_fps`` or more, no error."""
-    c = RtspsrcClient(url).run_for(seconds + 1.0)
+    c = RtspsrcClient(url).run_for(seconds + 0.5)  # + its first frame (0.1-0.3 s)
     c.stop()
     assert not c.errors, c.errors
     assert len(c.video) >= min_fps * seconds, f"{url}: {len(c.video)} frames"
