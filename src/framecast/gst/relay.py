@@ -9,10 +9,11 @@ every media that serves the mount (the RTSP media and the WebRTC producer):
 The served side never sees the camera go: during an outage its appsrc just gets nothing, and
 after a reconnection each session's timestamps are rebased onto the served running time
 (``relaypolicy.TimeMapper``), so clients see one continuous, monotonic timeline with a hole as
-long as the outage. rtspsrc on 1.22 may hang without any error when the peer is SIGKILLed (its
-TCP connection is never reset), so a buffer watchdog declares the outage, not rtspsrc. After
-``grace`` seconds down, the served media gets EOS (rtpbin sends RTCP BYE: clients end) and
-``on_end`` lets the RTSP server close their connections.
+long as the outage. A camera that stops sending without closing its connection (SIGSTOPped,
+unplugged, or — as issue 8 measured — SIGKILLed with UDP transport: 80 s of silence) gives
+rtspsrc no error at all, so a buffer watchdog declares the outage, not rtspsrc. After
+``grace`` seconds down, an RTSP media gets EOS (rtpbin sends RTCP BYE: clients end) and
+``on_end`` lets the RTSP server close their connections; a WebRTC producer just waits.
 
 A hub runs (one thread, no GLib main loop) only while some media consumes it; the first media
 of a mount whose camera does not answer gets an error, so its client gets 503.
@@ -279,7 +280,9 @@ class RelayHub:
         if not self.outage.down or self.outage.down_for(now) < self.policy.grace:
             return
         with self.lock:
-            ending = [c for c in self.consumers if c.fed and not c.ended]
+            # RTSP medias (with on_end) end; a WebRTC producer keeps waiting for the camera
+            # (its viewers have their own timeouts) and resumes with it
+            ending = [c for c in self.consumers if c.fed and not c.ended and c.on_end]
         if not ending:
             return
         log.warning("/%s: camera down for %.0f s: ending %d stream%s", self.name,
@@ -287,11 +290,10 @@ class RelayHub:
         for c in ending:
             c.ended = True
             c.appsrc.emit("end-of-stream")
-            if c.on_end is not None:
-                try:
-                    c.on_end()
-                except Exception as exc:  # ending clients must not kill the hub
-                    log.debug("/%s: on_end: %s", self.name, exc)
+            try:
+                c.on_end()  # type: ignore[misc]
+            except Exception as exc:  # ending clients must not kill the hub
+                log.debug("/%s: on_end: %s", self.name, exc)
 
     def _stop_pipeline(self) -> None:
         p, self.pipeline, self.sink = self.pipeline, None, None
