@@ -1,5 +1,7 @@
 """Ending one RTSP media cleanly while the server goes on (a lost camera, a changed file).
 
+``watch_media`` is the RTSP server's one hook: it arms what applies to a new media.
+
 EOS goes down the media's payloaders, so rtpbin sends RTCP BYE and clients end their stream
 (rtspsrc posts EOS, ffmpeg exits 0). Half a second later the clients still connected to it are
 closed and the media is unprepared, which takes it out of the factory's cache: the next request
@@ -66,3 +68,19 @@ def close_later(server: GstRtspServer.RTSPServer, media: Any,
     source = GLib.timeout_source_new(BYE_DELAY_MS)
     source.set_callback(lambda *_: close())
     source.attach(context)
+
+
+def watch_media(media: Any, element: Any, mount: str, server: GstRtspServer.RTSPServer,
+                context: GLib.MainContext) -> None:
+    """Arm the endings that apply to a new media of ``mount`` (RTSP server hook)."""
+    relay = getattr(element, "relay", None)
+    if relay is not None:  # a relay media ends when its camera stays away past the grace
+        from framecast.gst.relay import end_media_after_outage
+
+        end_media_after_outage(relay, media, server, context)
+    stamp = getattr(element, "file_stamp", None)
+    info = getattr(element, "info", None)
+    if stamp is not None and info is not None:  # a file media ends if its file changes
+        from framecast.gst.filewatch import watch_file
+
+        watch_file(media, element, stamp, info.path, mount, server, context)

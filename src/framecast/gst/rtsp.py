@@ -79,19 +79,10 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
             media.connect("prepared", lambda _m: looper.start(settle))
             media.connect("handle-message::segment-done", lambda _m, _msg: looper.on_segment_done()
                           or True)
-        relay = getattr(element, "relay", None)
-        if relay is not None and self.owner is not None and self.owner.context is not None:
-            from framecast.gst.relay import end_media_after_outage
+        if self.owner is not None and self.owner.context is not None:
+            from framecast.gst.ending import watch_media  # a lost camera, a changed file
 
-            end_media_after_outage(relay, media, self.owner.server, self.owner.context)
-        stamp = getattr(element, "file_stamp", None)
-        info = getattr(element, "info", None)
-        if stamp is not None and info is not None and self.owner is not None \
-                and self.owner.context is not None:
-            from framecast.gst.filewatch import watch_file
-
-            watch_file(media, element, stamp, info.path, name, self.owner.server,
-                       self.owner.context)
+            watch_media(media, element, name, self.owner.server, self.owner.context)
         media.connect("handle-message::error", self._on_error)
         media.connect("handle-message::warning", self._on_warning)
         media.connect("unprepared", lambda _m: log.debug("/%s: media stopped", name))
