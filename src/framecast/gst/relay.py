@@ -31,11 +31,11 @@ from typing import Any
 from gi.repository import GLib, Gst  # noqa: I001 - after runtime's gi.require_version
 
 from framecast.gst.element import make_element
+from framecast.gst.media import DEPAYLOADERS
 from framecast.relaypolicy import Backoff, Outage, TimeMapper
 
 log = logging.getLogger("framecast.relay")
 
-DEPAYLOADERS = {"h264": "rtph264depay", "h265": "rtph265depay"}
 PARSERS = {"h264": "h264parse", "h265": "h265parse"}
 LINGER = 1.0          # s a hub keeps its camera after its last consumer left
 POLL = 0.05           # s the hub thread waits for a sample before looking around
