@@ -120,7 +120,7 @@ class RelayHub:
         while True:
             now = time.monotonic()
             with self.lock:
-                self._prune()
+                demand = self._prune()
                 idle = not self.consumers
             if idle:
                 idle_since = idle_since or now
@@ -134,7 +134,7 @@ class RelayHub:
                 idle_since = None
             try:
                 if self.pipeline is None:
-                    if not idle and now >= self.retry_at:
+                    if demand and now >= self.retry_at:
                         self._start()
                     else:
                         time.sleep(POLL)
@@ -145,18 +145,25 @@ class RelayHub:
                 log.debug("/%s: relay hub: %r", self.name, exc)
                 self._failed(f"internal error: {exc}")
 
-    def _prune(self) -> None:
+    def _prune(self) -> bool:
+        """Drop consumers whose media is gone; True if one wants frames (PAUSED or on its way
+        to it: a bin only built, or set to READY to check it, does not call the camera)."""
         keep = []
         now = time.monotonic()
+        demand = False
+        wanting = (Gst.State.PAUSED, Gst.State.PLAYING)
         for c in self.consumers:
+            if c.ended:
+                continue
             _ret, state, pending = c.appsrc.get_state(0)
             if state != Gst.State.NULL or pending not in (Gst.State.VOID_PENDING, Gst.State.NULL):
                 c.active = True
+                demand = demand or state in wanting or pending in wanting
             elif c.active or now - c.added > 10:
                 continue  # its media is gone (or was built but never started)
-            if not c.ended:
-                keep.append(c)
+            keep.append(c)
         self.consumers = keep
+        return demand
 
     def _start(self) -> None:
         self.session += 1
