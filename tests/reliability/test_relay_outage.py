@@ -243,3 +243,30 @@ def test_relayed_b_frames_keep_their_timing(tmp_path: Path) -> None:
     finally:
         relay.stop()
         camera.stop()
+
+
+def test_relay_joining_a_long_gop_waits_for_its_keyframe(tmp_path: Path) -> None:
+    """A camera whose next keyframe is further away than ``relay_timeout`` is not an outage:
+    the relay waits for it (frames before it count as life) instead of reconnecting forever."""
+    clip = make_clip(tmp_path / "gop.mp4", frames=120, gop=120)  # one keyframe per 4 s
+    camera = Serve([str(clip)], free_port(), tmp_path / "camera.log")
+    (tmp_path / "relay.toml").write_text(f'[mounts.cam]\nsource = "{camera.url("gop")}"\n'
+                                         "relay_timeout = 1.5\n")
+    relay = Serve(["--config", str(tmp_path / "relay.toml")], free_port(),
+                  tmp_path / "relay.log")
+    early = None
+    try:
+        camera.start()
+        relay.start()
+        early = RtspsrcClient(camera.url("gop")).start()  # the camera's stream is running
+        assert wait_until(lambda: len(early.video) >= 30, 10)  # ≥ 1 s past its keyframe
+        c = RtspsrcClient(relay.url("cam")).run_for(5.5)
+        c.stop()
+        assert not c.errors and len(c.video) >= 30, (len(c.video), c.errors, relay.log()[-800:])
+        assert not relay.lines("camera unreachable"), relay.log()[-800:]
+        assert relay.alive
+    finally:
+        if early is not None:
+            early.stop()
+        relay.stop()
+        camera.stop()

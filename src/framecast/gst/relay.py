@@ -39,6 +39,7 @@ log = logging.getLogger("framecast.relay")
 PARSERS = {"h264": "h264parse", "h265": "h265parse"}
 LINGER = 1.0          # s a hub keeps its camera after its last consumer left
 POLL = 0.05           # s the hub thread waits for a sample before looking around
+KEYFRAME_WAIT = 20.0  # s a (re)connection may take to bring its first keyframe
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class RelayHub:
         self.sink: Gst.Element | None = None
         self.session = 0            # counts upstream attempts
         self.session_fed = False    # this attempt has delivered a keyframe
+        self.session_data = False   # this attempt has delivered anything
         self.attempt_at = 0.0
         self.last_data = 0.0
         self.retry_at = 0.0
@@ -104,8 +106,9 @@ class RelayHub:
     def add(self, appsrc: Gst.Element, owner: Gst.Element) -> Consumer:
         c = Consumer(appsrc, owner)
         with self.lock:
-            if not any(not o.ended for o in self.consumers):
-                # nobody was waiting: a new request tries the camera now, whatever the backoff
+            if not any(o.fed and not o.ended for o in self.consumers):
+                # no stream is waiting out an outage: a new request tries the camera now,
+                # whatever the backoff said
                 self.retry_at = 0.0
             self.consumers.append(c)
             if self.thread is None:
@@ -169,6 +172,7 @@ class RelayHub:
         self.session += 1
         self.attempts += 1
         self.session_fed = False
+        self.session_data = False
         self.attempt_at = time.monotonic()
         try:
             self.pipeline, self.sink = self._build()
@@ -218,13 +222,18 @@ class RelayHub:
             else:
                 self._failed(msg.parse_error()[0].message)
             return
-        since = self.last_data if self.session_fed else self.attempt_at
+        # frames before the first keyframe count as life (a long GOP is no outage), but a
+        # camera that never sends a keyframe is one
+        since = self.last_data if self.session_data else self.attempt_at
         if now - since > self.policy.timeout:
-            self._failed(f"no frames for {self.policy.timeout:g} s" if self.session_fed
+            self._failed(f"no frames for {self.policy.timeout:g} s" if self.session_data
                          else f"no answer within {self.policy.timeout:g} s")
+        elif not self.session_fed and now - self.attempt_at > KEYFRAME_WAIT:
+            self._failed(f"no keyframe within {KEYFRAME_WAIT:g} s")
 
     def _deliver(self, sample: Gst.Sample, now: float) -> None:
         buf = sample.get_buffer()
+        self.session_data = True
         if not self.session_fed:
             if buf.has_flags(Gst.BufferFlags.DELTA_UNIT):
                 self.last_data = now
