@@ -26,6 +26,8 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
 
     [mounts.cam]
     file = "clip.mp4"               # or: source = "rtsp://camera/stream" (relay, no decode)
+    # relay mounts only: relay_retry_max = 10 (s between attempts, at most),
+    # relay_grace = 20 (s clients wait for a lost camera), relay_timeout = 3 (s without frames)
     loop = true
     sidecar = "clip.jsonl"
     metadata_format = "msgpack"     # or "json"
@@ -34,6 +36,7 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -45,6 +48,8 @@ AUTH_METHODS = ("basic", "digest")
 METADATA_FORMATS = ("msgpack", "json")
 RELAY_CODECS = ("h264", "h265")
 MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+log = logging.getLogger("framecast.config")
 
 
 class ConfigError(ValueError):
@@ -67,6 +72,10 @@ class Mount:
     metadata_format: str = "msgpack"
     stamps: bool = True
     codec: str = "h264"              # relay mounts only: the camera's codec
+    # -- relay mounts only: what happens when the camera goes away --------------------------
+    relay_retry_max: float = 10.0    # s: longest wait between reconnection attempts (backoff)
+    relay_grace: float = 20.0        # s: clients stay connected this long while it is down
+    relay_timeout: float = 3.0       # s: no frame (or no answer) this long = the camera is down
 
     @property
     def is_relay(self) -> bool:
@@ -156,6 +165,12 @@ class _Ctx:
             raise self.err(key, "expected a number of seconds")
         return float(value)
 
+    def positive(self, value: Any, key: str) -> float:
+        secs = self.seconds(value, key)
+        if not 0 < secs <= 86400:
+            raise self.err(key, "expected seconds > 0 (at most 86400)")
+        return secs
+
     def choice(self, value: Any, key: str, choices: Sequence[str]) -> str:
         if value not in choices:
             raise self.err(key, "expected one of " + ", ".join(repr(c) for c in choices))
@@ -175,7 +190,10 @@ LIMIT_SECONDS = ("webrtc_pending_timeout",)
 SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key",
                "webrtc_idle_stop", *LIMIT_SECONDS, *LIMIT_COUNTS)
 USER_KEYS = ("name", "password")
-MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec")
+MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec",
+              # relay mounts only (one block: reconnection and outage handling)
+              "relay_retry_max", "relay_grace", "relay_timeout")
+RELAY_KEYS = ("relay_retry_max", "relay_grace", "relay_timeout")
 
 
 def parse_config(data: Mapping[str, Any], fname: str = "<config>",
@@ -258,6 +276,11 @@ def _parse_mount(ctx: _Ctx, name: str, m: Any, base: Path) -> Mount:
         kw["stamps"] = ctx.boolean(m["stamps"], key + ".stamps")
     if "codec" in m:
         kw["codec"] = ctx.choice(m["codec"], key + ".codec", RELAY_CODECS)
+    for k in RELAY_KEYS:
+        if k in m:
+            if "source" not in m:
+                raise ctx.err(f"{key}.{k}", "only for relay mounts (source = ...)")
+            kw[k] = ctx.positive(m[k], f"{key}.{k}")
     return Mount(**kw)
 
 
@@ -284,10 +307,18 @@ def mount_name_for(path: str | Path) -> str:
     return name or "clip"
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
 def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = None,
               rtsp_port: int | None = None, http_port: int | None = None,
               no_http: bool = False, sidecars: Sequence[str] = ()) -> Config:
-    """Command-line arguments over the config: flags win, files add mounts by stem."""
+    """Command-line arguments over the config: flags win, files add mounts by stem (a stem
+    already taken gets the first free ``-2``, ``-3`` …; a file given twice is served once)."""
     s = config.settings
     if bind is not None:
         s = replace(s, bind=bind)
@@ -300,8 +331,20 @@ def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = N
     mounts = {m.name: m for m in config.mounts}
     for f in files:
         name = mount_name_for(f)
+        same = [m for m in mounts.values() if m.file is not None and _same_file(m.file, f)]
+        if same:  # the same file twice: serving it at two names helps nobody
+            log.warning("%s: already served at /%s; ignored", f, same[0].name)
+            continue
         if name in mounts:
-            raise ConfigError(f"command line: {f}: mount /{name} is already taken")
+            # two files with one stem (a/clip.mp4 b/clip.mkv): the later one gets the first
+            # free "-N" name, in command-line order, so both are served and the names are stable
+            taken = name
+            n = 2
+            while f"{taken}-{n}" in mounts:
+                n += 1
+            name = f"{taken}-{n}"
+            log.warning("%s: mount /%s is taken (by %s): serving it as /%s", f, taken,
+                        mounts[taken].file or mounts[taken].source, name)
         mounts[name] = Mount(name=name, file=str(Path(f)))
     for item in sidecars:
         mname, sep, path = item.partition("=")

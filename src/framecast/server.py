@@ -29,6 +29,7 @@ class MountState:
     mount: Mount
     info: Any = None        # framecast.gst.probe.MediaInfo for file mounts
     factory: Any = None     # framecast.gst.rtsp.MountFactory
+    stamp: Any = None       # framecast.filestamp.FileStamp of the file when probed
 
     @property
     def name(self) -> str:
@@ -70,19 +71,34 @@ class Server:
     # -- mounts ---------------------------------------------------------------------------
     def add_config_mount(self, mount: Mount) -> MountState | None:
         """Add a file or relay mount; a bad file is logged (one line) and skipped."""
+        from framecast.filestamp import FileStamp
         from framecast.gst.media import build_media_bin
         from framecast.gst.probe import MediaError, check_path, probe_file
 
         info = None
+        stamp = None
         if mount.file is not None:
+            stamp = FileStamp.of(mount.file)  # before probing: a change during it is seen
             try:
                 info = probe_file(mount.file)
             except MediaError as exc:
                 self.errors[mount.name] = str(exc)
                 log.error("/%s: %s", mount.name, exc)
                 return None
+        state = MountState(mount, info, stamp=stamp)
+
         def build() -> Any:
-            b = build_media_bin(mount, info)
+            if mount.file is not None:
+                now = FileStamp.of(mount.file)
+                if now is not None and state.stamp is not None and now != state.stamp:
+                    # replaced or changed since probed: what was learnt (period, frames) may
+                    # be wrong; probe again
+                    try:
+                        state.info, state.stamp = probe_file(mount.file), now
+                    except MediaError as exc:
+                        log.error("/%s: %s", mount.name, exc)
+                        return _failing_bin(build_media_bin(mount, state.info))
+            b = build_media_bin(mount, state.info)
             if mount.file is not None:  # fine at start-up, but the file may be gone since
                 try:
                     check_path(Path(mount.file))
@@ -91,9 +107,9 @@ class Server:
                     # 503 and the media's own error lines are not repeated
                     log.error("/%s: %s", mount.name, exc)
                     b.error_logged = True
+                b.file_stamp = state.stamp  # the media ends if the file changes in place
             return b
 
-        state = MountState(mount, info)
         state.factory = self.add_mount(mount.name, build)
         self.mounts[mount.name] = state
         return state
@@ -152,6 +168,16 @@ class Server:
             host = f"[{host}]"
         port = self.port if self.port is not None else self.settings.rtsp_port
         return f"{self.scheme}://{host}:{port}/{mount}"
+
+
+def _failing_bin(b: Any) -> Any:
+    """``b`` made to fail as it starts (its filesrc cannot open), already reported: the client
+    gets 503, as for a file that vanished (returning no bin would be a 400 and a CRITICAL)."""
+    src = b.get_by_name("src")
+    if src is not None:
+        src.set_property("location", "/dev/null/unreadable")
+    b.error_logged = True
+    return b
 
 
 # -- the command ----------------------------------------------------------------------------

@@ -119,6 +119,19 @@ BAD = [
     ({"server": {"signalling_send_queue": "1M"}},
      "server.signalling_send_queue: expected an integer >= 1024"),
     ({"server": {"http_max_body": 0}}, "server.http_max_body: expected an integer >= 1024"),
+    # relay keys: seconds > 0, and only where there is a camera
+    ({"mounts": {"cam": {"file": "x", "relay_grace": 5}}},
+     "mounts.cam.relay_grace: only for relay mounts"),
+    ({"mounts": {"cam": {"source": "rtsp://x", "relay_grace": "5"}}},
+     "mounts.cam.relay_grace: expected a number of seconds"),
+    ({"mounts": {"cam": {"source": "rtsp://x", "relay_retry_max": 0}}},
+     "mounts.cam.relay_retry_max: expected seconds > 0"),
+    ({"mounts": {"cam": {"source": "rtsp://x", "relay_timeout": -1}}},
+     "mounts.cam.relay_timeout: expected seconds > 0"),
+    ({"mounts": {"cam": {"source": "rtsp://x", "relay_grace": True}}},
+     "mounts.cam.relay_grace: expected a number of seconds"),
+    ({"mounts": {"cam": {"source": "rtsp://x", "relay_graec": 1}}},
+     "mounts.cam.relay_graec: unknown key"),
 ]
 
 
@@ -178,7 +191,6 @@ def test_cli_merges_over_config() -> None:
 
 
 @pytest.mark.parametrize(("kw", "message"), [
-    ({"files": ["/a/x.mp4", "/b/x.mkv"]}, "mount /x is already taken"),
     ({"rtsp_port": 99999}, "--rtsp-port: expected a port number"),
     ({"sidecars": ["nomount.jsonl"]}, "expected MOUNT=FILE.jsonl"),
     ({"sidecars": ["cam=m.jsonl"]}, "no mount named 'cam'"),
@@ -186,6 +198,31 @@ def test_cli_merges_over_config() -> None:
 def test_cli_errors(kw: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         merge_cli(Config(), **kw)
+
+
+def test_relay_keys() -> None:
+    m = parse_config({"mounts": {"cam": {"source": "rtsp://x", "relay_grace": 2,
+                                         "relay_retry_max": 0.5, "relay_timeout": 1.5}}})
+    (cam,) = m.mounts
+    assert (cam.relay_grace, cam.relay_retry_max, cam.relay_timeout) == (2.0, 0.5, 1.5)
+    d = Mount(name="d", source="rtsp://x")
+    assert (d.relay_grace, d.relay_retry_max, d.relay_timeout) == (20.0, 10.0, 3.0)
+
+
+def test_same_stem_gets_a_distinct_name(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = parse_config({"mounts": {"clip": {"source": "rtsp://cam/x"}}})
+    out = merge_cli(cfg, files=["/a/clip.mp4", "/b/clip.mkv", "/c/clip-2.ts", "/a/clip.mp4"],
+                    sidecars=["clip-3=/m.jsonl"])
+    assert [(m.name, m.file) for m in out.mounts] == [
+        ("clip", None), ("clip-2", "/a/clip.mp4"), ("clip-3", "/b/clip.mkv"),
+        ("clip-2-2", "/c/clip-2.ts")]
+    assert out.mounts[2].sidecar == "/m.jsonl"
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["/a/clip.mp4: mount /clip is taken (by rtsp://cam/x): serving it as /clip-2",
+                     "/b/clip.mkv: mount /clip is taken (by rtsp://cam/x): serving it as /clip-3",
+                     "/c/clip-2.ts: mount /clip-2 is taken (by /a/clip.mp4): serving it as "
+                     "/clip-2-2",
+                     "/a/clip.mp4: already served at /clip-2; ignored"]
 
 
 def test_mount_names_from_files() -> None:

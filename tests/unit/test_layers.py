@@ -8,7 +8,7 @@ import pytest
 PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.config",
         "framecast.pixelindex", "framecast.signalling.protocol", "framecast.signalling.state",
         "framecast.http.pending", "framecast.http.ratelog",
-        "framecast.cli", "framecast.logs"]
+        "framecast.cli", "framecast.logs", "framecast.relaypolicy", "framecast.filestamp"]
 
 
 @pytest.mark.parametrize("module", PURE)

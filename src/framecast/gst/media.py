@@ -38,6 +38,7 @@ class MediaBin(Gst.Bin):
         self.looper: Looper | None = None
         self.info: MediaInfo | None = None
         self.mount_name = name or ""
+        self.relay: Any = None  # relay mounts: the framecast.gst.relay.Consumer feeding it
 
 
 GObject.type_register(MediaBin)
@@ -69,28 +70,23 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     """The bin for ``mount`` (a :class:`framecast.config.Mount`) probed as ``info``.
 
     File mounts: filesrc ! demux ! parse ! [filter] ! pay0 (+ audio parse ! pay1).
-    Relay mounts (``mount.source``): rtspsrc ! depay ! parse ! [filter] ! pay0.
+    Relay mounts (``mount.source``): appsrc (fed by the mount's RelayHub) ! parse ! [filter] !
+    pay0.
     """
     name = getattr(mount, "name", "") or ""
     b = MediaBin(name)
     b.info = info
     if getattr(mount, "source", None):
+        # the camera is pulled by the mount's RelayHub (reconnects, outage grace); this
+        # media only sees an appsrc that its frames come out of
+        from framecast.gst.relay import make_relay_source
+
         codec = getattr(mount, "codec", "h264")
-        src = make_element("rtspsrc", "src", location=mount.source, latency=200)
-        depay = make_element(DEPAYLOADERS[codec], "depay")
+        src, attach = make_relay_source(mount)
         b.add(src)
         parse = _video_tail(b, mount, info, codec)
-        b.add(depay)
-        depay.link(parse)
-
-        def on_rtsp_pad(_src: Gst.Element, pad: Gst.Pad) -> None:
-            caps = pad.get_current_caps() or pad.query_caps(None)
-            s = caps.get_structure(0)
-            sink = depay.get_static_pad("sink")
-            if s.get_string("media") == "video" and not sink.is_linked():
-                pad.link(sink)
-
-        src.connect("pad-added", on_rtsp_pad)
+        src.link(parse)
+        b.relay = attach(b)
         return b
 
     if info is None:

@@ -74,6 +74,7 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         self.bin_factory = bin_factory
         self.medias: list[GstRtspServer.RTSPMedia] = []
         self.last_looper: Any = None
+        self.owner: RtspServer | None = None  # set by RtspServer.add
         self.set_shared(shared)
         self.set_media_gtype(LoopingMedia)
         self.set_stop_on_disconnect(True)
@@ -98,6 +99,10 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
             media.connect("prepared", lambda _m: looper.start(settle))
             media.connect("handle-message::segment-done", lambda _m, _msg: looper.on_segment_done()
                           or True)
+        if self.owner is not None and self.owner.context is not None:
+            from framecast.gst.ending import watch_media  # a lost camera, a changed file
+
+            watch_media(media, element, name, self.owner.server, self.owner.context)
         media.connect("handle-message::error", self._on_error)
         media.connect("handle-message::warning", self._on_warning)
         media.connect("unprepared", lambda _m: log.debug("/%s: media stopped", name))
@@ -200,10 +205,12 @@ class RtspServer:
         self.factories: dict[str, MountFactory] = {}
         self.server.connect("client-connected", self._on_client)
         self._source: GLib.Source | None = None
+        self.context: GLib.MainContext | None = None  # where it serves (set by attach)
         self.clients = 0
 
     def add(self, name: str, bin_factory: BinFactory, shared: bool = True) -> MountFactory:
         factory = MountFactory(name, bin_factory, shared)
+        factory.owner = self
         if self.auth is not None:
             allow_users(factory)
         self.server.get_mount_points().add_factory(f"/{name}", factory)
@@ -225,6 +232,7 @@ class RtspServer:
             raise PortInUse(f"cannot listen on {addr}: {exc.message}") from None
         source.attach(context)
         self._source = source
+        self.context = context
         return self.server.get_bound_port()
 
     def detach(self) -> None:

@@ -1,0 +1,123 @@
+"""What a relay does when its camera goes away (pure: no GStreamer).
+
+- :class:`Backoff`: the delays between reconnection attempts (doubling up to a maximum).
+- :class:`Outage`: says each outage once (one line when lost, one when back).
+- :class:`TimeMapper`: every reconnection restarts the camera's timestamps; the relay's clients
+  must see one continuous, monotonic timeline, so each upstream session is rebased onto the
+  served running time (the hole a client sees is the outage itself, never a jump back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+
+def public_url(url: str) -> str:
+    """``url`` without its user and password (what a log line may show)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class Backoff:
+    """Delays ``initial``, ×``factor`` each failure, capped at ``maximum``; ``reset`` on success."""
+
+    initial: float = 0.5
+    maximum: float = 10.0
+    factor: float = 2.0
+    _next: float = field(default=-1.0, repr=False)
+
+    def next_delay(self) -> float:
+        if self._next < 0:
+            self._next = self.initial
+        delay = min(self._next, self.maximum)
+        self._next = min(self._next * self.factor, self.maximum)
+        return max(0.0, delay)
+
+    def reset(self) -> None:
+        self._next = -1.0
+
+
+@dataclass
+class Outage:
+    """The camera's up/down state; returns a log line only when it changes."""
+
+    name: str
+    source: str = ""
+    down_since: float | None = None
+    ever_up: bool = False
+    reason: str = ""
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def lost(self, reason: str, now: float) -> str | None:
+        """The camera failed (an attempt or a running stream); a line if that is news."""
+        if self.down_since is not None:
+            return None
+        self.down_since = now
+        self.reason = reason
+        what = "camera lost" if self.ever_up else "camera unreachable"
+        where = f" at {public_url(self.source)}" if self.source else ""
+        return f"/{self.name}: {what}{where} ({reason}); retrying"
+
+    def restored(self, now: float) -> str | None:
+        """Frames flow; a line if the camera had been down."""
+        was, self.down_since = self.down_since, None
+        first = not self.ever_up
+        self.ever_up = True
+        if was is None:
+            return None
+        if first:
+            return f"/{self.name}: camera reachable after {now - was:.1f} s"
+        return f"/{self.name}: camera back after {now - was:.1f} s"
+
+    def down_for(self, now: float) -> float:
+        return 0.0 if self.down_since is None else now - self.down_since
+
+
+@dataclass
+class TimeMapper:
+    """Upstream (pts, dts) in ns → served (pts, dts): continuous across upstream sessions.
+
+    ``rebase()`` marks a new upstream session; its first buffer is placed at the served
+    running time ``now`` (never less than ``gap`` after the latest timestamp handed out, so a
+    new session's reordered frames cannot land among the old session's), and the rest of the
+    session keeps the camera's own spacing (B-frame reordering included). The decode
+    timestamp orders buffers; without one the PTS does, and PTS go back a little with
+    B-frames, so only a step back of more than ``reset`` counts as a camera clock reset.
+    """
+
+    gap: int = 100_000_000       # ns between two sessions, at least
+    reset: int = 1_000_000_000   # ns back within a session = the camera's clock restarted
+    offset: int | None = None
+    last: int | None = None      # the latest ordering timestamp handed out
+
+    def rebase(self) -> None:
+        self.offset = None
+
+    def map(self, pts: int | None, dts: int | None, now: int) -> tuple[int | None, int | None]:
+        ref = dts if dts is not None else pts
+        if ref is None:
+            return pts, dts
+        if self.offset is not None and self.last is not None \
+                and ref + self.offset < self.last - self.reset:
+            self.offset = None
+        if self.offset is None:
+            start = now if self.last is None else max(now, self.last + self.gap)
+            self.offset = start - ref
+            if pts is not None and pts + self.offset < 0:
+                self.offset = -pts
+        mapped = ref + self.offset
+        self.last = mapped if self.last is None else max(self.last, mapped)
+        out_pts = None if pts is None else max(0, pts + self.offset)
+        out_dts = None if dts is None else max(0, dts + self.offset)
+        return out_pts, out_dts

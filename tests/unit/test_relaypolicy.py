@@ -1,0 +1,103 @@
+"""framecast.relaypolicy: backoff, one line per outage, a continuous timeline across
+reconnections (pure, no GStreamer)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from framecast.relaypolicy import Backoff, Outage, TimeMapper, public_url
+
+MS = 1_000_000
+
+
+def test_backoff_doubles_up_to_max_and_resets() -> None:
+    b = Backoff(initial=0.5, maximum=3.0)
+    assert [b.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    b.reset()
+    assert b.next_delay() == 0.5
+
+
+def test_outage_says_each_change_once() -> None:
+    o = Outage("cam", "rtsp://bob:pw@10.0.0.2:554/s")
+    assert o.lost("refused", 0.0) == ("/cam: camera unreachable at rtsp://10.0.0.2:554/s "
+                                      "(refused); retrying")
+    assert o.lost("refused", 1.0) is None and o.lost("timeout", 2.0) is None
+    assert o.down and o.down_for(5.0) == 5.0
+    assert o.restored(4.0) == "/cam: camera reachable after 4.0 s"
+    assert o.restored(5.0) is None and not o.down
+    assert o.lost("no frames for 3 s", 10.0) == ("/cam: camera lost at rtsp://10.0.0.2:554/s "
+                                                 "(no frames for 3 s); retrying")
+    assert o.restored(12.5) == "/cam: camera back after 2.5 s"
+
+
+def test_first_success_is_silent() -> None:
+    o = Outage("cam")
+    assert o.restored(1.0) is None and o.ever_up
+
+
+def test_public_url_hides_credentials() -> None:
+    assert public_url("rtsp://u:p@[::1]:8554/x?y") == "rtsp://[::1]:8554/x?y"
+    assert public_url("rtsp://cam/x") == "rtsp://cam/x"
+
+
+def test_sessions_continue_where_the_served_time_is() -> None:
+    m = TimeMapper()
+    # session 1: the camera's clock starts at 100 s; served time is 5 s
+    assert m.map(100_000 * MS, 100_000 * MS, 5_000 * MS) == (5_000 * MS, 5_000 * MS)
+    assert m.map(100_040 * MS, 100_040 * MS, 9_999 * MS) == (5_040 * MS, 5_040 * MS)
+    # the camera restarts at 0 after a 3 s outage: placed at the served "now"
+    m.rebase()
+    assert m.map(0, 0, 8_100 * MS) == (8_100 * MS, 8_100 * MS)
+    assert m.map(40 * MS, 40 * MS, 0) == (8_140 * MS, 8_140 * MS)
+
+
+def test_rebase_never_goes_back_even_if_now_does() -> None:
+    m = TimeMapper()
+    m.map(0, 0, 1_000 * MS)
+    m.map(500 * MS, 500 * MS, 0)
+    m.rebase()
+    pts, dts = m.map(7 * MS, 7 * MS, 200 * MS)  # "now" behind what was already sent
+    assert dts == 1_500 * MS + m.gap and pts == dts
+
+
+def test_b_frames_keep_their_spacing() -> None:
+    m = TimeMapper()
+    # decode order I P B with PTS 80, 200, 120 and DTS 0, 40, 80 (ms)
+    out = [m.map(p * MS, d * MS, 1_000 * MS) for p, d in ((80, 0), (200, 40), (120, 80))]
+    assert out == [(1_080 * MS, 1_000 * MS), (1_200 * MS, 1_040 * MS), (1_120 * MS, 1_080 * MS)]
+
+
+def test_b_frames_without_dts_are_not_a_clock_reset() -> None:
+    m = TimeMapper()
+    pts = [0, 100, 33, 66, 200, 133, 166]  # ms, decode order, no DTS (depayloaded RTP)
+    out = [m.map(p * MS, None, 5_000 * MS)[0] for p in pts]
+    assert out == [(5_000 + p) * MS for p in pts]
+
+
+def test_camera_clock_reset_within_a_session_rebases() -> None:
+    m = TimeMapper()
+    m.map(60_000 * MS, None, 1_000 * MS)
+    assert m.map(60_033 * MS, None, 0)[0] == 1_033 * MS
+    # the camera restarted its clock without us reconnecting: continue, never go back
+    assert m.map(0, None, 1_050 * MS)[0] == 1_133 * MS
+
+
+sessions = st.lists(st.tuples(st.integers(0, 10**12), st.integers(0, 10**12),
+                              st.lists(st.integers(1, 10**8), min_size=1, max_size=8)),
+                    min_size=1, max_size=20)
+
+
+@given(sessions)
+def test_decode_timestamps_strictly_increase(events: list[tuple[int, int, list[int]]]) -> None:
+    """Whatever each session's clock and the served clock say: one increasing timeline."""
+    m = TimeMapper()
+    last = -1
+    for start, now, steps in events:
+        m.rebase()
+        t = start
+        for step in steps:
+            _pts, dts = m.map(t, t, now)
+            assert dts is not None and dts > last
+            last = dts
+            t += step
