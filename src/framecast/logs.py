@@ -23,8 +23,10 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 MAX_LINE = 400          # characters of one message; longer ones are cut with a marker
-BURST = 5               # records one call site may log per window before it is throttled
-WINDOW_S = 10.0         # the rate-limit window
+# A safety net, not a policy: events a peer can trigger at will are rate-limited where they are
+# logged (framecast.http.ratelog); this only stops a runaway site from flooding the log.
+BURST = 100             # records one call site may log per window before it is throttled
+WINDOW_S = 1.0          # the rate-limit window
 
 _LEVELS = {logging.DEBUG: "DEB", logging.INFO: "INF", logging.WARNING: "WAR",
            logging.ERROR: "ERR", logging.CRITICAL: "ERR"}

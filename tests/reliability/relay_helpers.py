@@ -35,7 +35,7 @@ class Serve:
         cmd = [sys.executable, "-m", "framecast", "serve", *self.args,
                "--rtsp-port", str(self.port), "--no-http"]
         env = dict(os.environ, GST_DEBUG=os.environ.get("GST_DEBUG", "1"))
-        readies = self.log().count("framecast: ready")  # the log is kept across restarts
+        readies = self.log().count("] ready (Ctrl-C stops)")  # the log is kept across restarts
         with open(self.log_path, "a") as err:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
                                          env=env)
@@ -54,7 +54,7 @@ class Serve:
         assert len(self.urls) >= expect_urls, \
             f"server did not start in {timeout:g} s: {self.log()[-800:]}"
         # the URLs are printed right before "ready": wait for the port to be served
-        assert wait_until(lambda: self.log().count("framecast: ready") > readies, 10), \
+        assert wait_until(lambda: self.log().count("] ready (Ctrl-C stops)") > readies, 10), \
             self.log()[-800:]
         return self
 
