@@ -4,7 +4,7 @@
 import GstWebRTCAPI from "gstwebrtc-api";
 import { attachRtpScriptTransform } from "nal-extractor";
 import type { WorkerReport } from "./sei-worker";
-import { drawOverlay } from "./overlay";
+import { type Box, drawOverlay, metadataBoxes } from "./overlay";
 import { type Codec, framecastMetadata } from "./sei";
 
 type Metadata = Record<string, unknown>;
@@ -29,6 +29,8 @@ type Sample = {
   late?: boolean; // seq filled in when the frame's metadata came after its presentation
   drawnRtp: number | null; // RTP timestamp of the picture actually captured (VideoFrame)
   drawnSeq: number | null; // seq of the metadata stored under drawnRtp
+  boxes: Box[]; // the boxes the overlay drew for the callback's frame (video pixels)
+  drawnBoxes: Box[] | null; // boxes of the metadata stored under drawnRtp
   width: number;
   height: number;
   rgb: string;
@@ -39,6 +41,8 @@ const useWhep = params.get("whep") === "1";
 const wanted = params.get("stream");
 const sampleEvery = Number(params.get("sample") ?? 0);
 const maxSamples = Number(params.get("samples") ?? 40);
+// Seconds without a presented frame before the page says so (?noframes=N).
+const NO_FRAMES_S = Number(params.get("noframes") ?? 8);
 const MAX_PRESENTED = 5000;
 const MAX_KEPT_METADATA = 600; // ~20 s at 30 fps: far more than any jitter buffer holds
 
@@ -47,6 +51,8 @@ const video = $<HTMLVideoElement>("video");
 const overlay = $<HTMLCanvasElement>("overlay");
 const listEl = $<HTMLUListElement>("streams");
 const statusEl = $("status");
+const messageEl = $("message");
+const frameLineEl = $("frameline");
 
 const hooks = {
   presented: [] as Presented[],
@@ -56,6 +62,7 @@ const hooks = {
   formats: { json: 0, msgpack: 0 }, // wire format of the SEI payloads received
   parseErrors: [] as string[],
   errors: [] as string[],
+  message: null as string | null, // the failure sentence shown on the page (null: none)
   samples: [] as Sample[],
   current: null as string | null,
   state: "idle" as string,
@@ -84,9 +91,33 @@ function setStatus(text: string) {
   statusEl.textContent = text;
 }
 
-function fail(msg: string) {
+// One plain sentence on the page about what went wrong (kept in hooks.message for tests).
+function showMessage(text: string | null, ...names: string[]) {
+  hooks.message = text;
+  messageEl.replaceChildren();
+  messageEl.hidden = text === null;
+  if (text === null) return;
+  messageEl.append(text);
+  if (names.length) {
+    messageEl.append(" ");
+    names.forEach((n, i) => {
+      const a = document.createElement("a");
+      a.href = `?stream=${encodeURIComponent(n)}${useWhep ? "&whep=1" : ""}`;
+      a.textContent = n;
+      a.onclick = (ev) => {
+        ev.preventDefault();
+        history.replaceState(null, "", a.href);
+        play(n);
+      };
+      messageEl.append(a, i < names.length - 1 ? ", " : ".");
+    });
+  }
+}
+
+function fail(msg: string, sentence?: string) {
   hooks.errors.push(msg);
   setStatus(msg);
+  showMessage(sentence ?? msg);
   console.error(msg);
 }
 
@@ -107,6 +138,7 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
     // a captured picture newer than its callback's frame: its metadata may come just after
     if (sample.drawnSeq === null && sample.drawnRtp === msg.rtpTimestamp >>> 0) {
       sample.drawnSeq = typeof msg.metadata.seq === "number" ? msg.metadata.seq : null;
+      sample.drawnBoxes = metadataBoxes(msg.metadata);
     }
   }
   // A busy main thread can present a frame before the worker's message about it is handled:
@@ -119,14 +151,17 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
       sample.seq = typeof msg.metadata.seq === "number" ? msg.metadata.seq : null;
       sample.late = true;
     }
-    drawOverlay(overlay, video, onScreen.width, onScreen.height, msg.metadata, null);
+    const drawn = drawOverlay(overlay, video, onScreen.width, onScreen.height, msg.metadata, null);
+    frameLineEl.textContent = drawn.line;
+    if (sample && sample.rtp === onScreen.rec.rtp) sample.boxes = drawn.boxes;
   }
   if (byRtp.size > MAX_KEPT_METADATA) {
     const oldest = byRtp.keys().next().value;
     if (oldest !== undefined) byRtp.delete(oldest);
   }
 };
-worker.onerror = (ev) => fail(`SEI worker error: ${ev.message}`);
+worker.onerror = (ev) =>
+  fail(`SEI worker error: ${ev.message}`, `Reading the frames' metadata failed: ${ev.message}.`);
 
 function attachTransform(receiver: RTCRtpReceiver) {
   if (params.get("transform") === "0") return; // diagnostics: plain playback
@@ -138,6 +173,7 @@ let lastShown = "";
 let onScreen: { rec: Presented; width: number; height: number } | null = null;
 let fpsWindow: Array<[number, number]> = []; // [t, presentedFrames]
 let sampleCanvas: OffscreenCanvas | null = null;
+let lastFrameAt = 0; // performance.now() of the last presented frame (or of play())
 
 function wallclockMs(md: Metadata): number | null {
   const ns = md.wallclock_ns;
@@ -160,6 +196,8 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
     matched: md !== null, seq, latencyMs,
   };
   hooks.presented.push(rec);
+  lastFrameAt = now;
+  if (hooks.message !== null && hooks.state === "playing") showMessage(null); // frames again
   onScreen = { rec, width: frame.width, height: frame.height };
   if (hooks.presented.length > MAX_PRESENTED) hooks.presented.splice(0, 1000);
 
@@ -174,7 +212,8 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
   hooks.stats.coverage = recent.filter((p) => p.matched).length / recent.length;
   if (latencyMs !== null) hooks.stats.latencyMs = latencyMs;
 
-  drawOverlay(overlay, video, frame.width, frame.height, md, latencyMs);
+  const drawn = drawOverlay(overlay, video, frame.width, frame.height, md, latencyMs);
+  if (frameLineEl.textContent !== drawn.line) frameLineEl.textContent = drawn.line;
   const shown = md ? JSON.stringify(md, null, 2) : "null";
   if (shown !== lastShown) {
     $("metadata").textContent = shown;
@@ -186,13 +225,14 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
 
   if (sampleEvery > 0 && hooks.presented.length % sampleEvery === 0 &&
       hooks.samples.length < maxSamples) {
-    samplePixels(rtp, seq, frame.width, frame.height);
+    samplePixels(rtp, seq, frame.width, frame.height, drawn.boxes);
   }
 }
 
 // Test hook: the picture of the frame being presented (drawn now, inside its rVFC callback),
 // as base64 RGB, so a test can read the frame index drawn in its pixels.
-function samplePixels(rtp: number, seq: number | null, width: number, height: number) {
+function samplePixels(rtp: number, seq: number | null, width: number, height: number,
+                      boxes: Box[]) {
   if (!sampleCanvas || sampleCanvas.width !== width || sampleCanvas.height !== height) {
     sampleCanvas = new OffscreenCanvas(width, height);
   }
@@ -211,6 +251,7 @@ function samplePixels(rtp: number, seq: number | null, width: number, height: nu
   }
   const drawnMd = drawnRtp === null ? null : byRtp.get(drawnRtp >>> 0);
   const drawnSeq = drawnMd && typeof drawnMd.seq === "number" ? drawnMd.seq : null;
+  const drawnBoxes = drawnMd ? metadataBoxes(drawnMd) : null;
   const rgba = ctx.getImageData(0, 0, width, height).data;
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
@@ -222,7 +263,9 @@ function samplePixels(rtp: number, seq: number | null, width: number, height: nu
   for (let i = 0; i < rgb.length; i += 0x8000) {
     bin += String.fromCharCode(...rgb.subarray(i, i + 0x8000));
   }
-  hooks.samples.push({ rtp, seq, drawnRtp, drawnSeq, width, height, rgb: btoa(bin) });
+  hooks.samples.push({
+    rtp, seq, drawnRtp, drawnSeq, boxes, drawnBoxes, width, height, rgb: btoa(bin),
+  });
 }
 
 video.requestVideoFrameCallback(onFrame);
@@ -262,9 +305,18 @@ function renderList() {
     const info = hooks.streams.find((s) => s.name === name);
     const li = document.createElement("li");
     const b = document.createElement("button");
-    b.textContent = name;
+    const title = document.createElement("span");
+    title.className = "name";
+    title.textContent = name;
+    b.append(title);
+    for (const line of info ? describeStream(info) : []) {
+      const d = document.createElement("span");
+      d.className = `detail ${line.kind}`;
+      d.textContent = line.text;
+      b.append(d);
+    }
     b.dataset.stream = name;
-    if (info) b.title = JSON.stringify(info);
+    if (info) b.title = JSON.stringify(info, null, 1);
     if (name === hooks.current) b.className = "active";
     b.onclick = () => play(name);
     li.append(b);
@@ -275,6 +327,20 @@ function renderList() {
     autoplayed = true;
     play(wanted);
   }
+  // A stream that does not exist: say so, and name the ones that do (once the server's list
+  // is in; the signalling list alone may still be arriving).
+  const missing = hooks.current ?? (autoplayed ? null : wanted);
+  if (missing && streamsLoaded && !names.includes(missing) &&
+      (hooks.current === null || hooks.state === "waiting" || hooks.state === "connecting")) {
+    hooks.state = "not-found";
+    setStatus(`no stream ${missing}`);
+    showMessage(
+      names.length
+        ? `There is no stream "${missing}" on this server. Streams here:`
+        : `There is no stream "${missing}" on this server, and it serves no streams.`,
+      ...names,
+    );
+  }
   // A stream picked before its producer was announced starts as soon as it is.
   if (!useWhep && hooks.state === "waiting" && hooks.current && playable.includes(hooks.current)) {
     playSignalling(hooks.current);
@@ -282,6 +348,44 @@ function renderList() {
 }
 
 let autoplayed = false;
+let streamsLoaded = false; // /api/streams answered at least once
+
+type Detail = { kind: string; text: string };
+
+const CODECS: Record<string, string> = { h264: "H.264", h265: "H.265" };
+
+// What a user wants to know about a stream before playing it, from /api/streams.
+function describeStream(info: StreamInfo): Detail[] {
+  const out: Detail[] = [];
+  const codec = typeof info.codec === "string" ? (CODECS[info.codec] ?? info.codec) : null;
+  if (codec) {
+    const bits = [codec];
+    if (typeof info.profile === "string") bits.push(info.profile);
+    if (info.b_frames === true) bits.push("B-frames");
+    out.push({ kind: "codec", text: bits.join(" · ") });
+  }
+  const w = (info.webrtc ?? {}) as Record<string, unknown>;
+  const transcoded = info.transcoded_for_webrtc ?? w.transcoded;
+  if (transcoded === true) {
+    const why = typeof w.transcode_reason === "string" ? `: ${w.transcode_reason}` : "";
+    const to = typeof w.profile === "string" ? ` to ${w.profile}` : "";
+    out.push({ kind: "transcoded", text: `WebRTC: transcoded${to}${why}` });
+  } else if (transcoded === false) {
+    out.push({ kind: "passthrough", text: "WebRTC: passthrough (not re-encoded)" });
+  }
+  if ("audio" in info) {
+    const a = typeof info.audio === "string" ? info.audio.toUpperCase() : null;
+    out.push({ kind: "audio", text: a ? `audio ${a} (RTSP only)` : "no audio" });
+  }
+  const viewers = typeof info.viewers === "number" ? info.viewers : null;
+  if (viewers !== null) {
+    out.push({ kind: "viewers", text: `${viewers} WebRTC viewer${viewers === 1 ? "" : "s"}` });
+  }
+  if (typeof info.error === "string" && info.error) {
+    out.push({ kind: "error", text: `error: ${info.error}` });
+  }
+  return out;
+}
 
 // /api/streams: a list, or {streams: [...]}; each entry named by "name" or "mount".
 async function refreshStreams() {
@@ -294,6 +398,7 @@ async function refreshStreams() {
       .filter((x): x is Record<string, unknown> => !!x && typeof x === "object")
       .map((x) => ({ ...x, name: String(x.name ?? x.mount ?? "") }))
       .filter((x) => x.name);
+    streamsLoaded = true;
     renderList();
   } catch {
     /* the list from signalling still works */
@@ -304,10 +409,18 @@ api.registerConnectionListener({
   connected: (id: string) => {
     hooks.signalling = `connected as ${id}`;
     if (hooks.state === "idle") setStatus("connected");
+    if (signallingLost) {
+      signallingLost = false;
+      if (hooks.message?.startsWith("Lost the connection")) showMessage(null);
+    }
   },
   disconnected: () => {
     hooks.signalling = "disconnected";
     setStatus("signalling disconnected");
+    if (useWhep) return; // WHEP plays without it
+    signallingLost = true;
+    fail("signalling disconnected",
+      "Lost the connection to the server (the signalling socket closed); retrying…");
   },
 });
 api.registerPeerListener({
@@ -322,6 +435,25 @@ api.registerPeerListener({
 });
 refreshStreams();
 setInterval(refreshStreams, 5000);
+let signallingLost = false;
+
+// No presented frame for NO_FRAMES_S while a stream should be playing: say so.
+setInterval(() => {
+  if (!hooks.current || !(hooks.state === "connecting" || hooks.state === "playing")) return;
+  const idle = (performance.now() - lastFrameAt) / 1000;
+  if (idle >= NO_FRAMES_S && hooks.message === null) {
+    fail(`no frames for ${idle.toFixed(0)} s`,
+      `No video frames from "${hooks.current}" for ${idle.toFixed(0)} s.`);
+  }
+}, 1000);
+
+// The browser could not decode or play what it got.
+video.addEventListener("error", () => {
+  const e = video.error;
+  if (!hooks.current || !e) return;
+  fail(`video error ${e.code}: ${e.message}`,
+    `The browser could not decode the video of "${hooks.current}" (${e.message || `error ${e.code}`}).`);
+});
 
 // ---------------------------------------------------------------- playing
 type Session = { close(): void };
@@ -336,17 +468,23 @@ function stop() {
   hooks.state = "idle";
   byRtp.clear();
   onScreen = null;
+  frameLineEl.textContent = "";
 }
 
 function play(name: string) {
   stop();
   hooks.current = name;
   hooks.state = "connecting";
+  lastFrameAt = performance.now();
+  showMessage(null);
   $("current").textContent = name;
   renderList();
+  if (hooks.state === "not-found") return;
   setStatus(`connecting to ${name}…`);
   if (useWhep) {
-    playWhep(name).catch((e) => fail(`WHEP ${name}: ${e}`));
+    playWhep(name).catch((e) => {
+      if (hooks.current === name) fail(`WHEP ${name}: ${e}`, `Could not start "${name}": ${e}.`);
+    });
   } else {
     playSignalling(name);
   }
@@ -354,7 +492,12 @@ function play(name: string) {
 
 function showStream(stream: MediaStream) {
   if (video.srcObject !== stream) video.srcObject = stream;
-  video.play().catch((e) => fail(`play(): ${e}`));
+  const name = hooks.current;
+  video.play().catch((e: unknown) => {
+    // AbortError: a newer stream replaced this one before it started (fast switching): fine.
+    if (e instanceof DOMException && e.name === "AbortError") return;
+    if (hooks.current === name) fail(`play(): ${e}`, `The browser would not play "${name}": ${e}.`);
+  });
   hooks.state = "playing";
   setStatus(`playing ${hooks.current}`);
 }
@@ -379,15 +522,23 @@ function playSignalling(name: string) {
     pc?.addEventListener("track", (ev) => {
       if (ev.track.kind === "video") attachTransform(ev.receiver);
     });
+    if (pc) watchIce(pc, name, () => session === s);
   });
   s.addEventListener("streamsChanged", () => {
     if (s.streams.length) showStream(s.streams[0]);
   });
-  s.addEventListener("error", (ev) => fail(`session error: ${(ev as ErrorEvent).message}`));
+  s.addEventListener("error", (ev) => {
+    if (session !== s) return;
+    const m = (ev as ErrorEvent).message;
+    fail(`session error: ${m}`, `The session for "${name}" failed: ${m}.`);
+  });
   s.addEventListener("closed", () => {
     if (session === s) {
       hooks.state = "closed";
       setStatus(`${name}: session closed`);
+      if (hooks.message === null) {
+        fail(`${name}: session closed`, `The server ended the session for "${name}".`);
+      }
     }
   });
   s.connect();
@@ -397,6 +548,7 @@ function playSignalling(name: string) {
 async function playWhep(name: string) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   hooks.pc = pc;
+  watchIce(pc, name, () => hooks.pc === pc);
   let resource: string | null = null;
   session = {
     close: () => {
@@ -424,6 +576,17 @@ async function playWhep(name: string) {
   const loc = res.headers.get("Location");
   resource = loc ? new URL(loc, location.href).href : null;
   await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+}
+
+// ICE failing is the usual way a WebRTC connection dies: say it in a sentence.
+function watchIce(pc: RTCPeerConnection, name: string, current: () => boolean) {
+  pc.addEventListener("iceconnectionstatechange", () => {
+    if (pc.iceConnectionState === "failed" && current()) {
+      hooks.state = "failed";
+      fail(`ICE failed for ${name}`,
+        `The WebRTC connection to "${name}" failed (ICE found no working network path).`);
+    }
+  });
 }
 
 function iceGatheringDone(pc: RTCPeerConnection, timeoutMs = 2000): Promise<void> {
