@@ -460,8 +460,9 @@ type Session = { close(): void };
 let session: Session | null = null;
 
 function stop() {
-  session?.close();
-  session = null;
+  const s = session;
+  session = null; // first: its "closed" event (fired from close()) is then not a failure
+  s?.close();
   video.srcObject = null;
   hooks.pc = null;
   hooks.current = null;

@@ -1,0 +1,213 @@
+"""What a newcomer sees (issue 13): the built-in demo's boxes sit on its moving objects, the
+stream list says what each stream is, and failures are said on the page in one sentence."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_helpers import (
+    Server,
+    decode_sample,
+    open_viewer,
+    start_server,
+    stop_server,
+)
+from playwright.sync_api import Browser, Page
+
+from framecast.pixelindex import DEMO_PERIOD, demo_objects, find_object, read_index
+
+pytestmark = pytest.mark.browser
+
+TOLERANCE_PX = 2
+
+
+@pytest.fixture(scope="module")
+def demo_server(artifacts_dir: Path) -> Iterator[Server]:
+    """``framecast serve`` with no files: /demo (passthrough) and /demo-high (transcoded)."""
+    server = start_server([], artifacts_dir, timeout=180)  # the first run encodes the demo
+    yield server
+    stop_server(server)
+
+
+def _box_errors(samples: list[dict[str, Any]]) -> tuple[list[int], list[int], set[int]]:
+    """Per sampled picture and object: the largest |edge difference| in px between the object's
+    pixels and (a) the boxes of the metadata stored under the picture's own RTP timestamp,
+    (b) the boxes the overlay drew when that picture was the frame presented. Also the frame
+    indices (read from the pixels) the samples covered."""
+    meta_err: list[int] = []
+    drawn_err: list[int] = []
+    indices: set[int] = set()
+    for s in samples:
+        rgb = decode_sample(s)
+        index = read_index(rgb)
+        indices.add(index % DEMO_PERIOD)
+        assert s["drawnBoxes"], f"captured picture {index} had no boxes in its metadata"
+        for source, errors in ((s["drawnBoxes"], meta_err),
+                               (s["boxes"] if s["drawnRtp"] == s["rtp"] else None, drawn_err)):
+            if source is None:
+                continue
+            assert sorted(b[4] for b in source) == ["ball", "block"], source
+            for x, y, w, h, label in source:
+                seen = find_object(rgb, label)
+                assert seen is not None, f"no {label} in picture {index}"
+                errors.append(max(abs(a - b) for a, b in zip(seen, (x, y, w, h), strict=True)))
+    return meta_err, drawn_err, indices
+
+
+def _sample_boxes(page: Page, n: int) -> list[dict[str, Any]]:
+    page.wait_for_function(f"window.framecast.samples.length >= {n}", timeout=30000)
+    page.wait_for_timeout(300)  # metadata of the last captured picture may be in flight
+    return page.evaluate("window.framecast.samples")
+
+
+def test_demo_boxes_sit_on_the_moving_objects(
+        browser: Browser, demo_server: Server, artifacts_dir: Path) -> None:
+    """Sampled presented pictures of /demo: each object's pixels (found by colour) and its box
+    in that picture's metadata, and in what the overlay drew, agree within 2 px."""
+    assert demo_server.mounts[:2] == ["demo", "demo-high"]
+    page = open_viewer(browser, demo_server, "demo", query="sample=4&samples=30", frames=5)
+    try:
+        samples = _sample_boxes(page, 30)
+        page.screenshot(path=str(artifacts_dir / "viewer-demo-boxes.png"))
+        # the text line sits under the picture, not over it
+        line = page.inner_text("#frameline")
+        assert line.startswith("seq "), line
+        stage = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().bottom")
+        under = page.eval_on_selector("#frameline", "e => e.getBoundingClientRect().top")
+        assert under >= stage - 1
+    finally:
+        page.close()
+    meta_err, drawn_err, indices = _box_errors(samples)
+    print(f"demo: box vs object over {len(samples)} pictures: metadata max {max(meta_err)} px "
+          f"({len(meta_err)} boxes), overlay max {max(drawn_err, default=-1)} px "
+          f"({len(drawn_err)} boxes)")
+    assert max(meta_err) <= TOLERANCE_PX, sorted(meta_err)[-8:]
+    assert len(drawn_err) >= len(samples), "the overlay's own boxes were checked on too few"
+    assert max(drawn_err) <= TOLERANCE_PX, sorted(drawn_err)[-8:]
+    # the pictures span the motion: a frozen or static object would prove nothing
+    balls = {tuple(demo_objects(i, 640, 360)[0][:2]) for i in indices}
+    assert len(balls) >= 20, f"only {len(balls)} ball positions sampled"
+
+
+def test_demo_high_is_transcoded_and_its_boxes_stay_on_their_frames(
+        browser: Browser, demo_server: Server, artifacts_dir: Path) -> None:
+    streams = {s["name"]: s for s in demo_server.streams()}
+    assert streams["demo"]["transcoded_for_webrtc"] is False
+    assert streams["demo-high"]["transcoded_for_webrtc"] is True
+    assert streams["demo-high"]["profile"] == "high" and streams["demo-high"]["b_frames"]
+    assert "high" in streams["demo-high"]["webrtc"]["transcode_reason"]
+    assert streams["demo"]["audio"] == "aac"
+    page = open_viewer(browser, demo_server, "demo-high", query="sample=5&samples=12", frames=5)
+    try:
+        samples = _sample_boxes(page, 12)
+        page.screenshot(path=str(artifacts_dir / "viewer-demo-high-boxes.png"))
+    finally:
+        page.close()
+    meta_err, _, _ = _box_errors(samples)
+    print(f"demo-high: box vs object over {len(samples)} pictures: max {max(meta_err)} px")
+    # re-encoding softens edges but the box must still be on the picture it was made for
+    assert max(meta_err) <= TOLERANCE_PX, sorted(meta_err)[-8:]
+
+
+DETAILS_JS = """
+() => Object.fromEntries([...document.querySelectorAll('#streams button')].map(
+  b => [b.dataset.stream, b.innerText]))
+"""
+
+
+def test_stream_list_shows_codec_transcoding_audio_and_viewers(
+        browser: Browser, demo_server: Server, artifacts_dir: Path) -> None:
+    page = open_viewer(browser, demo_server, "demo", frames=5)
+    try:
+        # /api/streams is read every 5 s: wait for the one that counts this page as a viewer
+        page.wait_for_function(
+            "() => (document.querySelector('#streams button[data-stream=demo]') || {})"
+            ".innerText?.includes('1 WebRTC viewer')", timeout=15000)
+        page.screenshot(path=str(artifacts_dir / "viewer-stream-list.png"))
+        text = page.evaluate(DETAILS_JS)
+    finally:
+        page.close()
+    demo, high = text["demo"], text["demo-high"]
+    assert "H.264 · main" in demo and "passthrough" in demo, demo
+    assert "audio AAC (RTSP only)" in demo and "1 WebRTC viewer" in demo, demo
+    assert "H.264 · high · B-frames" in high, high
+    assert "transcoded to constrained-baseline: profile high" in high, high
+    assert "0 WebRTC viewers" in high, high
+
+
+def test_unknown_stream_is_said_with_the_streams_that_exist(
+        browser: Browser, demo_server: Server, artifacts_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    try:
+        page.goto(f"{demo_server.base}/?stream=nosuch")
+        page.wait_for_selector("#message:not([hidden])", timeout=10000)
+        page.screenshot(path=str(artifacts_dir / "viewer-unknown-stream.png"))
+        message = page.inner_text("#message")
+        assert message.startswith('There is no stream "nosuch" on this server.'), message
+        assert message.endswith("Streams here: demo, demo-high."), message
+        assert page.inner_text("#status") != "connected"
+        assert page.evaluate("window.framecast.state") == "not-found"
+        # the names are links that play the stream
+        page.click("#message a >> text=demo-high")
+        page.wait_for_function("window.framecast.presented.length >= 5", timeout=30000)
+        assert page.evaluate("window.framecast.message") is None
+        assert page.is_hidden("#message")
+    finally:
+        page.close()
+
+
+def test_fast_switching_leaves_no_errors_and_no_404(
+        browser: Browser, demo_server: Server) -> None:
+    page = browser.new_page()
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
+    try:
+        page.goto(f"{demo_server.base}/?stream=demo")
+        page.wait_for_function("window.framecast.presented.length >= 3", timeout=30000)
+        for name in ["demo-high", "demo", "demo-high", "demo", "demo-high", "demo"] * 2:
+            page.evaluate("n => window.framecast.play(n)", name)
+            page.wait_for_timeout(120)
+        page.evaluate("window.framecast.clear()")
+        page.wait_for_function("window.framecast.presented.length >= 10", timeout=30000)
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.framecast.errors") == []
+        assert page.evaluate("window.framecast.message") is None
+        assert page.evaluate("window.framecast.current") == "demo"
+    finally:
+        page.close()
+    assert not missing, missing
+
+
+def test_no_frames_and_signalling_closed_are_said(
+        browser: Browser, index_clip: Path, artifacts_dir: Path) -> None:
+    """A server that stops sending (SIGSTOP) and then goes away: each is one sentence."""
+    server = start_server([index_clip], artifacts_dir)
+    try:
+        page = open_viewer(browser, server, server.mounts[0], query="noframes=2", frames=5)
+        try:
+            assert page.evaluate("window.framecast.message") is None
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                page.wait_for_function("window.framecast.message !== null", timeout=10000)
+                message = page.inner_text("#message")
+                page.screenshot(path=str(artifacts_dir / "viewer-no-frames.png"))
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            assert message.startswith(f'No video frames from "{server.mounts[0]}" for '), message
+            # frames come back: the sentence goes
+            page.wait_for_function("window.framecast.message === null", timeout=10000)
+            stop_server(server)
+            page.wait_for_function(
+                "(window.framecast.message || '').startsWith('Lost the connection') ||"
+                " (window.framecast.message || '').startsWith('The server ended the session')",
+                timeout=15000)
+            assert page.is_visible("#message")
+        finally:
+            page.close()
+    finally:
+        stop_server(server)
