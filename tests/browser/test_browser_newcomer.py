@@ -211,3 +211,57 @@ def test_no_frames_and_signalling_closed_are_said(
             page.close()
     finally:
         stop_server(server)
+
+
+# Where the overlay drew label backgrounds (dark, half transparent) and box strokes (green), in
+# video pixels: the bounding box of each kind of pixel on the canvas.
+LABELS_JS = """
+([vw, vh]) => {
+  const c = document.getElementById("overlay");
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  const s = Math.min(c.width / vw, c.height / vh);
+  const ox = (c.width - vw * s) / 2, oy = (c.height - vh * s) / 2;
+  const bg = [Infinity, Infinity, -Infinity, -Infinity];
+  for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+    const i = (y * c.width + x) * 4;
+    if (d[i + 3] > 120 && d[i + 3] < 200 && d[i + 1] < 40) {  // the label's dark background
+      bg[0] = Math.min(bg[0], x); bg[1] = Math.min(bg[1], y);
+      bg[2] = Math.max(bg[2], x); bg[3] = Math.max(bg[3], y);
+    }
+  }
+  return {bg: bg.map((v, k) => (v - (k % 2 ? oy : ox)) / s), canvas: [c.width, c.height]};
+}
+"""
+
+
+@pytest.mark.parametrize(("box", "label"), [
+    ((0, 0, 60, 40), "at-the-top"),                       # no room above the box
+    ((290, 100, 30, 30), "a-long-label-at-the-right-edge"),  # would run off the right side
+])
+def test_box_labels_stay_inside_the_picture(
+        browser: Browser, index_clip: Path, tmp_path: Path, artifacts_dir: Path,
+        box: tuple[int, int, int, int], label: str) -> None:
+    import json
+
+    sidecar = tmp_path / "edge.jsonl"
+    sidecar.write_text("".join(json.dumps({"boxes": [[*box, label]]}) + "\n" for _ in range(60)))
+    config = tmp_path / "framecast.toml"
+    config.write_text(f'[mounts.edge]\nfile = "{index_clip}"\nsidecar = "{sidecar}"\n')
+    server = start_server([], artifacts_dir, extra=["--config", str(config)])
+    try:
+        page = open_viewer(browser, server, "edge", frames=10)
+        try:
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(artifacts_dir / f"viewer-label-{label}.png"))
+            got = page.evaluate(LABELS_JS, [320, 240])
+        finally:
+            page.close()
+    finally:
+        stop_server(server)
+    x0, y0, x1, y1 = got["bg"]
+    assert x1 > x0 and y1 > y0, f"no label drawn: {got}"
+    assert x0 >= -0.5 and y0 >= -0.5 and x1 <= 320.5 and y1 <= 240.5, f"label outside: {got}"
+    if box[1] == 0:
+        assert y0 < 10, got  # inside the box's top edge
+    else:
+        assert x0 < box[0], got  # moved left, into the picture

@@ -501,6 +501,7 @@ function showStream(stream: MediaStream) {
   });
   hooks.state = "playing";
   setStatus(`playing ${hooks.current}`);
+  setTimeout(refreshStreams, 1000); // the list's viewer counts now include this page
 }
 
 function playSignalling(name: string) {
