@@ -161,23 +161,33 @@ def test_unknown_stream_is_said_with_the_streams_that_exist(
         page.close()
 
 
+@pytest.mark.parametrize("query", ["", "&whep=1"], ids=["signalling", "whep"])
 def test_fast_switching_leaves_no_errors_and_no_404(
-        browser: Browser, demo_server: Server) -> None:
+        browser: Browser, demo_server: Server, query: str) -> None:
+    """Switching faster than streams start: no error, no message, and the server is left
+    with the one viewer on screen (a WHEP viewer answered after its page moved on is freed)."""
     page = browser.new_page()
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
     try:
-        page.goto(f"{demo_server.base}/?stream=demo")
+        page.goto(f"{demo_server.base}/?stream=demo{query}")
         page.wait_for_function("window.framecast.presented.length >= 3", timeout=30000)
-        for name in ["demo-high", "demo", "demo-high", "demo", "demo-high", "demo"] * 2:
+        # switch while the last stream's play() is still pending (the case that aborted it),
+        # and faster than streams arrive
+        for name in ["demo-high", "demo"] * 4:
+            page.wait_for_function("window.framecast.state === 'playing'", timeout=30000)
             page.evaluate("n => window.framecast.play(n)", name)
-            page.wait_for_timeout(120)
+        for name in ["demo-high", "demo", "demo-high", "demo"]:
+            page.evaluate("n => window.framecast.play(n)", name)
+            page.wait_for_timeout(100)
         page.evaluate("window.framecast.clear()")
         page.wait_for_function("window.framecast.presented.length >= 10", timeout=30000)
         page.wait_for_timeout(500)
         assert page.evaluate("window.framecast.errors") == []
         assert page.evaluate("window.framecast.message") is None
         assert page.evaluate("window.framecast.current") == "demo"
+        # well before the 15 s after which viewers that never connect are freed anyway
+        assert demo_server.wait_webrtcbins(1, timeout=8) == 1
     finally:
         page.close()
     assert not missing, missing

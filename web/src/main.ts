@@ -483,8 +483,10 @@ function play(name: string) {
   if (hooks.state === "not-found") return;
   setStatus(`connecting to ${name}…`);
   if (useWhep) {
-    playWhep(name).catch((e) => {
-      if (hooks.current === name) fail(`WHEP ${name}: ${e}`, `Could not start "${name}": ${e}.`);
+    const pc = playWhep(name);
+    pc.done.catch((e) => {
+      // a viewer replaced meanwhile (fast switching) is no failure
+      if (hooks.pc === pc.pc) fail(`WHEP ${name}: ${e}`, `Could not start "${name}": ${e}.`);
     });
   } else {
     playSignalling(name);
@@ -547,17 +549,24 @@ function playSignalling(name: string) {
 }
 
 // WHEP (RFC 9725): one POST with the complete offer, 201 + answer; DELETE the resource to end.
-async function playWhep(name: string) {
+function playWhep(name: string): { pc: RTCPeerConnection; done: Promise<void> } {
   const pc = new RTCPeerConnection({ iceServers: [] });
   hooks.pc = pc;
+  return { pc, done: negotiateWhep(name, pc) };
+}
+
+async function negotiateWhep(name: string, pc: RTCPeerConnection) {
   watchIce(pc, name, () => hooks.pc === pc);
   let resource: string | null = null;
-  session = {
+  let closed = false;
+  const mine = {
     close: () => {
+      closed = true;
       pc.close();
       if (resource) fetch(resource, { method: "DELETE" }).catch(() => undefined);
     },
   };
+  session = mine;
   // As the offerer we own the receiver from the start: attach the SEI transform before any
   // media can arrive (attached later, in the track event, Chromium never ran it here).
   attachTransform(pc.addTransceiver("video", { direction: "recvonly" }).receiver);
@@ -577,6 +586,11 @@ async function playWhep(name: string) {
   if (res.status !== 201) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
   const loc = res.headers.get("Location");
   resource = loc ? new URL(loc, location.href).href : null;
+  if (closed) {
+    // replaced while the POST was in flight: free the viewer the server just made
+    if (resource) fetch(resource, { method: "DELETE" }).catch(() => undefined);
+    return;
+  }
   await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
 }
 
