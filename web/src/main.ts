@@ -439,9 +439,15 @@ let signallingLost = false;
 
 // No presented frame for NO_FRAMES_S while a stream should be playing: say so.
 setInterval(() => {
-  if (!hooks.current || !(hooks.state === "connecting" || hooks.state === "playing")) return;
+  if (!hooks.current || hooks.message !== null) return;
   const idle = (performance.now() - lastFrameAt) / 1000;
-  if (idle >= NO_FRAMES_S && hooks.message === null) {
+  if (hooks.state === "waiting" && idle >= NO_FRAMES_S) {
+    fail(`no producer for ${hooks.current}`,
+      `The server lists "${hooks.current}" but offers no WebRTC stream for it (still waiting).`);
+    return;
+  }
+  if (!(hooks.state === "connecting" || hooks.state === "playing")) return;
+  if (idle >= NO_FRAMES_S) {
     fail(`no frames for ${idle.toFixed(0)} s`,
       `No video frames from "${hooks.current}" for ${idle.toFixed(0)} s.`);
   }
