@@ -255,3 +255,55 @@ def test_server_log_after_webrtc_sessions_is_time_stamped_without_gupnp(served: 
     # stdout has only the URLs, one per mount
     assert served.log.read_text().split() == [
         f"rtsp://127.0.0.1:{served.rtsp_port}/{m}" for m in ("clip", "demo")]
+
+
+def test_publisher_example_serves_its_frames_and_boxes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``framecast.Publisher`` example as written, with ``detections()`` supplied and its
+    own server on a free port (the README's default 8554 may be taken)."""
+    import threading
+
+    import numpy as np
+
+    import framecast
+    from framecast.config import Settings
+    from framecast.server import Server
+
+    code = block_with("framecast.Publisher(", "python")
+    server = Server(Settings(rtsp_port=0)).start()
+    real = framecast.Publisher
+    made: list[Any] = []
+
+    def publisher(*args: Any, **kw: Any) -> Any:
+        made.append(real(*args, server=server, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(framecast, "Publisher", publisher)
+    got: list[Any] = []
+
+    def watch() -> None:  # the client wait_ready() waits for
+        while not made:
+            time.sleep(0.05)
+        with framecast.open(made[0].url, timeout=10) as frames:
+            for f in frames:
+                got.append(f)
+                if len(got) == 3:
+                    return
+
+    def detections() -> Iterator[tuple[np.ndarray, list[list[Any]]]]:
+        for i in range(150):  # ≤ 5 s at 30 fps, until the client has its frames
+            if len(got) >= 3:
+                return
+            time.sleep(1 / 30)
+            yield np.full((480, 640, 3), i % 256, np.uint8), [[i, 20, 50, 60, "thing"]]
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        exec(compile(code, "README.md", "exec"), {"detections": detections})
+        t.join(10)
+    finally:
+        server.stop()
+    assert len(got) == 3, got
+    for f in got:
+        md = f.metadata[0]
+        assert md["boxes"][0][1:] == [20, 50, 60, "thing"] and "seq" in md, md
