@@ -140,13 +140,21 @@ def test_stream_list_shows_codec_transcoding_audio_and_viewers(
     assert "0 WebRTC viewers" in high, high
 
 
+@pytest.mark.parametrize("query", ["", "&whep=1"], ids=["signalling", "whep"])
 def test_unknown_stream_is_said_with_the_streams_that_exist(
-        browser: Browser, demo_server: Server, artifacts_dir: Path) -> None:
+        browser: Browser, demo_server: Server, artifacts_dir: Path, query: str) -> None:
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     try:
-        page.goto(f"{demo_server.base}/?stream=nosuch")
+        if query:  # the WHEP POST's 404 (which may come after the list) must not replace it
+            with page.expect_response(lambda r: "/whep/" in r.url, timeout=10000) as res:
+                page.goto(f"{demo_server.base}/?stream=nosuch{query}")
+            assert res.value.status == 404
+        else:
+            page.goto(f"{demo_server.base}/?stream=nosuch{query}")
         page.wait_for_selector("#message:not([hidden])", timeout=10000)
-        page.screenshot(path=str(artifacts_dir / "viewer-unknown-stream.png"))
+        page.wait_for_timeout(200)
+        if not query:
+            page.screenshot(path=str(artifacts_dir / "viewer-unknown-stream.png"))
         message = page.inner_text("#message")
         assert message.startswith('There is no stream "nosuch" on this server.'), message
         assert message.endswith("Streams here: demo, demo-high."), message

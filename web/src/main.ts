@@ -491,8 +491,10 @@ function play(name: string) {
   if (useWhep) {
     const pc = playWhep(name);
     pc.done.catch((e) => {
-      // a viewer replaced meanwhile (fast switching) is no failure
-      if (hooks.pc === pc.pc) fail(`WHEP ${name}: ${e}`, `Could not start "${name}": ${e}.`);
+      // a viewer replaced meanwhile (fast switching) is no failure, and a stream found not
+      // to exist has said so already
+      if (hooks.pc !== pc.pc || hooks.state === "not-found") return;
+      fail(`WHEP ${name}: ${e}`, `Could not start "${name}": ${e}.`);
     });
   } else {
     playSignalling(name);
