@@ -283,3 +283,34 @@ def test_box_labels_stay_inside_the_picture(
         assert y0 < 10, got  # inside the box's top edge
     else:
         assert x0 < box[0], got  # moved left, into the picture
+
+
+# ICE failing and the decoder giving up cannot be caused on demand here: the page is made to
+# see them (the state the browser would report, then its event) and must say each one.
+FAKE_ICE_FAILED = """() => {
+  const pc = window.framecast.pc;
+  Object.defineProperty(pc, "iceConnectionState", {get: () => "failed"});
+  pc.dispatchEvent(new Event("iceconnectionstatechange"));
+}"""
+FAKE_DECODE_ERROR = """() => {
+  const v = document.getElementById("video");
+  Object.defineProperty(v, "error", {get: () => ({code: 3, message: "DECODER_ERROR"})});
+  v.dispatchEvent(new Event("error"));
+}"""
+
+
+@pytest.mark.parametrize(("query", "fake", "sentence"), [
+    ("", FAKE_ICE_FAILED, 'The WebRTC connection to "demo" failed (ICE'),
+    ("&whep=1", FAKE_ICE_FAILED, 'The WebRTC connection to "demo" failed (ICE'),
+    ("", FAKE_DECODE_ERROR, 'The browser could not decode the video of "demo" (DECODER_ERROR)'),
+], ids=["ice-signalling", "ice-whep", "decoder"])
+def test_ice_failure_and_decoder_error_are_said(
+        browser: Browser, demo_server: Server, query: str, fake: str, sentence: str) -> None:
+    page = open_viewer(browser, demo_server, "demo", query=query.lstrip("&"), frames=3)
+    try:
+        assert page.evaluate("window.framecast.message") is None
+        page.evaluate(fake)
+        assert page.inner_text("#message").startswith(sentence)
+        assert page.is_visible("#message")
+    finally:
+        page.close()

@@ -93,6 +93,7 @@ function setStatus(text: string) {
 
 // One plain sentence on the page about what went wrong (kept in hooks.message for tests).
 function showMessage(text: string | null, ...names: string[]) {
+  if (text === null) noFramesSaid = false;
   hooks.message = text;
   messageEl.replaceChildren();
   messageEl.hidden = text === null;
@@ -174,6 +175,7 @@ let onScreen: { rec: Presented; width: number; height: number } | null = null;
 let fpsWindow: Array<[number, number]> = []; // [t, presentedFrames]
 let sampleCanvas: OffscreenCanvas | null = null;
 let lastFrameAt = 0; // performance.now() of the last presented frame (or of play())
+let noFramesSaid = false; // the message shown is "no frames" (the next frame takes it away)
 
 function wallclockMs(md: Metadata): number | null {
   const ns = md.wallclock_ns;
@@ -197,7 +199,10 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
   };
   hooks.presented.push(rec);
   lastFrameAt = now;
-  if (hooks.message !== null && hooks.state === "playing") showMessage(null); // frames again
+  if (noFramesSaid) { // frames again
+    noFramesSaid = false;
+    showMessage(null);
+  }
   onScreen = { rec, width: frame.width, height: frame.height };
   if (hooks.presented.length > MAX_PRESENTED) hooks.presented.splice(0, 1000);
 
@@ -448,6 +453,7 @@ setInterval(() => {
   }
   if (!(hooks.state === "connecting" || hooks.state === "playing")) return;
   if (idle >= NO_FRAMES_S) {
+    noFramesSaid = true;
     fail(`no frames for ${idle.toFixed(0)} s`,
       `No video frames from "${hooks.current}" for ${idle.toFixed(0)} s.`);
   }
@@ -457,6 +463,7 @@ setInterval(() => {
 video.addEventListener("error", () => {
   const e = video.error;
   if (!hooks.current || !e) return;
+  hooks.state = "failed"; // the element has given up on this stream
   fail(`video error ${e.code}: ${e.message}`,
     `The browser could not decode the video of "${hooks.current}" (${e.message || `error ${e.code}`}).`);
 });
