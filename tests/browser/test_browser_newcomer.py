@@ -174,6 +174,8 @@ def test_fast_switching_leaves_no_errors_and_no_404(
         browser: Browser, demo_server: Server, query: str) -> None:
     """Switching faster than streams start: no error, no message, and the server is left
     with the one viewer on screen (a WHEP viewer answered after its page moved on is freed)."""
+    # earlier pages' viewers are gone (a closed page ends its viewer at once: pagehide)
+    assert demo_server.wait_webrtcbins(0, timeout=10) == 0
     page = browser.new_page()
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)

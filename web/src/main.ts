@@ -578,7 +578,8 @@ async function negotiateWhep(name: string, pc: RTCPeerConnection) {
     close: () => {
       closed = true;
       pc.close();
-      if (resource) fetch(resource, { method: "DELETE" }).catch(() => undefined);
+      // keepalive: the DELETE still goes out when this runs as the page goes away
+      if (resource) fetch(resource, { method: "DELETE", keepalive: true }).catch(() => undefined);
     },
   };
   session = mine;
@@ -634,3 +635,6 @@ function iceGatheringDone(pc: RTCPeerConnection, timeoutMs = 2000): Promise<void
 }
 
 if (useWhep && wanted) play(wanted);
+// A page closed or navigated away ends its viewer now, not when the server notices its RTCP
+// stopped (~30 s for WHEP).
+addEventListener("pagehide", () => stop());
