@@ -189,10 +189,14 @@ def build_config(args: argparse.Namespace) -> Config:
                        no_http=bool(getattr(args, "no_http", False)),
                        sidecars=getattr(args, "sidecar", None) or [])
     if not config.mounts:
-        from framecast.gst.clips import demo_clip
+        from framecast.gst.clips import demo_clip, demo_sidecar
 
-        log.info("no files given: serving the built-in demo clip")
-        config = replace(config, mounts=(Mount(name="demo", file=str(demo_clip())),))
+        log.info("no files given: serving the built-in demo (/demo: WebRTC passthrough, "
+                 "/demo-high: High profile with B-frames, transcoded for WebRTC)")
+        boxes = str(demo_sidecar())
+        config = replace(config, mounts=(
+            Mount(name="demo", file=str(demo_clip("demo")), sidecar=boxes),
+            Mount(name="demo-high", file=str(demo_clip("demo-high")), sidecar=boxes)))
     return config
 
 

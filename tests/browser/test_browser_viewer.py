@@ -169,7 +169,9 @@ def test_page_reports_a_stream_with_no_producer_instead_of_hanging(
         page.goto(index_server.base + "/?stream=no-such-mount")
         page.wait_for_function("window.framecast.signalling.startsWith('connected')")
         time.sleep(1)
-        assert page.evaluate("window.framecast.state") in ("idle", "waiting")
+        # said on the page (tests/browser/test_browser_newcomer.py checks the sentence)
+        assert page.evaluate("window.framecast.state") == "not-found"
+        assert 'no stream "no-such-mount"' in page.inner_text("#message")
         assert page.evaluate("window.framecast.presented.length") == 0
     finally:
         page.close()

@@ -199,9 +199,10 @@ def test_demo_without_arguments(framecast_bin: str) -> None:
     port = free_port()
     srv = Serve(framecast_bin, "--rtsp-port", str(port))
     try:
-        assert srv.wait_urls(1, timeout=120) == [f"rtsp://127.0.0.1:{port}/demo"]
-        packets = ffprobe_packets(srv.urls[0], 1.0)
-        assert len(packets) >= 25
+        assert srv.wait_urls(2, timeout=120) == [f"rtsp://127.0.0.1:{port}/demo",
+                                                 f"rtsp://127.0.0.1:{port}/demo-high"]
+        for url in srv.urls:  # passthrough and transcode demos both play over RTSP
+            assert len(ffprobe_packets(url, 1.0)) >= 25
     finally:
         code, err = srv.stop()
     assert code == 0, err

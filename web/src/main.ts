@@ -4,7 +4,7 @@
 import GstWebRTCAPI from "gstwebrtc-api";
 import { attachRtpScriptTransform } from "nal-extractor";
 import type { WorkerReport } from "./sei-worker";
-import { drawOverlay } from "./overlay";
+import { type Box, drawOverlay, metadataBoxes } from "./overlay";
 import { type Codec, framecastMetadata } from "./sei";
 
 type Metadata = Record<string, unknown>;
@@ -29,6 +29,8 @@ type Sample = {
   late?: boolean; // seq filled in when the frame's metadata came after its presentation
   drawnRtp: number | null; // RTP timestamp of the picture actually captured (VideoFrame)
   drawnSeq: number | null; // seq of the metadata stored under drawnRtp
+  boxes: Box[]; // the boxes the overlay drew for the callback's frame (video pixels)
+  drawnBoxes: Box[] | null; // boxes of the metadata stored under drawnRtp
   width: number;
   height: number;
   rgb: string;
@@ -39,6 +41,8 @@ const useWhep = params.get("whep") === "1";
 const wanted = params.get("stream");
 const sampleEvery = Number(params.get("sample") ?? 0);
 const maxSamples = Number(params.get("samples") ?? 40);
+// Seconds without a presented frame before the page says so (?noframes=N).
+const NO_FRAMES_S = Number(params.get("noframes") ?? 8);
 const MAX_PRESENTED = 5000;
 const MAX_KEPT_METADATA = 600; // ~20 s at 30 fps: far more than any jitter buffer holds
 
@@ -47,6 +51,8 @@ const video = $<HTMLVideoElement>("video");
 const overlay = $<HTMLCanvasElement>("overlay");
 const listEl = $<HTMLUListElement>("streams");
 const statusEl = $("status");
+const messageEl = $("message");
+const frameLineEl = $("frameline");
 
 const hooks = {
   presented: [] as Presented[],
@@ -56,6 +62,7 @@ const hooks = {
   formats: { json: 0, msgpack: 0 }, // wire format of the SEI payloads received
   parseErrors: [] as string[],
   errors: [] as string[],
+  message: null as string | null, // the failure sentence shown on the page (null: none)
   samples: [] as Sample[],
   current: null as string | null,
   state: "idle" as string,
@@ -84,9 +91,34 @@ function setStatus(text: string) {
   statusEl.textContent = text;
 }
 
-function fail(msg: string) {
+// One plain sentence on the page about what went wrong (kept in hooks.message for tests).
+function showMessage(text: string | null, ...names: string[]) {
+  if (text === null) noFramesSaid = false;
+  hooks.message = text;
+  messageEl.replaceChildren();
+  messageEl.hidden = text === null;
+  if (text === null) return;
+  messageEl.append(text);
+  if (names.length) {
+    messageEl.append(" ");
+    names.forEach((n, i) => {
+      const a = document.createElement("a");
+      a.href = `?stream=${encodeURIComponent(n)}${useWhep ? "&whep=1" : ""}`;
+      a.textContent = n;
+      a.onclick = (ev) => {
+        ev.preventDefault();
+        history.replaceState(null, "", a.href);
+        play(n);
+      };
+      messageEl.append(a, i < names.length - 1 ? ", " : ".");
+    });
+  }
+}
+
+function fail(msg: string, sentence?: string) {
   hooks.errors.push(msg);
   setStatus(msg);
+  showMessage(sentence ?? msg);
   console.error(msg);
 }
 
@@ -107,6 +139,7 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
     // a captured picture newer than its callback's frame: its metadata may come just after
     if (sample.drawnSeq === null && sample.drawnRtp === msg.rtpTimestamp >>> 0) {
       sample.drawnSeq = typeof msg.metadata.seq === "number" ? msg.metadata.seq : null;
+      sample.drawnBoxes = metadataBoxes(msg.metadata);
     }
   }
   // A busy main thread can present a frame before the worker's message about it is handled:
@@ -119,14 +152,17 @@ worker.onmessage = (ev: MessageEvent<WorkerReport | { type: "closed"; error: str
       sample.seq = typeof msg.metadata.seq === "number" ? msg.metadata.seq : null;
       sample.late = true;
     }
-    drawOverlay(overlay, video, onScreen.width, onScreen.height, msg.metadata, null);
+    const drawn = drawOverlay(overlay, video, onScreen.width, onScreen.height, msg.metadata, null);
+    frameLineEl.textContent = drawn.line;
+    if (sample && sample.rtp === onScreen.rec.rtp) sample.boxes = drawn.boxes;
   }
   if (byRtp.size > MAX_KEPT_METADATA) {
     const oldest = byRtp.keys().next().value;
     if (oldest !== undefined) byRtp.delete(oldest);
   }
 };
-worker.onerror = (ev) => fail(`SEI worker error: ${ev.message}`);
+worker.onerror = (ev) =>
+  fail(`SEI worker error: ${ev.message}`, `Reading the frames' metadata failed: ${ev.message}.`);
 
 function attachTransform(receiver: RTCRtpReceiver) {
   if (params.get("transform") === "0") return; // diagnostics: plain playback
@@ -138,6 +174,8 @@ let lastShown = "";
 let onScreen: { rec: Presented; width: number; height: number } | null = null;
 let fpsWindow: Array<[number, number]> = []; // [t, presentedFrames]
 let sampleCanvas: OffscreenCanvas | null = null;
+let lastFrameAt = 0; // performance.now() of the last presented frame (or of play())
+let noFramesSaid = false; // the message shown is "no frames" (the next frame takes it away)
 
 function wallclockMs(md: Metadata): number | null {
   const ns = md.wallclock_ns;
@@ -160,6 +198,11 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
     matched: md !== null, seq, latencyMs,
   };
   hooks.presented.push(rec);
+  lastFrameAt = now;
+  if (noFramesSaid) { // frames again
+    noFramesSaid = false;
+    showMessage(null);
+  }
   onScreen = { rec, width: frame.width, height: frame.height };
   if (hooks.presented.length > MAX_PRESENTED) hooks.presented.splice(0, 1000);
 
@@ -174,7 +217,8 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
   hooks.stats.coverage = recent.filter((p) => p.matched).length / recent.length;
   if (latencyMs !== null) hooks.stats.latencyMs = latencyMs;
 
-  drawOverlay(overlay, video, frame.width, frame.height, md, latencyMs);
+  const drawn = drawOverlay(overlay, video, frame.width, frame.height, md, latencyMs);
+  if (frameLineEl.textContent !== drawn.line) frameLineEl.textContent = drawn.line;
   const shown = md ? JSON.stringify(md, null, 2) : "null";
   if (shown !== lastShown) {
     $("metadata").textContent = shown;
@@ -186,13 +230,14 @@ function onFrame(now: number, frame: VideoFrameCallbackMetadata) {
 
   if (sampleEvery > 0 && hooks.presented.length % sampleEvery === 0 &&
       hooks.samples.length < maxSamples) {
-    samplePixels(rtp, seq, frame.width, frame.height);
+    samplePixels(rtp, seq, frame.width, frame.height, drawn.boxes);
   }
 }
 
 // Test hook: the picture of the frame being presented (drawn now, inside its rVFC callback),
 // as base64 RGB, so a test can read the frame index drawn in its pixels.
-function samplePixels(rtp: number, seq: number | null, width: number, height: number) {
+function samplePixels(rtp: number, seq: number | null, width: number, height: number,
+                      boxes: Box[]) {
   if (!sampleCanvas || sampleCanvas.width !== width || sampleCanvas.height !== height) {
     sampleCanvas = new OffscreenCanvas(width, height);
   }
@@ -211,6 +256,7 @@ function samplePixels(rtp: number, seq: number | null, width: number, height: nu
   }
   const drawnMd = drawnRtp === null ? null : byRtp.get(drawnRtp >>> 0);
   const drawnSeq = drawnMd && typeof drawnMd.seq === "number" ? drawnMd.seq : null;
+  const drawnBoxes = drawnMd ? metadataBoxes(drawnMd) : null;
   const rgba = ctx.getImageData(0, 0, width, height).data;
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
@@ -222,7 +268,9 @@ function samplePixels(rtp: number, seq: number | null, width: number, height: nu
   for (let i = 0; i < rgb.length; i += 0x8000) {
     bin += String.fromCharCode(...rgb.subarray(i, i + 0x8000));
   }
-  hooks.samples.push({ rtp, seq, drawnRtp, drawnSeq, width, height, rgb: btoa(bin) });
+  hooks.samples.push({
+    rtp, seq, drawnRtp, drawnSeq, boxes, drawnBoxes, width, height, rgb: btoa(bin),
+  });
 }
 
 video.requestVideoFrameCallback(onFrame);
@@ -262,9 +310,18 @@ function renderList() {
     const info = hooks.streams.find((s) => s.name === name);
     const li = document.createElement("li");
     const b = document.createElement("button");
-    b.textContent = name;
+    const title = document.createElement("span");
+    title.className = "name";
+    title.textContent = name;
+    b.append(title);
+    for (const line of info ? describeStream(info) : []) {
+      const d = document.createElement("span");
+      d.className = `detail ${line.kind}`;
+      d.textContent = line.text;
+      b.append(d);
+    }
     b.dataset.stream = name;
-    if (info) b.title = JSON.stringify(info);
+    if (info) b.title = JSON.stringify(info, null, 1);
     if (name === hooks.current) b.className = "active";
     b.onclick = () => play(name);
     li.append(b);
@@ -275,6 +332,20 @@ function renderList() {
     autoplayed = true;
     play(wanted);
   }
+  // A stream that does not exist: say so, and name the ones that do (once the server's list
+  // is in; the signalling list alone may still be arriving).
+  const missing = hooks.current ?? (autoplayed ? null : wanted);
+  if (missing && streamsLoaded && !names.includes(missing) &&
+      (hooks.current === null || hooks.state === "waiting" || hooks.state === "connecting")) {
+    hooks.state = "not-found";
+    setStatus(`no stream ${missing}`);
+    showMessage(
+      names.length
+        ? `There is no stream "${missing}" on this server. Streams here:`
+        : `There is no stream "${missing}" on this server, and it serves no streams.`,
+      ...names,
+    );
+  }
   // A stream picked before its producer was announced starts as soon as it is.
   if (!useWhep && hooks.state === "waiting" && hooks.current && playable.includes(hooks.current)) {
     playSignalling(hooks.current);
@@ -282,6 +353,44 @@ function renderList() {
 }
 
 let autoplayed = false;
+let streamsLoaded = false; // /api/streams answered at least once
+
+type Detail = { kind: string; text: string };
+
+const CODECS: Record<string, string> = { h264: "H.264", h265: "H.265" };
+
+// What a user wants to know about a stream before playing it, from /api/streams.
+function describeStream(info: StreamInfo): Detail[] {
+  const out: Detail[] = [];
+  const codec = typeof info.codec === "string" ? (CODECS[info.codec] ?? info.codec) : null;
+  if (codec) {
+    const bits = [codec];
+    if (typeof info.profile === "string") bits.push(info.profile);
+    if (info.b_frames === true) bits.push("B-frames");
+    out.push({ kind: "codec", text: bits.join(" · ") });
+  }
+  const w = (info.webrtc ?? {}) as Record<string, unknown>;
+  const transcoded = info.transcoded_for_webrtc ?? w.transcoded;
+  if (transcoded === true) {
+    const why = typeof w.transcode_reason === "string" ? `: ${w.transcode_reason}` : "";
+    const to = typeof w.profile === "string" ? ` to ${w.profile}` : "";
+    out.push({ kind: "transcoded", text: `WebRTC: transcoded${to}${why}` });
+  } else if (transcoded === false) {
+    out.push({ kind: "passthrough", text: "WebRTC: passthrough (not re-encoded)" });
+  }
+  if ("audio" in info) {
+    const a = typeof info.audio === "string" ? info.audio.toUpperCase() : null;
+    out.push({ kind: "audio", text: a ? `audio ${a} (RTSP only)` : "no audio" });
+  }
+  const viewers = typeof info.viewers === "number" ? info.viewers : null;
+  if (viewers !== null) {
+    out.push({ kind: "viewers", text: `${viewers} WebRTC viewer${viewers === 1 ? "" : "s"}` });
+  }
+  if (typeof info.error === "string" && info.error) {
+    out.push({ kind: "error", text: `error: ${info.error}` });
+  }
+  return out;
+}
 
 // /api/streams: a list, or {streams: [...]}; each entry named by "name" or "mount".
 async function refreshStreams() {
@@ -294,6 +403,7 @@ async function refreshStreams() {
       .filter((x): x is Record<string, unknown> => !!x && typeof x === "object")
       .map((x) => ({ ...x, name: String(x.name ?? x.mount ?? "") }))
       .filter((x) => x.name);
+    streamsLoaded = true;
     renderList();
   } catch {
     /* the list from signalling still works */
@@ -304,10 +414,18 @@ api.registerConnectionListener({
   connected: (id: string) => {
     hooks.signalling = `connected as ${id}`;
     if (hooks.state === "idle") setStatus("connected");
+    if (signallingLost) {
+      signallingLost = false;
+      if (hooks.message?.startsWith("Lost the connection")) showMessage(null);
+    }
   },
   disconnected: () => {
     hooks.signalling = "disconnected";
     setStatus("signalling disconnected");
+    if (useWhep) return; // WHEP plays without it
+    signallingLost = true;
+    fail("signalling disconnected",
+      "Lost the connection to the server (the signalling socket closed); retrying…");
   },
 });
 api.registerPeerListener({
@@ -322,31 +440,69 @@ api.registerPeerListener({
 });
 refreshStreams();
 setInterval(refreshStreams, 5000);
+let signallingLost = false;
+
+// No presented frame for NO_FRAMES_S while a stream should be playing: say so.
+setInterval(() => {
+  if (!hooks.current || hooks.message !== null) return;
+  const idle = (performance.now() - lastFrameAt) / 1000;
+  if (hooks.state === "waiting" && idle >= NO_FRAMES_S) {
+    fail(`no producer for ${hooks.current}`,
+      `The server lists "${hooks.current}" but offers no WebRTC stream for it (still waiting).`);
+    return;
+  }
+  if (!(hooks.state === "connecting" || hooks.state === "playing")) return;
+  if (idle >= NO_FRAMES_S) {
+    noFramesSaid = true;
+    fail(`no frames for ${idle.toFixed(0)} s`,
+      `No video frames from "${hooks.current}" for ${idle.toFixed(0)} s.`);
+  }
+}, 1000);
+
+// The browser could not decode or play what it got.
+video.addEventListener("error", () => {
+  const e = video.error;
+  if (!hooks.current || !e) return;
+  hooks.state = "failed"; // the element has given up on this stream
+  fail(`video error ${e.code}: ${e.message}`,
+    `The browser could not decode the video of "${hooks.current}" (${e.message || `error ${e.code}`}).`);
+});
 
 // ---------------------------------------------------------------- playing
 type Session = { close(): void };
 let session: Session | null = null;
 
 function stop() {
-  session?.close();
-  session = null;
+  const s = session;
+  session = null; // first: its "closed" event (fired from close()) is then not a failure
+  s?.close();
   video.srcObject = null;
   hooks.pc = null;
   hooks.current = null;
   hooks.state = "idle";
   byRtp.clear();
   onScreen = null;
+  frameLineEl.textContent = "";
 }
 
 function play(name: string) {
   stop();
   hooks.current = name;
   hooks.state = "connecting";
+  lastFrameAt = performance.now();
+  showMessage(null);
   $("current").textContent = name;
   renderList();
+  if (hooks.state === "not-found") return;
   setStatus(`connecting to ${name}…`);
   if (useWhep) {
-    playWhep(name).catch((e) => fail(`WHEP ${name}: ${e}`));
+    const pc = playWhep(name);
+    pc.done.catch((e) => {
+      // a viewer replaced meanwhile (fast switching) is no failure, and a stream found not
+      // to exist has said so already
+      if (hooks.pc !== pc.pc || hooks.state === "not-found") return;
+      fail(`WHEP ${name}: ${e}`, `Could not start "${name}": ${e}.`);
+    });
   } else {
     playSignalling(name);
   }
@@ -354,9 +510,15 @@ function play(name: string) {
 
 function showStream(stream: MediaStream) {
   if (video.srcObject !== stream) video.srcObject = stream;
-  video.play().catch((e) => fail(`play(): ${e}`));
+  const name = hooks.current;
+  video.play().catch((e: unknown) => {
+    // AbortError: a newer stream replaced this one before it started (fast switching): fine.
+    if (e instanceof DOMException && e.name === "AbortError") return;
+    if (hooks.current === name) fail(`play(): ${e}`, `The browser would not play "${name}": ${e}.`);
+  });
   hooks.state = "playing";
   setStatus(`playing ${hooks.current}`);
+  setTimeout(refreshStreams, 1000); // the list's viewer counts now include this page
 }
 
 function playSignalling(name: string) {
@@ -379,31 +541,48 @@ function playSignalling(name: string) {
     pc?.addEventListener("track", (ev) => {
       if (ev.track.kind === "video") attachTransform(ev.receiver);
     });
+    if (pc) watchIce(pc, name, () => session === s);
   });
   s.addEventListener("streamsChanged", () => {
     if (s.streams.length) showStream(s.streams[0]);
   });
-  s.addEventListener("error", (ev) => fail(`session error: ${(ev as ErrorEvent).message}`));
+  s.addEventListener("error", (ev) => {
+    if (session !== s) return;
+    const m = (ev as ErrorEvent).message;
+    fail(`session error: ${m}`, `The session for "${name}" failed: ${m}.`);
+  });
   s.addEventListener("closed", () => {
     if (session === s) {
       hooks.state = "closed";
       setStatus(`${name}: session closed`);
+      if (hooks.message === null) {
+        fail(`${name}: session closed`, `The server ended the session for "${name}".`);
+      }
     }
   });
   s.connect();
 }
 
 // WHEP (RFC 9725): one POST with the complete offer, 201 + answer; DELETE the resource to end.
-async function playWhep(name: string) {
+function playWhep(name: string): { pc: RTCPeerConnection; done: Promise<void> } {
   const pc = new RTCPeerConnection({ iceServers: [] });
   hooks.pc = pc;
+  return { pc, done: negotiateWhep(name, pc) };
+}
+
+async function negotiateWhep(name: string, pc: RTCPeerConnection) {
+  watchIce(pc, name, () => hooks.pc === pc);
   let resource: string | null = null;
-  session = {
+  let closed = false;
+  const mine = {
     close: () => {
+      closed = true;
       pc.close();
-      if (resource) fetch(resource, { method: "DELETE" }).catch(() => undefined);
+      // keepalive: the DELETE still goes out when this runs as the page goes away
+      if (resource) fetch(resource, { method: "DELETE", keepalive: true }).catch(() => undefined);
     },
   };
+  session = mine;
   // As the offerer we own the receiver from the start: attach the SEI transform before any
   // media can arrive (attached later, in the track event, Chromium never ran it here).
   attachTransform(pc.addTransceiver("video", { direction: "recvonly" }).receiver);
@@ -423,7 +602,23 @@ async function playWhep(name: string) {
   if (res.status !== 201) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
   const loc = res.headers.get("Location");
   resource = loc ? new URL(loc, location.href).href : null;
+  if (closed) {
+    // replaced while the POST was in flight: free the viewer the server just made
+    if (resource) fetch(resource, { method: "DELETE" }).catch(() => undefined);
+    return;
+  }
   await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+}
+
+// ICE failing is the usual way a WebRTC connection dies: say it in a sentence.
+function watchIce(pc: RTCPeerConnection, name: string, current: () => boolean) {
+  pc.addEventListener("iceconnectionstatechange", () => {
+    if (pc.iceConnectionState === "failed" && current()) {
+      hooks.state = "failed";
+      fail(`ICE failed for ${name}`,
+        `The WebRTC connection to "${name}" failed (ICE found no working network path).`);
+    }
+  });
 }
 
 function iceGatheringDone(pc: RTCPeerConnection, timeoutMs = 2000): Promise<void> {
@@ -440,3 +635,6 @@ function iceGatheringDone(pc: RTCPeerConnection, timeoutMs = 2000): Promise<void
 }
 
 if (useWhep && wanted) play(wanted);
+// A page closed or navigated away ends its viewer now, not when the server notices its RTCP
+// stopped (~30 s for WHEP).
+addEventListener("pagehide", () => stop());

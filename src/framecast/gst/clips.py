@@ -7,14 +7,17 @@ decodes is the frame the metadata says it is.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
 from framecast.gst.runtime import init_gst
-from framecast.pixelindex import render_frame
+from framecast.pixelindex import DEMO_PERIOD, demo_objects, render_demo_frame, render_frame
 
 VIDEO_CODECS = ("h264", "h265", "vp9", "mjpeg")
 CONTAINERS = {"mp4": "mp4mux", "mov": "qtmux", "mkv": "matroskamux", "webm": "webmmux",
@@ -56,8 +59,10 @@ def _audio_branch(audio: str, frames: int, fps: int) -> str:
 def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: str = "mp4",
               frames: int = 60, fps: int = 30, width: int = 320, height: int = 240,
               bframes: int = 0, audio: str | None = None, profile: str | None = None,
-              gop: int = 30) -> Path:
-    """Encode ``frames`` frames of the index test picture into ``path``; returns the path."""
+              gop: int = 30,
+              render: Callable[[int, int, int], np.ndarray] = render_frame) -> Path:
+    """Encode ``frames`` frames of ``render(i, width, height)`` (by default the index test
+    picture) into ``path``; returns the path."""
     init_gst()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +82,7 @@ def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: s
     frame_ns = Gst.SECOND // fps
     try:
         for i in range(frames):
-            data = render_frame(i, width, height).tobytes()
+            data = render(i, width, height).tobytes()
             buf = Gst.Buffer.new_wrapped(data)
             buf.pts = Gst.util_uint64_scale(i, Gst.SECOND, fps)
             buf.duration = frame_ns
@@ -101,16 +106,41 @@ def cache_dir() -> Path:
     return Path(base) / "framecast"
 
 
-def demo_clip() -> Path:
-    """The built-in demo: made once on first run, then cached.
+DEMO_VERSION = 2  # part of the cached files' names: bump when the demo's picture changes
+DEMO_SIZE = (640, 360)
 
-    Main profile with B-frames (Chromium plays Main; not High) and AAC audio, 10 s at 30 fps.
+
+def demo_clip(variant: str = "demo") -> Path:
+    """A built-in demo clip: made once on first run, then cached.
+
+    ``demo``: Main profile without B-frames, which browsers receive as it is (WebRTC
+    passthrough). ``demo-high``: the same picture in High profile with B-frames, which the
+    WebRTC side must transcode. Both: 10 s at 30 fps with AAC audio, a ball and a block moving
+    (:func:`framecast.pixelindex.render_demo_frame`); :func:`demo_sidecar` has their boxes.
     """
-    path = cache_dir() / "demo-v1.mp4"
+    opts = {"demo": {"profile": "main", "bframes": 0},
+            "demo-high": {"profile": "high", "bframes": 2}}[variant]
+    path = cache_dir() / f"{variant}-v{DEMO_VERSION}.mp4"
     if not path.exists():
-        tmp = path.with_suffix(".part.mp4")
-        make_clip(tmp, codec="h264", container="mp4", frames=300, fps=30, width=640,
-                  height=360, bframes=2, audio="aac", profile="main", gop=30)
+        tmp = path.with_suffix(f".{os.getpid()}.part.mp4")
+        width, height = DEMO_SIZE
+        make_clip(tmp, codec="h264", container="mp4", frames=DEMO_PERIOD, fps=30, width=width,
+                  height=height, audio="aac", gop=30, render=render_demo_frame, **opts)
+        tmp.replace(path)  # atomic: a server started meanwhile never sees half a clip
+    return path
+
+
+def demo_sidecar() -> Path:
+    """JSON Lines beside the demo clips: line i holds the boxes of the objects in frame i,
+    computed from the frame index exactly as the picture is drawn."""
+    path = cache_dir() / f"demo-v{DEMO_VERSION}.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        width, height = DEMO_SIZE
+        lines = (json.dumps({"boxes": [list(o) for o in demo_objects(i, width, height)]})
+                 for i in range(DEMO_PERIOD))
+        tmp = path.with_suffix(f".{os.getpid()}.part")
+        tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(path)
     return path
 

@@ -125,6 +125,7 @@ class StreamInfo:
     height: int | None = None
     fps: float | None = None
     reordered: bool = False  # B-frames (decode order ≠ presentation order)
+    audio: str | None = None  # the mount's audio codec (served over RTSP; not over WebRTC yet)
 
 
 SourceFactory = Callable[[], "Gst.Element | tuple[Gst.Element, Callable[[Gst.Pipeline], None]]"]
@@ -260,7 +261,7 @@ def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
     media = probe_file(file) if file else None
     if media is not None:
         info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps,
-                          reordered=has_reordering(media))
+                          reordered=has_reordering(media), audio=media.audio_codec)
     else:  # a relay: the camera's profile is unknown up front, so play safe and transcode
         info = StreamInfo(getattr(mount, "codec", "h264"), None)
     current: list[Any] = []  # the latest run's looper (the producer rebuilds on restart)
@@ -1068,6 +1069,8 @@ class MountProducer:
         return {
             "codec": self.info.codec,
             "profile": self.info.profile,
+            "b_frames": self.info.reordered,
+            "audio": self.info.audio,
             "webrtc": {
                 "codec": "h264",
                 "profile": self.webrtc_profile,

@@ -81,6 +81,11 @@ def check_basic_auth(header: str | None, users: Mapping[str, str]) -> bool:
         expected is not None
 
 
+FAVICON_SVG = (b"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
+               b"<rect width='16' height='16' rx='3' fill='#222'/><rect x='3' y='4' width='10' "
+               b"height='8' fill='none' stroke='#3f3' stroke-width='2'/></svg>")
+
+
 def web_dir() -> Path:
     return Path(str(resources.files("framecast") / "web"))
 
@@ -256,6 +261,7 @@ class HttpServer:
         r.add_get("/api/streams", self._api_streams)
         r.add_get("/metrics", self._metrics)
         r.add_get("/", self._index)
+        r.add_get("/favicon.ico", self._favicon)
         r.add_get("/{path:.+}", self._static)
 
     @web.middleware
@@ -292,6 +298,11 @@ class HttpServer:
             return web.FileResponse(index)
         return web.Response(text=self._fallback_page(), content_type="text/html")
 
+    async def _favicon(self, request: web.Request) -> web.Response:
+        # browsers ask for it on any page (the fallback page, /api in a tab): no 404 lines
+        return web.Response(body=FAVICON_SVG, content_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
+
     async def _static(self, request: web.Request) -> web.StreamResponse:
         root = self.static_dir.resolve()
         try:
@@ -327,6 +338,8 @@ class HttpServer:
                 "mount": name,
                 "codec": d["codec"],
                 "profile": d["profile"],
+                "b_frames": d.get("b_frames", False),
+                "audio": d.get("audio"),  # RTSP only: WebRTC carries the video
                 "transcoded_for_webrtc": d["webrtc"]["transcoded"],
                 "webrtc": d["webrtc"],
                 "viewers": d["webrtc"]["viewers"],
