@@ -59,8 +59,10 @@ def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str) -> Gst.Element:
     flt = make_video_filter(mount, info, codec)
     if flt is not None:
         chain.append(flt)
-    # config-interval=-1: SPS/PPS(/VPS) with every IDR, so a joining client starts at once
-    chain.append(make_element(PAYLOADERS[codec], "pay0", config_interval=-1, pt=VIDEO_PT))
+    # The parser's config-interval=-1 puts SPS/PPS(/VPS) once before every keyframe AU, so a
+    # joining client starts at once. The payloader must add none: rtph264pay's -1 repeats them
+    # before every IDR *slice*, which splits a multi-slice keyframe into several pictures.
+    chain.append(make_element(PAYLOADERS[codec], "pay0", config_interval=0, pt=VIDEO_PT))
     _chain(b, chain)
     return parse
 
