@@ -6,6 +6,7 @@ import sys
 import pytest
 
 PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.config",
+        "framecast.isobmff",
         "framecast.pixelindex", "framecast.signalling.protocol", "framecast.signalling.state",
         "framecast.cli"]
 

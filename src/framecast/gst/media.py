@@ -97,7 +97,12 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
 
     if info is None:
         raise ValueError("file mounts need their probed MediaInfo")
-    src = make_element("filesrc", "src", location=info.path)
+    if info.served_bytes is not None:  # fragmented MP4: hide its mfra from qtdemux
+        from framecast.gst.rangesrc import make_range_src
+
+        src = make_range_src(info.path, info.served_bytes, "src")
+    else:
+        src = make_element("filesrc", "src", location=info.path)
     demux = make_element(info.demuxer, "demux")
     _chain(b, [src, demux])
     vparse = _video_tail(b, mount, info, info.video_codec)

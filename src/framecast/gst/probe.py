@@ -16,6 +16,7 @@ from pathlib import Path
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
 from framecast.gst.runtime import init_gst
+from framecast.isobmff import mfra_offset
 
 log = logging.getLogger("framecast.probe")
 
@@ -85,6 +86,9 @@ class MediaInfo:
     # ``lead_frames``: how many frames that is.
     lead_ns: int = 0
     lead_frames: int = 0
+    # Fragmented MP4 with an ``mfra`` index: serve only the bytes before it, qtdemux 1.22
+    # mis-times the first fragment after a seek when it has one (framecast.isobmff).
+    served_bytes: int | None = None
 
     @property
     def demuxer(self) -> str:
@@ -349,9 +353,11 @@ class _Probe:
         frame_ns = _frame_duration(pts, self.durations.get(pts[-1], 0), framerate)
         period = pts[-1] - pts[0] + frame_ns
         assert self.container is not None
+        served = mfra_offset(self.path) if self.container == "mp4" else None
         return MediaInfo(
             path=str(self.path), container=self.container, video_codec=self.video_codec,
             profile=s.get_string("profile"), width=width if ok_w else 0,
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
             video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
-            lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads))
+            lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads),
+            served_bytes=served)
