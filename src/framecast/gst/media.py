@@ -135,6 +135,8 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
         # the Looper wants the edit's first PTS: the lead-in (if any) comes before it
         b.looper = Looper(info.period_ns, name, info.first_pts + info.lead_ns, info.lead_ns)
         b.looper.attach_demuxer(demux)
+        if aparse is not None:  # each buffer one frame with its duration after the parser
+            b.looper.clip_audio(b.get_by_name("aparse").get_static_pad("src"))
     return b
 
 
