@@ -8,12 +8,16 @@
 
 from __future__ import annotations
 
+import bisect
+import json
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import av
+from rtsp_helpers import RtspsrcClient
 from sei_helpers import sei_of
 
 import framecast
@@ -170,3 +174,75 @@ def read_pyav(url: str, transport: str, count: int,
                   if level <= av.logging.ERROR]
     av.logging.set_level(old_level)
     return out, errors
+
+
+# -- audio across loop points ---------------------------------------------------------------
+
+def ffprobe_audio(src: str, seconds: float | None = None, transport: str = "tcp",
+                  stream: str = "a:0") -> list[tuple[float, float]]:
+    """(pts, duration) in seconds of every packet (audio unless ``stream`` says otherwise) of a
+    file or of ``seconds`` of an RTSP stream, in arrival order."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
+           "packet=pts_time,duration_time,flags", "-of", "json"]
+    if src.startswith("rtsp://"):
+        cmd[1:1] = ["-rtsp_transport", transport, "-read_intervals", f"%+{seconds}"]
+    out = subprocess.run(cmd + [src], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-400:]
+    pk = json.loads(out.stdout).get("packets", [])
+    # "D": decode-only (AAC priming, frames before an edit list's start): never presented
+    return [(float(p["pts_time"]), float(p.get("duration_time") or 0)) for p in pk
+            if p.get("pts_time") not in (None, "N/A") and "D" not in p.get("flags", "")]
+
+
+def rtsp_audio(url: str, seconds: float, transport: str = "tcp") -> list[tuple[float, float]]:
+    """(pts, duration) in seconds of the parsed audio frames rtspsrc receives in ``seconds``:
+    PTS straight from the RTP timestamps (ffprobe re-times streams when RTCP arrives)."""
+    # a roomy jitter buffer: a busy CI box must not turn late packets into lost frames
+    client = RtspsrcClient(url, transport=transport, audio=True, latency=500)
+    try:
+        client.run_for(seconds)
+        assert not client.errors, client.errors
+    finally:
+        client.stop()
+    frames = [(pts, dur) for pts, dur in client.audio if pts != Gst.CLOCK_TIME_NONE]
+    steps = sorted(b[0] - a[0] for a, b in zip(frames, frames[1:], strict=False))
+    typical = steps[len(steps) // 2] if steps else 0  # parsebin may leave durations unset
+    return [(pts / 1e9, (dur if dur != Gst.CLOCK_TIME_NONE else typical) / 1e9)
+            for pts, dur in frames]
+
+
+def audio_frames_per_loop(audio: list[tuple[float, float]], video_pts: list[float],
+                          period: float, tol: float = 0.001) -> int:
+    """How many of a file's audio frames fit one loop: the window starts at the earlier of the
+    first video frame and the first audio frame and lasts one period."""
+    w0 = min(min(video_pts), audio[0][0])
+    return sum(1 for pts, dur in audio if pts >= w0 - tol and pts + dur <= w0 + period + tol)
+
+
+def audio_loop_errors(packets: list[tuple[float, float]], period: float, per_loop: int,
+                      loops: int = 3, tol: float = 0.0011, settle: float = 0.5,
+                      lost: int = 0) -> list[str]:
+    """What is wrong with received audio over ``loops`` periods: overlaps or steps back, a
+    frame without its twin one period later, or not ``per_loop`` frames in every period
+    (``lost``: how many frames the transport may have lost, UDP)."""
+    errs = []
+    for (a, da), (b, _db) in zip(packets, packets[1:], strict=False):
+        if b <= a:
+            errs.append(f"backwards at {a:.4f} -> {b:.4f}")
+        elif b < a + da - tol:
+            errs.append(f"overlap of {1000 * (a + da - b):.1f} ms at {b:.4f}")
+    t0 = packets[0][0] + settle  # the first packets may precede RTCP sync
+    span = [p for p, _ in packets if t0 <= p < t0 + loops * period]
+    assert span and span[-1] > t0 + (loops - 0.2) * period, "capture too short"
+    if not loops * per_loop - lost <= len(span) <= loops * per_loop:
+        errs.append(f"{len(span)} frames in {loops} periods, expected {loops * per_loop}")
+    times = sorted(p for p, _ in packets)
+    missing = []
+    for p in span[:per_loop]:  # every frame of one period comes back one period later
+        q = p + period
+        i = bisect.bisect_left(times, q - tol)
+        if i == len(times) or abs(times[i] - q) > tol:
+            missing.append(f"frame at {p:.4f} has no twin at {q:.4f}")
+    if len(missing) > lost:
+        errs.extend(missing)
+    return errs
