@@ -10,6 +10,7 @@ counted 4 keyframe packets per keyframe and repeated PTS.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -99,8 +100,9 @@ def test_metadata_on_every_frame_decodes_cleanly(server: Server, mount: str) -> 
     threads = [threading.Thread(target=run, args=("framecast", lambda: read_framecast(
                    url, "tcp", count))),
                threading.Thread(target=run, args=("pyav", lambda: read_pyav(url, "udp", count)))]
-    for t in threads:
+    for t in threads:  # staggered: rtspsrc 1.22 joining with another client may stall
         t.start()
+        time.sleep(1.0)
     for t in threads:
         t.join(60)
     for name, res in results.items():

@@ -19,6 +19,7 @@ from framecast.gst.element import make_element  # noqa: E402
 from framecast.gst.filters import make_video_filter  # noqa: E402
 from framecast.gst.looping import Looper  # noqa: E402
 from framecast.gst.probe import MediaInfo  # noqa: E402
+from framecast.gst.rangesrc import make_range_src  # noqa: E402
 
 PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
 DEPAYLOADERS = {"h264": "rtph264depay", "h265": "rtph265depay"}
@@ -98,8 +99,6 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     if info is None:
         raise ValueError("file mounts need their probed MediaInfo")
     if info.served_bytes is not None:  # fragmented MP4: hide its mfra from qtdemux
-        from framecast.gst.rangesrc import make_range_src
-
         src = make_range_src(info.path, info.served_bytes, "src")
     else:
         src = make_element("filesrc", "src", location=info.path)

@@ -11,12 +11,9 @@ from __future__ import annotations
 import logging
 import os
 
-import gi
+from gi.repository import GObject, Gst, GstBase  # noqa: I001 - after runtime's require_version
 
-gi.require_version("GstBase", "1.0")
-from gi.repository import GObject, Gst, GstBase  # noqa: E402, I001
-
-from framecast.gst.runtime import init_gst  # noqa: E402
+from framecast.gst.runtime import init_gst
 
 init_gst()
 
@@ -36,8 +33,7 @@ class RangeFileSrc(GstBase.BaseSrc):
         self.location = ""
         self.limit = -1  # bytes shown; -1: the whole file
         self._fd: int | None = None
-        self._size = 0
-        self.set_format(Gst.Format.BYTES)
+        self._size = 0  # basesrc's default format is BYTES, as random access wants
 
     def configure(self, location: str, size: int | None = None) -> RangeFileSrc:
         self.location = location
@@ -82,15 +78,13 @@ class RangeFileSrc(GstBase.BaseSrc):
 
 
 GObject.type_register(RangeFileSrc)
-_registered = False
+# registered at import (under Python's import lock): two media built at once in two threads
+# must not race to register the type
+Gst.Element.register(None, ELEMENT_NAME, Gst.Rank.NONE, RangeFileSrc)
 
 
 def make_range_src(location: str, size: int | None, name: str | None = None) -> Gst.Element:
     """A source showing ``location`` up to byte ``size`` (None: all of it)."""
-    global _registered
-    if not _registered:
-        Gst.Element.register(None, ELEMENT_NAME, Gst.Rank.NONE, RangeFileSrc)
-        _registered = True
     el = Gst.ElementFactory.make(ELEMENT_NAME, name)
     if el is None:
         raise RuntimeError(f"cannot create {ELEMENT_NAME}")
