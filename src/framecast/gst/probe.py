@@ -89,6 +89,9 @@ class MediaInfo:
     # Fragmented MP4 with an ``mfra`` index: serve only the bytes before it, qtdemux 1.22
     # mis-times the first fragment after a seek when it has one (framecast.isobmff).
     served_bytes: int | None = None
+    # buffers each demuxer source pad pushes in one pass (by pad name): lets a remuxer end a
+    # stream that stops early (the demuxer sends EOS on every pad only at the very end)
+    pad_buffers: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def demuxer(self) -> str:
@@ -188,6 +191,7 @@ class _Probe:
         self.leads: dict[int, int] = {}  # PTS -> segment start - PTS, frames before the edit
         self.after_stop = 0  # decode-only frames past the segment stop
         self.durations: dict[int, int] = {}
+        self.pad_buffers: dict[str, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
 
     def fail(self, exc: MediaError) -> None:
@@ -265,7 +269,13 @@ class _Probe:
         sink.set_property("async", False)
         return sink
 
+    def _count(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        name = pad.get_name()
+        self.pad_buffers[name] = self.pad_buffers.get(name, 0) + 1
+        return Gst.PadProbeReturn.OK
+
     def _on_pad(self, _demux: Gst.Element, pad: Gst.Pad) -> None:
+        pad.add_probe(Gst.PadProbeType.BUFFER, self._count)
         caps = pad.get_current_caps() or pad.query_caps(None)
         s = caps.get_structure(0)
         cname = s.get_name()
@@ -360,4 +370,4 @@ class _Probe:
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
             video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
             lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads),
-            served_bytes=served)
+            served_bytes=served, pad_buffers=dict(self.pad_buffers))
