@@ -42,9 +42,10 @@ class AccessUnit:
     def slices(self, codec: str) -> int:
         return sum(sei.is_vcl(n, codec) for n in self.nals)
 
-    def layout_errors(self, codec: str) -> list[str]:
+    def layout_errors(self, codec: str, sei_nals: int = 1) -> list[str]:
         """What is wrong with this AU as one frame: parameter sets once, before the first slice;
-        exactly one framecast SEI, before the first slice; keyframes carry parameter sets."""
+        ``sei_nals`` framecast SEI NAL units (a relay adds its own to the origin's), all before
+        the first slice; keyframes carry parameter sets."""
         types = self.types(codec)
         vcl = [i for i, n in enumerate(self.nals) if sei.is_vcl(n, codec)]
         errs = []
@@ -60,7 +61,7 @@ class AccessUnit:
             errs.append(f"keyframe without parameter sets: {types}")
         ours = [i for i, n in enumerate(self.nals) if types[i] in SEI_TYPES[codec]
                 and any(u == FRAMECAST_UUID for u, _ in _user_data(n, codec))]
-        if len(ours) != 1 or ours[0] > first:
+        if len(ours) != sei_nals or any(i > first for i in ours):
             errs.append(f"framecast SEI at {ours}, first slice at {first}: {types}")
         return errs
 

@@ -140,3 +140,20 @@ def test_publisher_zerolatency_slices(server: Server) -> None:
         assert au.layout_errors("h264") == [], au.pts
     assert len({a.pts for a in aus}) == len(aus)
     assert np.all(np.diff([a.pts for a in aus]) > 0)
+
+
+def test_relayed_multi_slice_camera(server: Server) -> None:
+    """A relay of a multi-slice stream (an IP camera's) keeps each AU one frame: parameter sets
+    once, the origin's SEI and the relay's own before the first slice, one PTS per frame."""
+    relayer = Server(Settings(bind="127.0.0.1", rtsp_port=0, http=False),
+                     (Mount(name="relayed", source=server.rtsp_url("h264")),)).start()
+    try:
+        aus = rtsp_access_units(relayer.rtsp_url("relayed"), "h264", 3.0)
+    finally:
+        relayer.stop()
+    aus = aus[next(i for i, a in enumerate(aus) if a.keyframe):]
+    assert len(aus) >= N
+    for au in aus:
+        assert au.slices("h264") == 4
+        assert au.layout_errors("h264", sei_nals=2) == [], au.pts
+    assert len({a.pts for a in aus}) == len(aus)
