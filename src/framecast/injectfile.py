@@ -114,6 +114,8 @@ def inject_main(args: argparse.Namespace) -> int:
     try:
         frames = _run(inp, tmp, info, mux_name, table, stamps, fmt,
                       _Progress(info.frames, bool(getattr(args, "quiet", False))))
+        if info.container == "mp4":
+            _keep_rotation(inp, tmp)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
@@ -122,6 +124,29 @@ def inject_main(args: argparse.Namespace) -> int:
         print(f"framecast: wrote {out} ({frames} frames, {len(table)} with sidecar metadata)",
               file=sys.stderr)
     return 0
+
+
+def _keep_rotation(inp: Path, out: Path) -> None:
+    """qtmux 1.22 ignores the image-orientation tag: copy the input's display matrix."""
+    from framecast.isobmff import set_video_matrix, video_matrix
+
+    try:
+        matrix = video_matrix(inp)
+        if matrix is not None and matrix != video_matrix(out):
+            set_video_matrix(out, matrix)
+    except OSError as exc:
+        logging.getLogger("framecast.inject").warning("%s: rotation not copied (%s)",
+                                                      inp.name, exc)
+
+
+def _video_format(info: Any, caps: Any) -> str:
+    """The stream format the muxer gets: the input's own for MP4 (hev1 stays hev1, avc3
+    stays avc3: parameter sets in band), else what the muxer wants."""
+    default = VIDEO_FORMAT[info.container, info.video_codec]
+    own = caps.get_structure(0).get_string("stream-format")
+    if info.container == "mp4" and own in ("avc", "avc3", "hvc1", "hev1"):
+        return own
+    return default
 
 
 def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[str, Any]],
@@ -199,8 +224,7 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
             parse = Gst.ElementFactory.make(f"{codec}parse")
             cf = Gst.ElementFactory.make("capsfilter")
             cf.set_property("caps", Gst.Caps.from_string(
-                f"video/x-{codec},stream-format={VIDEO_FORMAT[info.container, codec]},"
-                "alignment=au"))
+                f"video/x-{codec},stream-format={_video_format(info, caps)},alignment=au"))
             add_chain(pad, [parse, cf, inj, _queue()])
             return
         if name.startswith("audio/"):

@@ -1,5 +1,6 @@
 """``framecast inject`` finishes on every file ``serve`` accepts: audio longer than the video,
-video longer than the audio, an MP4 cut mid-GOP. Before the fix all three hung forever (0 %
+video longer than the audio, an MP4 cut mid-GOP; a rotated MOV keeps its rotation, hev1 stays
+hev1. Before the fix all three hung forever (0 %
 CPU, 0-byte ``.part``): the demuxer sends EOS on every pad only at the end of the file, so the
 muxer waited for the ended stream while the other filled its 1 s queue; the cut file's
 skewed streams needed more than 1 s of queue.
@@ -37,7 +38,15 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cut = d / "cut.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "0.4", "-i", str(src), "-c", "copy",
                     str(cut)], check=True, timeout=60)
-    return {"alonger": _with_audio(v, d / "alonger.mp4", 4.0),  # 3 s more audio than video
+    rot = d / "rot.mov"  # a phone video: its display matrix says "rotate 90°"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(rot)], check=True, timeout=60)
+    hev1 = d / "hev1.mp4"  # H.265 with its parameter sets in band
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i",
+                    str(make_clip(d / "h265.mp4", codec="h265", frames=N, gop=15)), "-c",
+                    "copy", "-tag:v", "hev1", str(hev1)], check=True, timeout=60)
+    return {"rot": rot, "hev1": hev1,
+            "alonger": _with_audio(v, d / "alonger.mp4", 4.0),  # 3 s more audio than video
             "vlonger": _with_audio(make_clip(d / "v150.mp4", frames=5 * N, bframes=2, gop=30),
                                    d / "vlonger.mp4", 1.0),  # 4 s more video than audio
             "cut": cut}
@@ -77,3 +86,22 @@ def test_inject_keeps_every_packet(clips: dict[str, Path], framecast_bin: str,
     out, proc = run_inject(framecast_bin, clips[name])
     assert proc.returncode == 0
     assert packets(out) == packets(clips[name])
+
+
+def stream_facts(path: Path) -> list[str]:
+    """Codec tag and rotation of every stream, as ffprobe reports them."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "stream=codec_tag_string:stream_side_data=rotation", "-of",
+                          "compact=p=0", str(path)], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize("name", ["rot", "hev1"])
+def test_inject_keeps_rotation_and_sample_entry(clips: dict[str, Path], framecast_bin: str,
+                                                name: str) -> None:
+    """Before: the rotation was lost (qtmux ignores the orientation tag), hev1 became hvc1."""
+    out, proc = run_inject(framecast_bin, clips[name])
+    assert proc.returncode == 0, proc.stderr[-400:]
+    assert stream_facts(out) == stream_facts(clips[name])
+    frames = list(av_frames(str(out)))
+    assert frames and all(len(f.metadata) == 1 for f in frames)

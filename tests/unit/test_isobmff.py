@@ -41,3 +41,40 @@ def test_mfro_pointing_at_something_else(tmp_path: Path) -> None:
 def test_tail_never_raises(tail: bytes, size: int) -> None:
     off = mfra_offset_from_tail(tail, size)
     assert off is None or 0 <= off <= size - MFRO_SIZE
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+IDENTITY = struct.pack(">9i", 65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+ROTATE_90 = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+
+
+def _trak(handler: bytes, matrix: bytes, version: int = 0) -> bytes:
+    times = b"\0" * (32 if version else 20)  # creation, modification, id, reserved, duration
+    tkhd = _box(b"tkhd", bytes([version, 0, 0, 7]) + times + b"\0" * 16 + matrix + b"\0" * 8)
+    hdlr = _box(b"hdlr", b"\0" * 8 + handler + b"\0" * 13)
+    return _box(b"trak", tkhd + _box(b"mdia", hdlr))
+
+
+def test_video_matrix_read_and_written(tmp_path: Path) -> None:
+    from framecast.isobmff import set_video_matrix, track_matrix_offsets, video_matrix
+
+    moov = _box(b"moov", _box(b"mvhd", b"\0" * 100) + _trak(b"soun", IDENTITY)
+                + _trak(b"vide", ROTATE_90, version=1))
+    assert [h for h, _ in track_matrix_offsets(moov)] == [b"soun", b"vide"]
+    p = tmp_path / "r.mov"
+    p.write_bytes(_box(b"ftyp", b"qt  \0\0\0\0") + moov + _box(b"mdat", b"x" * 10))
+    assert video_matrix(p) == ROTATE_90
+    assert set_video_matrix(p, IDENTITY)
+    assert video_matrix(p) == IDENTITY
+    assert len(p.read_bytes()) == 8 + 8 + len(moov) + 18  # patched in place
+
+
+@given(st.binary(max_size=200))
+def test_track_parser_never_raises(data: bytes) -> None:
+    from framecast.isobmff import track_matrix_offsets
+
+    for _handler, off in track_matrix_offsets(_box(b"moov", data)):
+        assert 0 <= off <= len(data) + 8 - 36
