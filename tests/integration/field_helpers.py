@@ -222,7 +222,7 @@ def audio_frames_per_loop(audio: list[tuple[float, float]], video_pts: list[floa
 
 def audio_loop_errors(packets: list[tuple[float, float]], period: float, per_loop: int,
                       loops: int = 3, tol: float = 0.0011, settle: float = 0.5,
-                      lost: int = 0) -> list[str]:
+                      lost: int = 0, drift_tol: float = 0.00025) -> list[str]:
     """What is wrong with received audio over ``loops`` periods: overlaps or steps back, a
     frame without its twin one period later, or not ``per_loop`` frames in every period
     (``lost``: how many frames the transport may have lost, UDP)."""
@@ -239,11 +239,12 @@ def audio_loop_errors(packets: list[tuple[float, float]], period: float, per_loo
         errs.append(f"{len(span)} frames in {loops} periods, expected {loops * per_loop}")
     times = sorted(p for p, _ in packets)
     missing = []
-    for p in span[:per_loop]:  # every frame of one period comes back one period later
-        q = p + period
-        i = bisect.bisect_left(times, q - tol)
-        if i == len(times) or abs(times[i] - q) > tol:
-            missing.append(f"frame at {p:.4f} has no twin at {q:.4f}")
+    for p in span[:per_loop]:  # every frame of one period comes back 1..loops-1 periods later
+        for k in range(1, loops):  # exactly: RTP timestamps, 1/48000 s; no drift per loop
+            q = p + k * period
+            i = bisect.bisect_left(times, q - drift_tol)
+            if i == len(times) or abs(times[i] - q) > drift_tol:
+                missing.append(f"frame at {p:.4f} has no twin at {q:.4f}")
     if len(missing) > lost:
         errs.extend(missing)
     return errs

@@ -60,7 +60,8 @@ def server(clips: dict[str, Path]) -> Iterator[Server]:
 def expected_per_loop(path: Path) -> tuple[int, float]:
     info = probe_file(path)
     video = [p for p, _ in ffprobe_audio(str(path), stream="v:0")]
-    period = info.period_ns / 1e9
+    assert info.frames == N
+    period = N / FPS  # nominal: a loop that runs long (Matroska's ms-rounded PTS) drifts
     return audio_frames_per_loop(ffprobe_audio(str(path)), video, period), period
 
 
@@ -89,7 +90,7 @@ def test_audio_frames_once_per_loop(server: Server, clips: dict[str, Path], moun
                 raise AssertionError(f"{transport} {kind}: {res!r}") from res
         # UDP on a loaded 2-core box may lose a packet; none may repeat or overlap
         errors = audio_loop_errors(got["audio"], period, per_loop,  # type: ignore[arg-type]
-                                   lost=2 if transport == "udp" else 0)
+                                   lost=per_loop // 10 if transport == "udp" else 0)
         assert errors == [], f"{transport}: {errors}"
         report = check_pts(got["video"], 1 / FPS)  # type: ignore[arg-type]
         assert report.clean, (transport, report)

