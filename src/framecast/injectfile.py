@@ -28,6 +28,8 @@ VIDEO_FORMAT = {("mp4", "h264"): "avc", ("mp4", "h265"): "hvc1", ("mkv", "h264")
                 ("mkv", "h265"): "hvc1", ("ts", "h264"): "byte-stream",
                 ("ts", "h265"): "byte-stream"}
 BAR = 30
+QUEUE_BYTES = 256 << 20  # per stream; time and buffer counts unlimited, see _run
+STALL_S = 15.0  # no frame and no byte written for this long: give up with an error
 
 
 class _Progress:
@@ -112,6 +114,8 @@ def inject_main(args: argparse.Namespace) -> int:
     try:
         frames = _run(inp, tmp, info, mux_name, table, stamps, fmt,
                       _Progress(info.frames, bool(getattr(args, "quiet", False))))
+        if info.container == "mp4":
+            _keep_rotation(inp, tmp)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
@@ -120,6 +124,29 @@ def inject_main(args: argparse.Namespace) -> int:
         print(f"framecast: wrote {out} ({frames} frames, {len(table)} with sidecar metadata)",
               file=sys.stderr)
     return 0
+
+
+def _keep_rotation(inp: Path, out: Path) -> None:
+    """qtmux 1.22 ignores the image-orientation tag: copy the input's display matrix."""
+    from framecast.isobmff import set_video_matrix, video_matrix
+
+    try:
+        matrix = video_matrix(inp)
+        if matrix is not None and matrix != video_matrix(out):
+            set_video_matrix(out, matrix)
+    except OSError as exc:
+        logging.getLogger("framecast.inject").warning("%s: rotation not copied (%s)",
+                                                      inp.name, exc)
+
+
+def _video_format(info: Any, caps: Any) -> str:
+    """The stream format the muxer gets: the input's own for MP4 (hev1 stays hev1, avc3
+    stays avc3: parameter sets in band), else what the muxer wants."""
+    default = VIDEO_FORMAT[info.container, info.video_codec]
+    own = caps.get_structure(0).get_string("stream-format")
+    if info.container == "mp4" and own in ("avc", "avc3", "hvc1", "hev1"):
+        return own
+    return default
 
 
 def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[str, Any]],
@@ -166,7 +193,30 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
         fake.sync_state_with_parent()
         pad.link(fake.get_static_pad("sink"))
 
+    def end_after_last(pad: Gst.Pad) -> None:
+        """EOS down this stream right after its last buffer: the demuxer sends EOS on every
+        pad only at the end of the file, and the muxer, waiting for a stream that has
+        ended, would stall the demuxer once the other stream's queue is full."""
+        expected = info.pad_buffers.get(pad.get_name(), 0)
+        if expected <= 0:
+            return
+        seen = [0]
+
+        def on_buffer(p: Gst.Pad, pinfo: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            seen[0] += 1
+            if seen[0] != expected:
+                return Gst.PadProbeReturn.OK
+            peer = p.get_peer()
+            if peer is None:
+                return Gst.PadProbeReturn.OK
+            peer.chain(pinfo.get_buffer())  # the last buffer, then EOS, in order
+            peer.send_event(Gst.Event.new_eos())
+            return Gst.PadProbeReturn.DROP
+
+        pad.add_probe(Gst.PadProbeType.BUFFER, on_buffer)
+
     def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
+        end_after_last(pad)
         caps = pad.get_current_caps() or pad.query_caps(None)
         name = caps.get_structure(0).get_name()
         if name == f"video/x-{codec}" and not state["video"]:
@@ -174,12 +224,11 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
             parse = Gst.ElementFactory.make(f"{codec}parse")
             cf = Gst.ElementFactory.make("capsfilter")
             cf.set_property("caps", Gst.Caps.from_string(
-                f"video/x-{codec},stream-format={VIDEO_FORMAT[info.container, codec]},"
-                "alignment=au"))
-            add_chain(pad, [parse, cf, inj, Gst.ElementFactory.make("queue")])
+                f"video/x-{codec},stream-format={_video_format(info, caps)},alignment=au"))
+            add_chain(pad, [parse, cf, inj, _queue()])
             return
         if name.startswith("audio/"):
-            chain = [Gst.ElementFactory.make("queue")]
+            chain = [_queue()]
             parser = _audio_parser(caps)
             if parser:  # demuxers give unframed audio; muxers want it parsed
                 chain.insert(0, Gst.ElementFactory.make(parser))
@@ -188,15 +237,35 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
         state["dropped"].append(name)
         drain(pad)
 
+    def _queue() -> Gst.Element:
+        # no time limit: the muxer interleaves by running time, and a file whose streams are
+        # skewed (an MP4 cut mid-GOP: decode-only video before the edit) needs seconds of
+        # one stream queued before the other is taken; 1 s queues deadlocked the demuxer
+        q = Gst.ElementFactory.make("queue")
+        q.set_property("max-size-time", 0)
+        q.set_property("max-size-buffers", 0)
+        q.set_property("max-size-bytes", QUEUE_BYTES)
+        return q
+
     demux.connect("pad-added", on_pad)
     bus = pipeline.get_bus()
     pipeline.set_state(Gst.State.PLAYING)
+    progress_mark, last_change = (-1, -1), time.monotonic()
     try:
         while True:
             msg = bus.timed_pop_filtered(Gst.SECOND // 10,
                                          Gst.MessageType.EOS | Gst.MessageType.ERROR)
             progress.update(inj.buffers)
             if msg is None:
+                mark = (inj.buffers, out.stat().st_size if out.exists() else 0)
+                if mark != progress_mark:
+                    progress_mark, last_change = mark, time.monotonic()
+                elif time.monotonic() - last_change > STALL_S:  # never hang: say so
+                    if progress.shown:
+                        sys.stderr.write("\n")
+                    raise CliError(f"{inp}: stalled for {STALL_S:.0f} s at frame "
+                                   f"{inj.buffers} of {info.frames} (the muxer waits for a "
+                                   "stream that sends nothing)")
                 continue
             if msg.type == Gst.MessageType.ERROR:
                 err, _dbg = msg.parse_error()

@@ -163,6 +163,8 @@ class Reader:
         self._sei: dict[int, tuple[bool, list[dict[str, Any]], list[tuple[bytes, bytes]]]] = {}
         self._serial = itertools.count()
         self._heap: list[tuple[int, int, Frame]] = []
+        self._last_out: int | None = None  # PTS of the last frame handed out (decode=False)
+        self._recent: list[int] = []  # recent PTS, to learn the frame step
         self._order = itertools.count()
         self._ready: list[Frame] = []
         self._linked = False
@@ -171,6 +173,8 @@ class Reader:
         self._length_size: int | None = None
         self._transport, self._latency_ms = transport, latency_ms
         self.restarts = 0  # RTSP reconnections after a stalled start (see _next_sample)
+        self._keyed = False  # decode=True: a keyframe's picture came out (none before it)
+        self.skipped = 0  # decode=True: pictures before the first keyframe, not handed out
         self._started_at = time.monotonic()
         self._flowing = False  # RTP came out of rtspsrc (its jitterbuffer) into our chain
         self._start()
@@ -201,6 +205,7 @@ class Reader:
         self.pipeline.set_state(Gst.State.NULL)
         with self._lock:
             self._sei.clear()
+        self._keyed = False
         self.restarts += 1
         self._started_at = time.monotonic()
         log.info("%s: no RTP out of rtspsrc %.1f s after connecting, reconnecting", self.url,
@@ -228,6 +233,9 @@ class Reader:
             src.set_property("location", self.url)
             src.set_property("protocols", "tcp" if transport == "tcp" else "udp")
             src.set_property("latency", latency_ms)
+            # PTS straight from the RTP timestamps: the default (slave) smooths them with the
+            # arrival times, and with B-frames they then jitter out of presentation order
+            src.set_property("buffer-mode", 0)
             src.set_property("tcp-timeout", int((self.timeout + 10) * 1e6))  # ours fires first
             self.pipeline.add(src)
             src.connect("pad-added", self._on_pad)
@@ -360,16 +368,56 @@ class Reader:
             rows = np.frombuffer(info.data, dtype=np.uint8, count=stride * h).reshape(h, stride)
             return rows[:, : w * 3].reshape(h, w, 3).copy()
 
-    def _push_ordered(self, frame: Frame, pts: int, dts: int) -> None:
-        """Decode order in, presentation order out (encoded frames only; raw buffer times)."""
-        heapq.heappush(self._heap, (pts if pts != Gst.CLOCK_TIME_NONE else -1,
-                                    next(self._order), frame))
+    def _push_ordered(self, frame: Frame, pts: int, dts: int, step: int = 0) -> None:
+        """Decode order in, presentation order out (encoded frames only; raw buffer times).
+
+        A frame leaves as soon as it is known to be next: its PTS is one frame step after the
+        last one out (no B-frame can still come before it), or the first keyframe (nothing
+        decoded later is shown before an IDR), or DTS says so. Only a gap waits for the
+        reorder window: holding every frame for the window cost ~130 ms (4 frames at 30 fps)
+        on streams that have no B-frames at all."""
+        p = pts if pts != Gst.CLOCK_TIME_NONE else -1
+        if p >= 0:
+            self._recent.append(p)
+            del self._recent[:-2 * REORDER_WINDOW]
+        heapq.heappush(self._heap, (p, next(self._order), frame))
         if dts != Gst.CLOCK_TIME_NONE:
             # every later AU has PTS >= its DTS >= this DTS: all PTS up to it are final
             while self._heap and self._heap[0][0] <= dts:
-                self._ready.append(heapq.heappop(self._heap)[2])
-        while len(self._heap) > REORDER_WINDOW:
-            self._ready.append(heapq.heappop(self._heap)[2])
+                self._release()
+        step = step or self._learned_step()
+        while self._heap:
+            top, _, top_frame = self._heap[0]
+            last = self._last_out
+            if len(self._heap) > REORDER_WINDOW or top < 0 or (
+                    last is None and top_frame.keyframe) or (
+                    last is not None and (top <= last or (step and top - last <= step * 3 // 2))):
+                self._release()
+            else:
+                break
+
+    def _release(self) -> None:
+        p, _, frame = heapq.heappop(self._heap)
+        if p >= 0:
+            self._last_out = p
+        self._ready.append(frame)
+
+    def _learned_step(self) -> int:
+        """One frame's duration from the PTS seen (0 until enough arrived to trust it: the
+        first steps of a B-frame GOP span several frames)."""
+        if len(self._recent) <= REORDER_WINDOW:
+            return 0
+        vals = sorted(set(self._recent))
+        steps = [b - a for a, b in zip(vals, vals[1:], strict=False)]
+        return min(steps) if steps else 0
+
+    @staticmethod
+    def _caps_step(sample: Gst.Sample) -> int:
+        caps = sample.get_caps()
+        if caps is None or caps.get_size() == 0:
+            return 0
+        ok, num, den = caps.get_structure(0).get_fraction("framerate")
+        return Gst.util_uint64_scale_int(Gst.SECOND, den, num) if ok and num > 0 else 0
 
     def _bus_error(self) -> str | None:
         msg = self.bus.pop_filtered(Gst.MessageType.ERROR)
@@ -418,9 +466,14 @@ class Reader:
             if frame is None:
                 continue
             if self.decode:
+                # joined mid-GOP: the decoder hands out grey guesses until the first keyframe
+                self._keyed = self._keyed or frame.keyframe
+                if not self._keyed:
+                    self.skipped += 1
+                    continue
                 return frame
             buf = sample.get_buffer()
-            self._push_ordered(frame, buf.pts, buf.dts)
+            self._push_ordered(frame, buf.pts, buf.dts, self._caps_step(sample))
         return self._ready.pop(0)
 
     def read(self) -> Frame | None:

@@ -67,7 +67,7 @@ class RtspsrcClient:
 
     def __init__(self, url: str, *, transport: str = "tcp", audio: bool = False,
                  user: str | None = None, password: str | None = None,
-                 tls: bool = False) -> None:
+                 tls: bool = False, latency: int = 100) -> None:
         init_gst()
         proto = {"tcp": "tcp", "udp": "udp"}[transport]
         creds = ""
@@ -75,7 +75,7 @@ class RtspsrcClient:
             creds = f' user-id="{user}" user-pw="{password}"'
         tlsopt = " tls-validation-flags=0" if tls else ""
         # buffer-mode=none: PTS straight from RTP timestamps (no arrival-time smoothing)
-        desc = (f'rtspsrc name=src location="{url}" protocols={proto} latency=100 '
+        desc = (f'rtspsrc name=src location="{url}" protocols={proto} latency={latency} '
                 f"buffer-mode=none{creds}{tlsopt} "
                 "src. ! application/x-rtp,media=video ! parsebin ! fakesink name=vsink "
                 "sync=false async=false")

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.config",
+        "framecast.isobmff",
         "framecast.pixelindex", "framecast.signalling.protocol", "framecast.signalling.state",
         "framecast.http.pending", "framecast.http.ratelog",
         "framecast.cli", "framecast.logs", "framecast.relaypolicy", "framecast.filestamp"]

@@ -7,6 +7,7 @@ directly.
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstBase", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstApp", "1.0")
 gi.require_version("GstVideo", "1.0")

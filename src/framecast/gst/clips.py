@@ -29,16 +29,20 @@ class ClipError(RuntimeError):
     """Making a clip failed (encoder/muxer error)."""
 
 
-def _video_encoder(codec: str, container: str, bframes: int, gop: int, profile: str | None) -> str:
+def _video_encoder(codec: str, container: str, bframes: int, gop: int, profile: str | None,
+                   slices: int = 0) -> str:
     if codec == "h264":
         prof = f",profile={profile}" if profile else ""
         fmt = "byte-stream" if container == "ts" else "avc"
-        return (f"x264enc speed-preset=veryfast key-int-max={gop} bframes={bframes} "
+        sl = f"option-string=slices={slices} " if slices > 1 else ""
+        return (f"x264enc speed-preset=veryfast key-int-max={gop} bframes={bframes} {sl}"
                 f"b-adapt=false byte-stream={'true' if fmt == 'byte-stream' else 'false'} "
                 f"! video/x-h264{prof} ! h264parse ! video/x-h264,stream-format={fmt}")
     if codec == "h265":
         fmt = "byte-stream" if container == "ts" else "hvc1"
         opts = f"bframes={bframes}:b-adapt=0:keyint={gop}:min-keyint={gop}:scenecut=0"
+        if slices > 1:
+            opts += f":slices={slices}"
         return (f"x265enc speed-preset=veryfast key-int-max={gop} option-string={opts} "
                 f"! h265parse ! video/x-h265,stream-format={fmt}")
     if codec == "vp9":
@@ -59,10 +63,13 @@ def _audio_branch(audio: str, frames: int, fps: int) -> str:
 def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: str = "mp4",
               frames: int = 60, fps: int = 30, width: int = 320, height: int = 240,
               bframes: int = 0, audio: str | None = None, profile: str | None = None,
-              gop: int = 30,
+              gop: int = 30, slices: int = 0,
               render: Callable[[int, int, int], np.ndarray] = render_frame) -> Path:
     """Encode ``frames`` frames of ``render(i, width, height)`` (by default the index test
-    picture) into ``path``; returns the path."""
+    picture) into ``path``; returns the path.
+
+    ``slices`` > 1: that many slices per picture (what cameras and x264 zerolatency write).
+    """
     init_gst()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +78,7 @@ def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: s
     desc = (
         f"appsrc name=src format=time caps=video/x-raw,format=RGB,width={width},height={height},"
         f"framerate={fps}/1 ! videoconvert ! video/x-raw,format=I420 ! "
-        f"{_video_encoder(codec, container, bframes, gop, profile)} ! queue ! "
+        f"{_video_encoder(codec, container, bframes, gop, profile, slices)} ! queue ! "
         f"{mux} name=mux{mux_opts} ! filesink location=\"{path}\" "
     )
     if audio:

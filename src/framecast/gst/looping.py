@@ -54,6 +54,17 @@ class _PadState:
     edits0: list[tuple[int, int]] = field(default_factory=list)
 
 
+@dataclass
+class _AudioClip:
+    segment: Gst.Segment | None = None
+    base0: int | None = None      # base of loop 0's SEGMENT on this pad
+    first_rt: int | None = None   # running time of loop 0's first audio frame
+
+
+# Matroska stores ms: a frame may seem to end up to 1 ms past the window
+_AUDIO_TOLERANCE_NS = 1_000_000
+
+
 class Looper:
     """Seamless looping for one demuxer, usable in any pipeline (RTSP media, WebRTC producer).
 
@@ -64,9 +75,9 @@ class Looper:
 
     def __init__(self, period_ns: int, name: str = "", first_pts_ns: int | None = None,
                  lead_ns: int = 0) -> None:
-        """``first_pts_ns``: the video PTS where the edit starts; when given, audio running past
-        the end of a loop is dropped, so audio never overlaps the next loop's first packets
-        (the audio track is usually a little longer than the video).
+        """``first_pts_ns``: the video PTS where the edit starts; when given, :meth:`clip_audio`
+        keeps each loop's audio inside one period, so it never overlaps the next loop's first
+        packets (the audio track is usually a little longer than the video).
         ``lead_ns`` (needs ``first_pts_ns``): the probe's ``MediaInfo.lead_ns``, see (4)."""
         if period_ns <= 0:
             raise ValueError("period_ns must be positive")
@@ -108,8 +119,22 @@ class Looper:
             self._pads[pad.get_name()] = _PadState()
         pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM | Gst.PadProbeType.EVENT_FLUSH,
                       self._on_event)
-        if self.first_pts_ns is not None and not pad.get_name().startswith("video"):
-            pad.add_probe(Gst.PadProbeType.BUFFER, self._clip_audio)
+
+    def clip_audio(self, pad: Gst.Pad) -> None:
+        """Keep each loop's audio inside one period (call with the audio *parser's* src pad:
+        there every buffer is one frame with its duration, even from tsdemux's PES packets).
+
+        The loop's window is [W0 + n × period, W0 + (n+1) × period) in running time, W0 = the
+        earlier of the video's first frame and the audio's first frame of loop 0. A frame is
+        sent only if it lies wholly inside its loop's window: every frame that fits arrives
+        once per loop, in order, and never overlaps the next loop's first frames (audio
+        longer than the video loses its tail beyond the window; there is no room for it)."""
+        if self.first_pts_ns is None:
+            return
+        state = _AudioClip()
+        pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM | Gst.PadProbeType.EVENT_FLUSH,
+                      lambda p, i: self._audio_event(state, i))
+        pad.add_probe(Gst.PadProbeType.BUFFER, lambda p, i: self._clip_audio(state, p, i))
 
     def watch_bus(self, pipeline: Gst.Pipeline) -> None:
         """For a plain pipeline: loop on its bus's SEGMENT_DONE (needs a GLib main loop)."""
@@ -190,18 +215,40 @@ class Looper:
         finally:
             self._loop_flush = False
 
-    def _clip_audio(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        rt0 = self._video_rt0
+    def _audio_event(self, st: _AudioClip, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        event = info.get_event()
+        if event.type == Gst.EventType.FLUSH_STOP:
+            st.base0 = st.first_rt = None
+        elif event.type == Gst.EventType.SEGMENT:
+            seg = event.parse_segment()
+            st.segment = seg
+            if st.base0 is None:
+                st.base0 = seg.base
+        return Gst.PadProbeReturn.OK
+
+    def _clip_audio(self, st: _AudioClip, _pad: Gst.Pad,
+                    info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
-        if rt0 is None or buf.pts == Gst.CLOCK_TIME_NONE:
+        seg = st.segment
+        if seg is None or st.base0 is None or buf.pts == Gst.CLOCK_TIME_NONE:
             return Gst.PadProbeReturn.OK
-        ev = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
-        if ev is None:
+        rt = seg.to_running_time(Gst.Format.TIME, buf.pts)
+        if rt == Gst.CLOCK_TIME_NONE:
+            # before the edit (qtdemux pushes the frame holding the edit's start): no sink
+            # would play it, but the payloader would stamp it with running time 0's RTP time
+            return Gst.PadProbeReturn.DROP
+        # the loop this frame belongs to: its SEGMENT's base moved by n periods
+        loop = max(0, (seg.base - st.base0 + self.period_ns // 2) // self.period_ns)
+        if loop == 0 and st.first_rt is None:
+            st.first_rt = rt
+        rt0 = self._video_rt0
+        if rt0 is None or st.first_rt is None:
             return Gst.PadProbeReturn.OK
-        seg = ev.parse_segment()
-        loop = max(0, self._pads.get(pad.get_name(), _PadState()).loop)
-        if seg.to_running_time(Gst.Format.TIME, buf.pts) >= rt0 + (loop + 1) * self.period_ns:
-            return Gst.PadProbeReturn.DROP  # starts after this loop's last video frame ends
+        start = min(rt0 - self.lead_ns, st.first_rt)
+        dur = buf.duration if buf.duration != Gst.CLOCK_TIME_NONE else 0
+        end = start + (loop + 1) * self.period_ns
+        if rt + dur > end + _AUDIO_TOLERANCE_NS or rt + _AUDIO_TOLERANCE_NS < end - self.period_ns:
+            return Gst.PadProbeReturn.DROP  # would overlap the next loop (or the previous)
         return Gst.PadProbeReturn.OK
 
     # -- the timestamp fix --------------------------------------------------------------

@@ -19,6 +19,7 @@ from framecast.gst.element import make_element  # noqa: E402
 from framecast.gst.filters import make_video_filter  # noqa: E402
 from framecast.gst.looping import Looper  # noqa: E402
 from framecast.gst.probe import MediaInfo  # noqa: E402
+from framecast.gst.rangesrc import make_range_src  # noqa: E402
 
 PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
 DEPAYLOADERS = {"h264": "rtph264depay", "h265": "rtph265depay"}
@@ -60,8 +61,10 @@ def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str) -> Gst.Element:
     flt = make_video_filter(mount, info, codec)
     if flt is not None:
         chain.append(flt)
-    # config-interval=-1: SPS/PPS(/VPS) with every IDR, so a joining client starts at once
-    chain.append(make_element(PAYLOADERS[codec], "pay0", config_interval=-1, pt=VIDEO_PT))
+    # The parser's config-interval=-1 puts SPS/PPS(/VPS) once before every keyframe AU, so a
+    # joining client starts at once. The payloader must add none: rtph264pay's -1 repeats them
+    # before every IDR *slice*, which splits a multi-slice keyframe into several pictures.
+    chain.append(make_element(PAYLOADERS[codec], "pay0", config_interval=0, pt=VIDEO_PT))
     _chain(b, chain)
     return parse
 
@@ -91,7 +94,10 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
 
     if info is None:
         raise ValueError("file mounts need their probed MediaInfo")
-    src = make_element("filesrc", "src", location=info.path)
+    if info.served_bytes is not None:  # fragmented MP4: hide its mfra from qtdemux
+        src = make_range_src(info.path, info.served_bytes, "src")
+    else:
+        src = make_element("filesrc", "src", location=info.path)
     demux = make_element(info.demuxer, "demux")
     _chain(b, [src, demux])
     vparse = _video_tail(b, mount, info, info.video_codec)
@@ -124,6 +130,8 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
         # the Looper wants the edit's first PTS: the lead-in (if any) comes before it
         b.looper = Looper(info.period_ns, name, info.first_pts + info.lead_ns, info.lead_ns)
         b.looper.attach_demuxer(demux)
+        if aparse is not None:  # each buffer one frame with its duration after the parser
+            b.looper.clip_audio(b.get_by_name("aparse").get_static_pad("src"))
     return b
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
 from framecast.gst.runtime import init_gst
+from framecast.isobmff import mfra_offset
 
 log = logging.getLogger("framecast.probe")
 
@@ -85,6 +86,12 @@ class MediaInfo:
     # ``lead_frames``: how many frames that is.
     lead_ns: int = 0
     lead_frames: int = 0
+    # Fragmented MP4 with an ``mfra`` index: serve only the bytes before it, qtdemux 1.22
+    # mis-times the first fragment after a seek when it has one (framecast.isobmff).
+    served_bytes: int | None = None
+    # buffers each demuxer source pad pushes in one pass (by pad name): lets a remuxer end a
+    # stream that stops early (the demuxer sends EOS on every pad only at the very end)
+    pad_buffers: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def demuxer(self) -> str:
@@ -140,6 +147,21 @@ def _frame_duration(pts: list[int], last_duration: int, framerate: tuple[int, in
     return Gst.SECOND // 30
 
 
+def _period(pts: list[int], frame_ns: int, framerate: tuple[int, int]) -> int:
+    """(last PTS - first PTS) + one frame; for a constant rate, a whole number of frames:
+    Matroska rounds PTS to the millisecond, and a period 0.33 ms too long made every loop
+    drift 0.33 ms later (audio included) against the clock."""
+    span = pts[-1] - pts[0]
+    uniform = all(abs(b - a - frame_ns) <= 2 * Gst.MSECOND
+                  for a, b in zip(pts, pts[1:], strict=False))
+    if framerate[0] > 0 and frame_ns > 0 and uniform:
+        n = (span + frame_ns // 2) // frame_ns
+        if abs(span - n * frame_ns) <= Gst.MSECOND:
+            num, den = framerate  # exact: n+1 frames of den/num s, not n+1 rounded frames
+            return Gst.util_uint64_scale(n + 1, Gst.SECOND * den, num)
+    return span + frame_ns
+
+
 def check_path(path: Path) -> None:
     """Raise a one-line :class:`MediaError` if ``path`` is missing, a directory or unreadable."""
     name = path.name
@@ -184,6 +206,7 @@ class _Probe:
         self.leads: dict[int, int] = {}  # PTS -> segment start - PTS, frames before the edit
         self.after_stop = 0  # decode-only frames past the segment stop
         self.durations: dict[int, int] = {}
+        self.pad_buffers: dict[str, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
 
     def fail(self, exc: MediaError) -> None:
@@ -261,7 +284,13 @@ class _Probe:
         sink.set_property("async", False)
         return sink
 
+    def _count(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        name = pad.get_name()
+        self.pad_buffers[name] = self.pad_buffers.get(name, 0) + 1
+        return Gst.PadProbeReturn.OK
+
     def _on_pad(self, _demux: Gst.Element, pad: Gst.Pad) -> None:
+        pad.add_probe(Gst.PadProbeType.BUFFER, self._count)
         caps = pad.get_current_caps() or pad.query_caps(None)
         s = caps.get_structure(0)
         cname = s.get_name()
@@ -347,11 +376,13 @@ class _Probe:
         framerate = (num, den) if ok_r and num > 0 else (0, 1)
         pts = sorted(set(self.pts) | set(self.leads))
         frame_ns = _frame_duration(pts, self.durations.get(pts[-1], 0), framerate)
-        period = pts[-1] - pts[0] + frame_ns
+        period = _period(pts, frame_ns, framerate)
         assert self.container is not None
+        served = mfra_offset(self.path) if self.container == "mp4" else None
         return MediaInfo(
             path=str(self.path), container=self.container, video_codec=self.video_codec,
             profile=s.get_string("profile"), width=width if ok_w else 0,
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
             video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
-            lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads))
+            lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads),
+            served_bytes=served, pad_buffers=dict(self.pad_buffers))

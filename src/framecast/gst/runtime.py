@@ -17,8 +17,11 @@ from typing import Any, TypeVar
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstBase", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst  # noqa: E402
+# GstBase before any element exists: if an appsrc is made first, PyGObject wraps GstBaseSrc
+# without its vfuncs and a Python BaseSrc subclass (framecastrangesrc) loses do_create
+from gi.repository import GLib, Gst, GstBase  # noqa: E402, F401
 
 T = TypeVar("T")
 
