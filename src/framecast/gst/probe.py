@@ -85,6 +85,8 @@ class MediaInfo:
     # ``lead_frames``: how many frames that is.
     lead_ns: int = 0
     lead_frames: int = 0
+    # PTS go back in decode order (B-frames): the RTSP side then derives DTS for the backlog
+    reordered: bool = False
 
     @property
     def demuxer(self) -> str:
@@ -183,6 +185,8 @@ class _Probe:
         self.pts: list[int] = []
         self.leads: dict[int, int] = {}  # PTS -> segment start - PTS, frames before the edit
         self.after_stop = 0  # decode-only frames past the segment stop
+        self.reordered = False  # a PTS below the previous one in decode order (B-frames)
+        self._last_pts: int | None = None
         self.durations: dict[int, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
 
@@ -315,6 +319,9 @@ class _Probe:
     def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
         if buf.pts != Gst.CLOCK_TIME_NONE:
+            if self._last_pts is not None and buf.pts < self._last_pts:
+                self.reordered = True
+            self._last_pts = buf.pts
             ev = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
             seg = ev.parse_segment() if ev is not None else None
             # presented = a valid running time, exactly what the payloader and sinks use
@@ -354,4 +361,5 @@ class _Probe:
             profile=s.get_string("profile"), width=width if ok_w else 0,
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
             video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
-            lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads))
+            lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads),
+            reordered=self.reordered)

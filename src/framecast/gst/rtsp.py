@@ -22,6 +22,7 @@ gi.require_version("GstRtsp", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, I001
 
 from framecast.gst.media import MediaBin
+from framecast.gst.timestamps import monotonic_payloader_input
 
 log = logging.getLogger("framecast.rtsp")
 
@@ -61,7 +62,13 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
 
     def do_create_element(self, url: GstRtspServer.RTSPUrl) -> Gst.Element | None:
         try:
-            return self.bin_factory()
+            element = self.bin_factory()
+            if isinstance(element, Gst.Bin):
+                # timestamps must never go back into gst-rtsp-server's TCP backlog (it aborts)
+                info = getattr(element, "info", None)
+                known_in_order = info is not None and not getattr(info, "reordered", True)
+                monotonic_payloader_input(element, derive_dts=not known_in_order)
+            return element
         except Exception as exc:  # a request-time failure costs this request only
             log.error("/%s: %s", self.mount_name, exc)
             return None
