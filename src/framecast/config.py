@@ -10,6 +10,12 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
     auth = "digest"                 # basic | digest (when users are set)
     tls_cert = "cert.pem"           # both set: rtsps://
     tls_key = "key.pem"
+    rtsp_max_lag = 5                # s unsent data may wait before a slow client is dropped
+    rtsp_backlog = 128              # listen backlog
+    rtsp_max_clients = 256          # connections in total; rtsp_max_clients_per_mount = 64
+    rtsp_first_request_timeout = 10 # s a new connection may stay silent
+    rtsp_max_request_bytes = 65536  # request body limit
+    auth_max_failures = 10          # failed logins per address within auth_failure_window s
 
     [[server.users]]
     name = "alice"
@@ -75,6 +81,17 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     webrtc_idle_stop: float = 5.0  # s a WebRTC producer runs after its last viewer; <0: always
+    # -- RTSP robustness (slow, idle and hostile clients); 0 turns a limit off -------------
+    rtsp_max_lag: float = 5.0           # s a client's socket may hold unsent data before it
+                                        # is dropped (a stalled or too slow reader)
+    rtsp_backlog: int = 128             # listen backlog (gst-rtsp-server's default is 5)
+    rtsp_max_clients: int = 256         # RTSP connections in total (more: closed at once)
+    rtsp_max_clients_per_mount: int = 64  # clients of one mount (more: 503)
+    rtsp_first_request_timeout: float = 10.0  # s a new connection may stay silent
+    rtsp_max_request_bytes: int = 65536  # largest request body (Content-Length) accepted
+    auth_max_failures: int = 10         # failed logins from one address within the window …
+    auth_failure_window: float = 60.0   # … (s) refuse it until the window has passed
+    # ----------------------------------------------------------------------------------------
 
     @property
     def tls(self) -> bool:
@@ -127,6 +144,17 @@ class _Ctx:
             raise self.err(key, "expected a number of seconds")
         return float(value)
 
+    def count(self, value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.err(key, "expected a whole number >= 0")
+        return value
+
+    def duration(self, value: Any, key: str) -> float:
+        v = self.seconds(value, key)
+        if v < 0 or v == float("inf"):
+            raise self.err(key, "expected a number of seconds >= 0")
+        return v
+
     def choice(self, value: Any, key: str, choices: Sequence[str]) -> str:
         if value not in choices:
             raise self.err(key, "expected one of " + ", ".join(repr(c) for c in choices))
@@ -137,8 +165,12 @@ class _Ctx:
         return str(p if p.is_absolute() else base / p)
 
 
+# RTSP robustness keys (see Settings); all numbers >= 0, 0 turns the limit off
+RTSP_LIMIT_SECONDS = ("rtsp_max_lag", "rtsp_first_request_timeout", "auth_failure_window")
+RTSP_LIMIT_COUNTS = ("rtsp_backlog", "rtsp_max_clients", "rtsp_max_clients_per_mount",
+                     "rtsp_max_request_bytes", "auth_max_failures")
 SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key",
-               "webrtc_idle_stop")
+               "webrtc_idle_stop", *RTSP_LIMIT_SECONDS, *RTSP_LIMIT_COUNTS)
 USER_KEYS = ("name", "password")
 MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec")
 
@@ -161,6 +193,12 @@ def parse_config(data: Mapping[str, Any], fname: str = "<config>",
         kw["http"] = ctx.boolean(server["http"], "server.http")
     if "webrtc_idle_stop" in server:
         kw["webrtc_idle_stop"] = ctx.seconds(server["webrtc_idle_stop"], "server.webrtc_idle_stop")
+    for k in RTSP_LIMIT_SECONDS:
+        if k in server:
+            kw[k] = ctx.duration(server[k], f"server.{k}")
+    for k in RTSP_LIMIT_COUNTS:
+        if k in server:
+            kw[k] = ctx.count(server[k], f"server.{k}")
     if "auth" in server:
         kw["auth"] = ctx.choice(server["auth"], "server.auth", AUTH_METHODS)
     for k in ("tls_cert", "tls_key"):

@@ -21,7 +21,10 @@ import gi
 gi.require_version("GstRtsp", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, I001
 
+from framecast.authguard import FailureGuard
 from framecast.gst.media import MediaBin
+from framecast.gst.rtspguard import ClientGuard
+from framecast.gst.rtspguard import ClientState as ClientGuardState
 from framecast.gst.timestamps import monotonic_payloader_input
 
 log = logging.getLogger("framecast.rtsp")
@@ -112,12 +115,31 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         return self.last_looper.loop_count if self.last_looper is not None else 0
 
 
+class GuardedAuth(GstRtspServer.RTSPAuth):
+    """RTSPAuth that reports each failed check of offered credentials to ``on_failure``."""
+
+    __gtype_name__ = "FramecastGuardedAuth"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_failure: Callable[[Any], None] | None = None
+
+    def do_check(self, ctx: Any, check: str) -> bool:
+        ok = GstRtspServer.RTSPAuth.do_check(self, ctx, check)
+        if not ok and self.on_failure is not None and _offered_credentials(ctx):
+            try:
+                self.on_failure(ctx)
+            except Exception as exc:  # never turn a 401 into a crash
+                log.debug("auth failure hook: %s", exc)
+        return ok
+
+
 def make_auth(users: list[tuple[str, str]], method: str = "digest",
               cert: str | None = None, key: str | None = None) -> GstRtspServer.RTSPAuth | None:
     """RTSPAuth with Basic or Digest users (all may watch every mount) and optional TLS."""
     if not users and not cert:
         return None
-    auth = GstRtspServer.RTSPAuth()
+    auth = GuardedAuth()
     if cert and key:
         auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(cert, key))
     if users:
@@ -158,21 +180,63 @@ def _segments_ready(media: GstRtspServer.RTSPMedia) -> bool:
     return True
 
 
+def raise_fd_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (each client costs fds); returns the soft one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.debug("cannot raise the fd limit: %s", exc)
+    return soft
+
+
+_REQUESTS = ("options", "describe", "setup", "play", "pause", "teardown", "get-parameter",
+             "set-parameter", "announce", "record")
+
+
+def _offered_credentials(ctx: Any) -> bool:
+    req = ctx.request
+    if req is None:
+        return False
+    res, _value = req.get_header(GstRtsp.RTSPHeaderField.AUTHORIZATION, 0)
+    return res == GstRtsp.RTSPResult.OK
+
+
 class RtspServer:
-    """The RTSP server for a set of mounts, attached to a GLib main context."""
+    """The RTSP server for a set of mounts, attached to a GLib main context.
+
+    ``limits``: an object with the ``rtsp_*`` / ``auth_*`` fields of
+    :class:`framecast.config.Settings` (defaults when None).
+    """
 
     def __init__(self, bind: str = "127.0.0.1", port: int = 8554,
-                 auth: GstRtspServer.RTSPAuth | None = None) -> None:
+                 auth: GstRtspServer.RTSPAuth | None = None, limits: Any = None) -> None:
+        from framecast.config import Settings
+
+        lim = limits if limits is not None else Settings()
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address(bind)
         self.server.set_service(str(port))
+        # the kernel drops SYNs beyond the backlog: 5 made 50 clients wait up to 63 s
+        self.server.set_backlog(max(1, int(lim.rtsp_backlog)))
         self.auth = auth
         if auth is not None:
             self.server.set_auth(auth)
+            if isinstance(auth, GuardedAuth):
+                auth.on_failure = self._on_auth_failure
         self.factories: dict[str, MountFactory] = {}
         self.server.connect("client-connected", self._on_client)
         self._source: GLib.Source | None = None
         self.clients = 0
+        self.max_per_mount = int(lim.rtsp_max_clients_per_mount)
+        self.max_request_bytes = int(lim.rtsp_max_request_bytes)
+        self.guard = ClientGuard(float(lim.rtsp_max_lag), float(lim.rtsp_first_request_timeout),
+                                 int(lim.rtsp_max_clients))
+        self.auth_guard = FailureGuard(int(lim.auth_max_failures), float(lim.auth_failure_window))
 
     def add(self, name: str, bin_factory: BinFactory, shared: bool = True) -> MountFactory:
         factory = MountFactory(name, bin_factory, shared)
@@ -197,9 +261,11 @@ class RtspServer:
             raise PortInUse(f"cannot listen on {addr}: {exc.message}") from None
         source.attach(context)
         self._source = source
+        self.guard.attach(context)
         return self.server.get_bound_port()
 
     def detach(self) -> None:
+        self.guard.detach()
         if self._source is not None:
             self._source.destroy()
             self._source = None
@@ -218,24 +284,65 @@ class RtspServer:
     def _on_client(self, _server: Any, client: GstRtspServer.RTSPClient) -> None:
         conn = client.get_connection()
         peer = conn.get_ip() if conn is not None else "?"
+        if self.auth_guard.blocked(peer):
+            self.guard.refused += 1
+            self.guard._say("auth-block", "client %s refused: too many failed logins", peer)
+            self.guard._close_soon(ClientGuardState(client, peer))
+            return
+        st = self.guard.add(client, peer)
+        if st is None:
+            return  # one too many: closed
         self.clients += 1
-        state = {"path": ""}
-
-        def on_request(_c: Any, ctx: Any) -> None:
-            uri = ctx.uri
-            if uri is not None and not state["path"]:
-                state["path"] = uri.abspath
-                log.info("client %s connected to %s", peer, uri.abspath)
-
-        def on_closed(_c: Any) -> None:
-            self.clients -= 1
-            log.info("client %s disconnected%s", peer,
-                     f" from {state['path']}" if state["path"] else "")
-
-        client.connect("describe-request", on_request)
-        client.connect("setup-request", on_request)
-        client.connect("closed", on_closed)
+        if self.max_request_bytes:
+            client.set_content_length_limit(self.max_request_bytes)
+        # handlers get the client as their first argument: no closure holds it (no cycle)
+        for name in _REQUESTS:
+            client.connect(f"pre-{name}-request", self._on_pre_request)
+        client.connect("describe-request", self._on_request)
+        client.connect("setup-request", self._on_request)
+        client.connect("closed", self._on_closed)
         client.connect("pre-play-request", self._before_play)
+
+    def _on_pre_request(self, client: Any, ctx: Any) -> GstRtsp.RTSPStatusCode:
+        st = self.guard.get(client)
+        if st is None:
+            return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
+        st.requested = True
+        if self.auth_guard.blocked(st.peer):
+            self.guard._say("auth-block", "client %s refused: too many failed logins", st.peer)
+            return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
+        uri = ctx.uri
+        path = uri.abspath if uri is not None else ""
+        if self.max_per_mount and path and not st.path:
+            mount = "/" + path.strip("/").split("/")[0]
+            if self.guard.count_on(mount, but=client) >= self.max_per_mount:
+                self.guard._say(f"mount-limit{mount}", "client %s refused: %s has %d clients "
+                                "(max_clients_per_mount)", st.peer, mount, self.max_per_mount)
+                return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
+        return GstRtsp.RTSPStatusCode.OK
+
+    def _on_auth_failure(self, ctx: Any) -> None:
+        st = self.guard.get(ctx.client) if ctx.client is not None else None
+        if st is None:
+            return
+        blocked = self.auth_guard.fail(st.peer)
+        self.guard._say(f"auth{st.peer}", "client %s%s: authentication failed%s", st.peer,
+                        st.where(), "; refusing it for a while" if blocked else "")
+
+    def _on_request(self, client: Any, ctx: Any) -> None:
+        st = self.guard.get(client)
+        uri = ctx.uri
+        if st is not None and uri is not None and not st.path:
+            st.path = "/" + uri.abspath.strip("/").split("/")[0]
+            log.info("client %s connected to %s", st.peer, uri.abspath)
+
+    def _on_closed(self, client: Any) -> None:
+        st = self.guard.get(client)
+        self.guard.remove(client)
+        self.clients -= 1
+        if st is not None:
+            log.info("client %s disconnected%s", st.peer,
+                     f" from {st.path}" if st.path else "")
 
     def _before_play(self, _client: Any, ctx: Any) -> GstRtsp.RTSPStatusCode:
         """Hold a PLAY until every stream of the media has a SEGMENT downstream of its
