@@ -24,7 +24,6 @@ from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, 
 from framecast.authguard import FailureGuard
 from framecast.gst.media import MediaBin
 from framecast.gst.rtspguard import ClientGuard
-from framecast.gst.rtspguard import ClientState as ClientGuardState
 from framecast.gst.timestamps import monotonic_payloader_input
 
 log = logging.getLogger("framecast.rtsp")
@@ -194,7 +193,9 @@ def raise_fd_limit() -> int:
     return soft
 
 
-_REQUESTS = ("options", "describe", "setup", "play", "pause", "teardown", "get-parameter",
+# requests whose pre-signal may refuse (503). Not OPTIONS: 1.22's handle_options_request
+# frees the response twice when its pre-signal fails (munmap_chunk(): invalid pointer, abort)
+_REQUESTS = ("describe", "setup", "play", "pause", "teardown", "get-parameter",
              "set-parameter", "announce", "record")
 
 
@@ -284,20 +285,17 @@ class RtspServer:
     def _on_client(self, _server: Any, client: GstRtspServer.RTSPClient) -> None:
         conn = client.get_connection()
         peer = conn.get_ip() if conn is not None else "?"
-        if self.auth_guard.blocked(peer):
-            self.guard.refused += 1
-            self.guard._say("auth-block", "client %s refused: too many failed logins", peer)
-            self.guard._close_soon(ClientGuardState(client, peer))
-            return
         st = self.guard.add(client, peer)
-        if st is None:
-            return  # one too many: closed
+        if not st.refused and self.auth_guard.blocked(peer):
+            self.guard.refuse(st, "auth-block", "client %s refused: too many failed logins",
+                              peer)
         self.clients += 1
         if self.max_request_bytes:
             client.set_content_length_limit(self.max_request_bytes)
         # handlers get the client as their first argument: no closure holds it (no cycle)
         for name in _REQUESTS:
             client.connect(f"pre-{name}-request", self._on_pre_request)
+        client.connect("options-request", self._on_options)
         client.connect("describe-request", self._on_request)
         client.connect("setup-request", self._on_request)
         client.connect("closed", self._on_closed)
@@ -305,18 +303,18 @@ class RtspServer:
 
     def _on_pre_request(self, client: Any, ctx: Any) -> GstRtsp.RTSPStatusCode:
         st = self.guard.get(client)
-        if st is None:
+        if st is None or st.refused:
             return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
         st.requested = True
         if self.auth_guard.blocked(st.peer):
-            self.guard._say("auth-block", "client %s refused: too many failed logins", st.peer)
+            self.guard.say("auth-block", "client %s refused: too many failed logins", st.peer)
             return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
         uri = ctx.uri
         path = uri.abspath if uri is not None else ""
         if self.max_per_mount and path and not st.path:
             mount = "/" + path.strip("/").split("/")[0]
             if self.guard.count_on(mount, but=client) >= self.max_per_mount:
-                self.guard._say(f"mount-limit{mount}", "client %s refused: %s has %d clients "
+                self.guard.say(f"mount-limit{mount}", "client %s refused: %s has %d clients "
                                 "(max_clients_per_mount)", st.peer, mount, self.max_per_mount)
                 return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
         return GstRtsp.RTSPStatusCode.OK
@@ -326,8 +324,13 @@ class RtspServer:
         if st is None:
             return
         blocked = self.auth_guard.fail(st.peer)
-        self.guard._say(f"auth{st.peer}", "client %s%s: authentication failed%s", st.peer,
+        self.guard.say(f"auth{st.peer}", "client %s%s: authentication failed%s", st.peer,
                         st.where(), "; refusing it for a while" if blocked else "")
+
+    def _on_options(self, client: Any, _ctx: Any) -> None:
+        st = self.guard.get(client)
+        if st is not None:
+            st.requested = True
 
     def _on_request(self, client: Any, ctx: Any) -> None:
         st = self.guard.get(client)
@@ -340,7 +343,7 @@ class RtspServer:
         st = self.guard.get(client)
         self.guard.remove(client)
         self.clients -= 1
-        if st is not None:
+        if st is not None and not st.refused:
             log.info("client %s disconnected%s", st.peer,
                      f" from {st.path}" if st.path else "")
 

@@ -50,6 +50,7 @@ class ClientState:
     requested: bool = False
     lag_since: float | None = None
     closing: bool = False
+    refused: bool = False       # over a limit: 503 to any request, closed at the next tick
 
     def where(self) -> str:
         return f" on {self.path}" if self.path else ""
@@ -71,7 +72,7 @@ class ClientGuard:
 
     # -- life -------------------------------------------------------------------------------
     def attach(self, context: GLib.MainContext) -> None:
-        if self._source is None and (self.max_lag > 0 or self.first_request_timeout > 0):
+        if self._source is None:
             self._source = GLib.timeout_source_new(int(TICK_S * 1000))
             self._source.set_callback(self._tick)
             self._source.attach(context)
@@ -83,17 +84,24 @@ class ClientGuard:
         self.clients.clear()
 
     # -- clients ----------------------------------------------------------------------------
-    def add(self, client: Any, peer: str) -> ClientState | None:
-        """Track ``client``; None if it is one too many (it is then closed right away)."""
+    def add(self, client: Any, peer: str) -> ClientState:
+        """Track ``client``; one too many is marked ``refused`` (closed at the next tick: it
+        is not attached yet while client-connected runs)."""
         st = ClientState(client, peer, time.monotonic())
-        if self.max_clients and len(self.clients) >= self.max_clients:
-            self.refused += 1
-            self._say("limit", "client %s refused: %d RTSP connections already (max_clients)",
-                      peer, len(self.clients))
-            self._close_soon(st)
-            return None
+        active = self.active()
+        if self.max_clients and active >= self.max_clients:
+            self.refuse(st, "limit", "client %s refused: %d RTSP connections already "
+                        "(max_clients)", peer, active)
         self.clients[id(client)] = st
         return st
+
+    def refuse(self, st: ClientState, key: str, fmt: str, *args: Any) -> None:
+        self.refused += 1
+        st.refused = True
+        self.say(key, fmt, *args)
+
+    def active(self) -> int:
+        return sum(1 for c in self.clients.values() if not c.refused and not c.closing)
 
     def remove(self, client: Any) -> None:
         self.clients.pop(id(client), None)
@@ -110,15 +118,7 @@ class ClientGuard:
             st.closing = True
             st.client.close()
 
-    def _close_soon(self, st: ClientState) -> None:
-        # client-connected fires before the client is attached: close on the next iteration
-        st.closing = True
-        ctx = GLib.MainContext.get_thread_default() or GLib.MainContext.default()
-        src = GLib.idle_source_new()
-        src.set_callback(lambda *_: (st.client.close(), GLib.SOURCE_REMOVE)[1])
-        src.attach(ctx)
-
-    def _say(self, key: str, fmt: str, *args: Any) -> None:
+    def say(self, key: str, fmt: str, *args: Any) -> None:
         ok, suppressed = self._limiter.allow(key)
         if ok:
             more = f" ({suppressed} more like it suppressed)" if suppressed else ""
@@ -137,10 +137,13 @@ class ClientGuard:
         return GLib.SOURCE_CONTINUE
 
     def _check(self, st: ClientState, now: float) -> None:
+        if st.refused:
+            self.close(st)
+            return
         if not st.requested and self.first_request_timeout > 0 and \
                 now - st.connected_at >= self.first_request_timeout:
             self.refused += 1
-            self._say("silent", "client %s sent no request in %.0f s; closing", st.peer,
+            self.say("silent", "client %s sent no request in %.0f s; closing", st.peer,
                       self.first_request_timeout)
             self.close(st)
             return
