@@ -31,6 +31,9 @@ log = logging.getLogger("framecast.rtsp")
 BinFactory = Callable[[], Gst.Element]
 
 
+_DONE = (GstRtspServer.RTSPMediaStatus.UNPREPARED, GstRtspServer.RTSPMediaStatus.ERROR)
+
+
 class PortInUse(OSError):
     pass
 
@@ -199,6 +202,17 @@ _REQUESTS = ("describe", "setup", "play", "pause", "teardown", "get-parameter",
              "set-parameter", "announce", "record")
 
 
+def _teardown_session(_pool: Any, session: GstRtspServer.RTSPSession,
+                      *_a: Any) -> GstRtspServer.RTSPFilterResult:
+    """What a TEARDOWN does to each of ``session``'s medias, then drop the session."""
+    def teardown(_s: Any, sm: GstRtspServer.RTSPSessionMedia, *_b: Any) -> Any:
+        sm.set_state(Gst.State.NULL)  # its transports leave the streams
+        return GstRtspServer.RTSPFilterResult.REMOVE
+
+    session.filter(teardown)
+    return GstRtspServer.RTSPFilterResult.REMOVE
+
+
 def _offered_credentials(ctx: Any) -> bool:
     req = ctx.request
     if req is None:
@@ -271,15 +285,46 @@ class RtspServer:
             self._source.destroy()
             self._source = None
         # drop every client and tear down their media now: once the GLib loop is gone nobody
-        # would, and pipelines left playing (with Python elements in them) outlive the server
+        # would, and pipelines left playing (with Python elements in them) outlive the server.
+        # In order and silently: gst-rtsp-server unprepares each media itself (its udpsrc /
+        # appsrc are locked PLAYING outside our bin: a pipeline set to NULL behind its back is
+        # disposed with them still PLAYING), and we run the loop until every one is done.
+        context = GLib.MainContext.get_thread_default() or GLib.MainContext.default()
+
+        def settle(medias: list[Any], done: tuple[Any, ...], seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while any(m.get_status() not in done for m in medias) and \
+                    time.monotonic() < deadline:
+                if not context.iteration(False):
+                    time.sleep(0.002)
+
+        # medias already stopping (their clients just left) finish first: removing their
+        # clients meanwhile made gst-rtsp-server dispose udpsrc/appsrc still PLAYING
+        medias = [m for f in self.factories.values() for m in f.medias]
+        settle(medias, (*_DONE, GstRtspServer.RTSPMediaStatus.PREPARED), 3.0)
+        # Every session torn down as a TEARDOWN does (its transports leave the streams first),
+        # then the clients closed. Removing clients alone left UDP sessions alive (they outlive
+        # their connection) and, with TCP ones, medias unprepared with transports still on
+        # them: their udpsrc/appsrc were disposed PLAYING; removing TCP sessions from the pool
+        # instead aborted in get_data_seq.
+        pool = self.server.get_session_pool()
+        if pool is not None:
+            pool.filter(_teardown_session)
         self.server.client_filter(lambda _s, _c, *_a: GstRtspServer.RTSPFilterResult.REMOVE)
-        for factory in self.factories.values():
-            for media in list(factory.medias):
+        medias = [m for f in self.factories.values() for m in f.medias]
+        settle(medias, (*_DONE, GstRtspServer.RTSPMediaStatus.PREPARED), 1.0)
+        for media in medias:  # not twice: one already unpreparing is left to finish
+            if media.get_status() == GstRtspServer.RTSPMediaStatus.PREPARED:
                 media.unprepare()
+        settle(medias, _DONE, 5.0)
+        for media in medias:
+            if media.get_status() not in _DONE:  # stuck: stop it the hard way
+                log.debug("media of %s did not unprepare in time", media)
                 element = media.get_element()
                 pipeline = element.get_parent() if element is not None else None
                 if pipeline is not None:
                     pipeline.set_state(Gst.State.NULL)
+        for factory in self.factories.values():
             factory.medias.clear()
 
     def _on_client(self, _server: Any, client: GstRtspServer.RTSPClient) -> None:
