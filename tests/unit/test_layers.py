@@ -7,7 +7,7 @@ import pytest
 
 PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.config",
         "framecast.pixelindex", "framecast.signalling.protocol", "framecast.signalling.state",
-        "framecast.cli"]
+        "framecast.cli", "framecast.authguard", "framecast.logbound"]
 
 
 @pytest.mark.parametrize("module", PURE)
