@@ -238,3 +238,35 @@ def test_fuzzer_then_a_normal_client_plays(server: Server) -> None:
     assert sent >= 1000
     assert wait_until(lambda: server.rtsp.clients <= 1, 15), server.rtsp.clients
     assert_healthy(server)
+
+
+def test_bad_transport_header_is_one_bounded_line(server: Server,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    # GStreamer's RTSP library g_warning()s the whole header: 20 kB (and raw bytes) per line
+    import logging
+
+    import framecast.gst.rtsp as rtsp_mod
+    from framecast.logbound import RateLimiter
+
+    rtsp_mod._gst_warnings = RateLimiter(burst=5, interval_s=10.0)  # the fuzzer's used up
+    caplog.set_level(logging.INFO, logger="framecast")
+    url = server.rtsp_url("small")
+    for i in range(20):
+        raw = RawRtsp(server.port)
+        try:
+            raw.sock.sendall(f"SETUP {url}/stream=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: "
+                             f"RTP/AVP/TCP;unicast;{'x' * 20000}{i}\xff\xfe=1\r\n\r\n"
+                             .encode("latin-1"))
+            try:
+                raw.response()
+            except (ConnectionError, OSError):
+                pass
+        finally:
+            raw.close()
+    assert wait_until(lambda: server.rtsp.clients <= 0, 5)
+    msgs = [r.getMessage() for r in caplog.records]
+    warned = [m for m in msgs if "unknown transport" in m]
+    assert 1 <= len(warned) <= 6, warned  # rate-limited …
+    assert all(len(m) <= 300 for m in msgs), max(msgs, key=len)[:400]  # … and bounded
+    assert len(msgs) <= 2 * 20 + 10, len(msgs)  # a connect and a disconnect line each, at most
+    assert_healthy(server)

@@ -22,6 +22,7 @@ gi.require_version("GstRtsp", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, I001
 
 from framecast.authguard import FailureGuard
+from framecast.logbound import RateLimiter, bounded
 from framecast.gst.media import MediaBin
 from framecast.gst.rtspguard import ClientGuard
 from framecast.gst.timestamps import monotonic_payloader_input
@@ -182,6 +183,41 @@ def _segments_ready(media: GstRtspServer.RTSPMedia) -> bool:
     return True
 
 
+_gst_warnings = RateLimiter(burst=5, interval_s=10.0)
+_log_handlers: dict[str, Any] = {}  # domain -> the ctypes callback (kept alive)
+
+
+def bound_rtsp_warnings() -> None:
+    """GStreamer's RTSP libraries g_warning() with the peer's text (a 20 kB Transport header
+    came out as a 20 kB line, raw bytes included): route their warnings and criticals through
+    our log, one bounded, rate-limited line each. Through ctypes, because the text may not be
+    UTF-8 (GI's handler would raise). Once per process; errors (which abort) are left alone."""
+    import ctypes
+    import ctypes.util
+
+    if _log_handlers:
+        return
+    glib = ctypes.CDLL(ctypes.util.find_library("glib-2.0") or "libglib-2.0.so.0")
+    func_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                              ctypes.c_void_p)
+    glib.g_log_set_handler.restype = ctypes.c_uint
+    glib.g_log_set_handler.argtypes = [ctypes.c_char_p, ctypes.c_int, func_t, ctypes.c_void_p]
+
+    def handler(domain: bytes | None, _level: int, message: bytes | None, _data: Any) -> None:
+        name = (domain or b"").decode("ascii", "replace")
+        ok, suppressed = _gst_warnings.allow(name)
+        if ok:
+            text = (message or b"")[:1000].decode("utf-8", "replace")
+            more = f" ({suppressed} more suppressed)" if suppressed else ""
+            log.warning("%s: %s%s", name, bounded(text, 200), more)
+
+    levels = int(GLib.LogLevelFlags.LEVEL_WARNING | GLib.LogLevelFlags.LEVEL_CRITICAL)
+    for domain in ("GStreamer-RTSP", "GStreamer-RTSP-Server"):
+        cb = func_t(handler)
+        glib.g_log_set_handler(domain.encode(), levels, cb, None)
+        _log_handlers[domain] = cb
+
+
 def raise_fd_limit() -> int:
     """Soft RLIMIT_NOFILE up to the hard limit (each client costs fds); returns the soft one."""
     import resource
@@ -213,6 +249,15 @@ def _teardown_session(_pool: Any, session: GstRtspServer.RTSPSession,
     return GstRtspServer.RTSPFilterResult.REMOVE
 
 
+def _abspath(ctx: Any) -> str:
+    """The request's path, "" if none or not text (GI raises on bytes that are not UTF-8)."""
+    try:
+        uri = ctx.uri
+        return uri.abspath or "" if uri is not None else ""
+    except (UnicodeDecodeError, TypeError):
+        return ""
+
+
 def _offered_credentials(ctx: Any) -> bool:
     req = ctx.request
     if req is None:
@@ -233,6 +278,7 @@ class RtspServer:
         from framecast.config import Settings
 
         lim = limits if limits is not None else Settings()
+        bound_rtsp_warnings()
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address(bind)
         self.server.set_service(str(port))
@@ -252,6 +298,7 @@ class RtspServer:
         self.guard = ClientGuard(float(lim.rtsp_max_lag), float(lim.rtsp_first_request_timeout),
                                  int(lim.rtsp_max_clients))
         self.auth_guard = FailureGuard(int(lim.auth_max_failures), float(lim.auth_failure_window))
+        self._quiet = RateLimiter(burst=5, interval_s=10.0)
 
     def add(self, name: str, bin_factory: BinFactory, shared: bool = True) -> MountFactory:
         factory = MountFactory(name, bin_factory, shared)
@@ -354,8 +401,7 @@ class RtspServer:
         if self.auth_guard.blocked(st.peer):
             self.guard.say("auth-block", "client %s refused: too many failed logins", st.peer)
             return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
-        uri = ctx.uri
-        path = uri.abspath if uri is not None else ""
+        path = _abspath(ctx)
         if self.max_per_mount and path and not st.path:
             mount = "/" + path.strip("/").split("/")[0]
             if self.guard.count_on(mount, but=client) >= self.max_per_mount:
@@ -379,26 +425,33 @@ class RtspServer:
 
     def _on_request(self, client: Any, ctx: Any) -> None:
         st = self.guard.get(client)
-        uri = ctx.uri
-        if st is not None and uri is not None and not st.path:
-            st.path = "/" + uri.abspath.strip("/").split("/")[0]
-            log.info("client %s connected to %s", st.peer, uri.abspath)
+        path = _abspath(ctx)
+        if st is not None and path and not st.path:
+            # the mount, not the whole path: the rest is the client's text
+            st.path = bounded("/" + path.strip("/").split("/")[0], 120)
+            log.info("client %s connected to %s", st.peer, st.path)
 
     def _on_closed(self, client: Any) -> None:
         st = self.guard.get(client)
         self.guard.remove(client)
         self.clients -= 1
-        if st is not None and not st.refused:
+        if st is None or st.refused:
+            return
+        if st.path:
+            log.info("client %s disconnected from %s", st.peer, st.path)
+            return
+        # never reached a mount (probes, scanners, fuzzers): a few lines per peer, then counts
+        ok, suppressed = self._quiet.allow(st.peer)
+        if ok:
             log.info("client %s disconnected%s", st.peer,
-                     f" from {st.path}" if st.path else "")
+                     f" ({suppressed} more like it suppressed)" if suppressed else "")
 
     def _before_play(self, _client: Any, ctx: Any) -> GstRtsp.RTSPStatusCode:
         """Hold a PLAY until every stream of the media has a SEGMENT downstream of its
         payloader: right after the first (flushing) loop seek there is none for a moment, and
         gst-rtsp-server 1.22 aborts the process (g_assert in gst_rtsp_media_get_rates) if a
         PLAY lands in that window."""
-        uri = ctx.uri
-        path = uri.abspath.strip("/") if uri is not None else ""
+        path = _abspath(ctx).strip("/")
         factory = self.factories.get(path.split("/")[0]) if path else None
         if factory is None:
             return GstRtsp.RTSPStatusCode.OK
