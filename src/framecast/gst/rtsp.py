@@ -383,7 +383,10 @@ class RtspServer:
                               peer)
         self.clients += 1
         if self.max_request_bytes:
+            # on the connection itself: the client copies its limit only when given one
             client.set_content_length_limit(self.max_request_bytes)
+            if conn is not None:
+                conn.set_content_length_limit(self.max_request_bytes)
         # handlers get the client as their first argument: no closure holds it (no cycle)
         for name in _REQUESTS:
             client.connect(f"pre-{name}-request", self._on_pre_request)
