@@ -14,6 +14,7 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
     rtsp_backlog = 128              # listen backlog
     rtsp_max_clients = 256          # connections in total; rtsp_max_clients_per_mount = 64
     rtsp_first_request_timeout = 10 # s a new connection may stay silent
+    rtsp_idle_timeout = 60          # s a connection without a session may stay silent
     rtsp_max_request_bytes = 65536  # request body limit
     auth_max_failures = 10          # failed logins per address within auth_failure_window s
 
@@ -88,6 +89,7 @@ class Settings:
     rtsp_max_clients: int = 256         # RTSP connections in total (more: closed at once)
     rtsp_max_clients_per_mount: int = 64  # clients of one mount (more: 503)
     rtsp_first_request_timeout: float = 10.0  # s a new connection may stay silent
+    rtsp_idle_timeout: float = 60.0     # s a connection without a session may stay silent
     rtsp_max_request_bytes: int = 65536  # largest request body (Content-Length) accepted
     auth_max_failures: int = 10         # failed logins from one address within the window …
     auth_failure_window: float = 60.0   # … (s) refuse it until the window has passed
@@ -166,7 +168,8 @@ class _Ctx:
 
 
 # RTSP robustness keys (see Settings); all numbers >= 0, 0 turns the limit off
-RTSP_LIMIT_SECONDS = ("rtsp_max_lag", "rtsp_first_request_timeout", "auth_failure_window")
+RTSP_LIMIT_SECONDS = ("rtsp_max_lag", "rtsp_first_request_timeout", "rtsp_idle_timeout",
+                      "auth_failure_window")
 RTSP_LIMIT_COUNTS = ("rtsp_backlog", "rtsp_max_clients", "rtsp_max_clients_per_mount",
                      "rtsp_max_request_bytes", "auth_max_failures")
 SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key",

@@ -133,6 +133,29 @@ def test_silent_connections_are_closed(server: Server) -> None:
     assert_healthy(server)
 
 
+def test_idle_connections_without_a_session_are_closed(server: Server) -> None:
+    guard = server.rtsp.guard
+    guard.idle_timeout = 1.0
+    url = server.rtsp_url("small")
+    idle, player = RawRtsp(server.port), RawRtsp(server.port)
+    try:
+        assert idle.request("OPTIONS", url)[0] == 200  # then nothing, ever
+        player.play_tcp(url)                           # plays: no more requests needed
+        assert player.response()[0] == 200
+        assert idle.drained_to_eof(5), "an idle connection was not closed"
+        player.sock.settimeout(0.5)
+        got = 0
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # still open and streaming
+            got += len(player.sock.recv(65536))
+        assert got > 0
+    finally:
+        guard.idle_timeout = 60.0
+        idle.close()
+        player.close()
+    assert_healthy(server)
+
+
 def test_oversized_request_body_is_refused(server: Server) -> None:
     url = server.rtsp_url("small").encode()
     for head, body in ((b"Content-Length: 10000000", b""),      # announced, never sent

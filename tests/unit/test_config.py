@@ -108,6 +108,7 @@ BAD = [
     ({"server": {"rtsp_first_request_timeout": float("inf")}},
      "server.rtsp_first_request_timeout: expected a number of seconds >= 0"),
     ({"server": {"auth_failure_window": True}}, "server.auth_failure_window: expected a number"),
+    ({"server": {"rtsp_idle_timeout": -3}}, "server.rtsp_idle_timeout: expected a number"),
     ({"server": {"rtsp_backlog": -5}}, "server.rtsp_backlog: expected a whole number >= 0"),
     ({"server": {"rtsp_max_clients": 1.5}}, "server.rtsp_max_clients: expected a whole number"),
     ({"server": {"rtsp_max_clients_per_mount": "9"}},
@@ -130,12 +131,15 @@ def test_rtsp_robustness_keys() -> None:
     d = Settings()
     assert (d.rtsp_max_lag, d.rtsp_backlog, d.rtsp_max_clients, d.rtsp_max_clients_per_mount,
             d.rtsp_first_request_timeout, d.rtsp_max_request_bytes, d.auth_max_failures,
-            d.auth_failure_window) == (5.0, 128, 256, 64, 10.0, 65536, 10, 60.0)
+            d.auth_failure_window, d.rtsp_idle_timeout) == (5.0, 128, 256, 64, 10.0, 65536, 10,
+                                                             60.0, 60.0)
     s = parse_config({"server": {
         "rtsp_max_lag": 2, "rtsp_backlog": 512, "rtsp_max_clients": 0,
         "rtsp_max_clients_per_mount": 3, "rtsp_first_request_timeout": 0.5,
         "rtsp_max_request_bytes": 1024, "auth_max_failures": 3, "auth_failure_window": 30,
+        "rtsp_idle_timeout": 0,
     }}).settings
+    assert s.rtsp_idle_timeout == 0.0
     assert (s.rtsp_max_lag, s.rtsp_backlog, s.rtsp_max_clients, s.rtsp_max_clients_per_mount,
             s.rtsp_first_request_timeout, s.rtsp_max_request_bytes, s.auth_max_failures,
             s.auth_failure_window) == (2.0, 512, 0, 3, 0.5, 1024, 3, 30.0)

@@ -296,7 +296,7 @@ class RtspServer:
         self.max_per_mount = int(lim.rtsp_max_clients_per_mount)
         self.max_request_bytes = int(lim.rtsp_max_request_bytes)
         self.guard = ClientGuard(float(lim.rtsp_max_lag), float(lim.rtsp_first_request_timeout),
-                                 int(lim.rtsp_max_clients))
+                                 int(lim.rtsp_max_clients), float(lim.rtsp_idle_timeout))
         self.auth_guard = FailureGuard(int(lim.auth_max_failures), float(lim.auth_failure_window))
         self._quiet = RateLimiter(burst=5, interval_s=10.0)
 
@@ -400,7 +400,7 @@ class RtspServer:
         st = self.guard.get(client)
         if st is None or st.refused:
             return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
-        st.requested = True
+        self.guard.request(st)
         if self.auth_guard.blocked(st.peer):
             self.guard.say("auth-block", "client %s refused: too many failed logins", st.peer)
             return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
@@ -424,7 +424,7 @@ class RtspServer:
     def _on_options(self, client: Any, _ctx: Any) -> None:
         st = self.guard.get(client)
         if st is not None:
-            st.requested = True
+            self.guard.request(st)
 
     def _on_request(self, client: Any, ctx: Any) -> None:
         st = self.guard.get(client)

@@ -7,7 +7,8 @@ GLib thread) looks at each connection's socket:
 
 - unsent bytes (``SIOCOUTQNSD``) non-zero at every look for ``max_lag`` seconds: the reader
   is stalled or slower than the stream, it is closed with one log line naming it and its mount;
-- no request within ``first_request_timeout`` seconds of connecting: closed;
+- no request within ``first_request_timeout`` seconds of connecting: closed; no request for
+  ``idle_timeout`` seconds and no session (nothing playing): closed;
 - more than ``max_clients`` connections: the newest is closed at once.
 """
 
@@ -41,6 +42,19 @@ def unsent_bytes(fd: int) -> int:
     return -1
 
 
+def _has_sessions(client: Any) -> bool:
+    found: list[bool] = []
+
+    def look(*_a: Any) -> Any:
+        from gi.repository import GstRtspServer
+
+        found.append(True)
+        return GstRtspServer.RTSPFilterResult.KEEP
+
+    client.session_filter(look)
+    return bool(found)
+
+
 @dataclass
 class ClientState:
     client: Any                 # GstRtspServer.RTSPClient
@@ -48,6 +62,7 @@ class ClientState:
     connected_at: float
     path: str = ""
     requested: bool = False
+    last_request: float = 0.0
     lag_since: float | None = None
     closing: bool = False
     refused: bool = False       # over a limit: 503 to any request, closed at the next tick
@@ -60,9 +75,10 @@ class ClientGuard:
     """Tracks the server's clients; :meth:`attach` starts the timer on a context."""
 
     def __init__(self, max_lag: float = 5.0, first_request_timeout: float = 10.0,
-                 max_clients: int = 0) -> None:
+                 max_clients: int = 0, idle_timeout: float = 60.0) -> None:
         self.max_lag = max_lag
         self.first_request_timeout = first_request_timeout
+        self.idle_timeout = idle_timeout
         self.max_clients = max_clients
         self.clients: dict[int, ClientState] = {}
         self.dropped = 0            # closed for lagging (for tests and metrics)
@@ -88,6 +104,7 @@ class ClientGuard:
         """Track ``client``; one too many is marked ``refused`` (closed at the next tick: it
         is not attached yet while client-connected runs)."""
         st = ClientState(client, peer, time.monotonic())
+        st.last_request = st.connected_at
         active = self.active()
         if self.max_clients and active >= self.max_clients:
             self.refuse(st, "limit", "client %s refused: %d RTSP connections already "
@@ -136,8 +153,19 @@ class ClientGuard:
                 log.debug("guard: %s: %s", st.peer, exc)
         return GLib.SOURCE_CONTINUE
 
+    def request(self, st: ClientState) -> None:
+        st.requested = True
+        st.last_request = time.monotonic()
+
     def _check(self, st: ClientState, now: float) -> None:
         if st.refused:
+            self.close(st)
+            return
+        if st.requested and self.idle_timeout > 0 and \
+                now - st.last_request >= self.idle_timeout and not _has_sessions(st.client):
+            self.refused += 1
+            self.say("idle", "client %s%s idle for %.0f s without a session; closing", st.peer,
+                     st.where(), now - st.last_request)
             self.close(st)
             return
         if not st.requested and self.first_request_timeout > 0 and \
