@@ -45,7 +45,12 @@ def server(tmp_path_factory: pytest.TempPathFactory):
                      width=1280, height=720, bframes=2, gop=10)
     srv = Server(Settings(rtsp_port=0, rtsp_max_lag=MAX_LAG),
                  (Mount(name="hd", file=str(clip)),)).start()
+    # a relay of it (served by a second server: a server relaying itself would wait on its own
+    # GLib thread): PTS-only B-frames from RTP, timestamps back inside every GOP
+    upstream = Server(Settings(rtsp_port=0), (Mount(name="hd", file=str(clip)),)).start()
+    srv.add_config_mount(Mount(name="relay", source=upstream.rtsp_url("hd")))
     yield srv
+    upstream.stop()
     srv.stop()
 
 
@@ -89,30 +94,37 @@ def test_stalled_tcp_clients_are_dropped_and_healthy_one_plays_on(server: Server
 
 def test_backlog_across_loop_points_does_not_abort(server: Server) -> None:
     """The guard off: a stalled client's backlog (kernel buffer full, then gst-rtsp-server's
-    own) spans many loop points; 1.22 aborted the process at the first (after 11-17 s here)."""
-    url = server.rtsp_url("hd")
+    own) spans many loop points of a file, and many GOPs of a relay with B-frames; 1.22
+    aborted the process at the first (after 11-17 s here)."""
     guard = server.rtsp.guard
-    healthy = RtspsrcClient(url, transport="tcp").start()
-    raw = None
+    healthy = {m: RtspsrcClient(server.rtsp_url(m), transport="tcp").start()
+               for m in ("hd", "relay")}
+    raws: list[RawRtsp] = []
     guard.max_lag = 0
     try:
-        assert wait_until(lambda: len(healthy.video) > 10, 15), "healthy client got nothing"
+        for m, client in healthy.items():
+            assert wait_until(lambda c=client: len(c.video) > 10, 15), f"{m}: nothing"
         loops0 = server.mounts["hd"].loop_count
-        raw = RawRtsp(server.port, rcvbuf=4096)
-        raw.play_tcp(url)
-        with healthy.lock:
-            n0, t0 = len(healthy.video), time.monotonic()
+        for m in healthy:
+            raw = RawRtsp(server.port, rcvbuf=4096)
+            raw.play_tcp(server.rtsp_url(m))
+            raws.append(raw)
+        counts0 = {m: (len(c.video), time.monotonic()) for m, c in healthy.items()}
         time.sleep(20)
-        with healthy.lock:
-            n1, t1 = len(healthy.video), time.monotonic()
-            steps = _steps_ms(healthy.video)
-        assert not healthy.poll_errors(), healthy.errors
+        for m, client in healthy.items():
+            with client.lock:
+                n1, t1 = len(client.video), time.monotonic()
+                steps = _steps_ms(client.video)
+            assert not client.poll_errors(), (m, client.errors)
+            n0, t0 = counts0[m]
+            fps = (n1 - n0) / (t1 - t0)
+            assert fps > FPS * 0.85, f"{m}: healthy client at {fps:.1f} fps"
+            if m == "hd":  # (a relay's own timestamps carry its upstream's jitter)
+                assert steps == {round(1000 / FPS, 1)}, f"PTS steps (ms) {sorted(steps)}"
         assert server.mounts["hd"].loop_count - loops0 >= 10
-        fps = (n1 - n0) / (t1 - t0)
-        assert fps > FPS * 0.85, f"healthy client at {fps:.1f} fps"
-        assert steps == {round(1000 / FPS, 1)}, f"PTS steps (ms) {sorted(steps)}"
     finally:
         guard.max_lag = MAX_LAG
-        if raw is not None:
+        for raw in raws:
             raw.close()
-        healthy.stop()
+        for client in healthy.values():
+            client.stop()
