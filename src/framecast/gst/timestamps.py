@@ -11,13 +11,15 @@ every GOP. So before each payloader we insert:
 - ``identity single-segment=true``: buffer PTS become running time (one segment from 0, so a
   loop point is just the next frame); the RTP timestamps are computed from the same running
   time, so what clients see does not change;
-- for H.264/H.265 with B-frames (or unknown, e.g. relays) also ``h26Xtimestamper``: identity
-  leaves DTS unset where it lies before the segment start (the first frames of every loop
-  with B-frames) and PTS-only streams (Matroska, RTP) have none; the timestamper derives a
-  monotonic DTS from the PTS and the SPS's reorder depth. Not for streams known to have no
-  B-frames: there DTS = PTS already, and 1.22.0's timestamper with a reorder window of 0
-  forwards the SEGMENT after a flush (our loop's first seek) without its time offset, so the
-  sinks wait 1000 hours.
+- for H.264/H.265 of unknown order (relays, app mounts) and files with B-frames but no DTS
+  (Matroska) also ``h26Xtimestamper``: PTS-only streams with B-frames go back inside every
+  GOP; the timestamper derives a monotonic DTS from the PTS and the SPS's reorder depth.
+  Files with DTS (MP4, TS) do not need it: their loop timeline is moved by how far DTS precede
+  the segment start (``MediaInfo.dts_lead_ns``), so identity gives every DTS a running time.
+  The timestamper is kept away from looped files where it can be: 1.22.0's keeps the PTS it
+  has seen across a flush (the loop's first seek), so a first client saw odd PTS on the first
+  frames, and with a reorder window of 0 it forwards the SEGMENT after a flush without its
+  time offset (the sinks then wait 1000 hours).
 """
 
 from __future__ import annotations
