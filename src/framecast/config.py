@@ -19,6 +19,13 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
     signalling_max_message = 1048576  # bytes; a larger frame closes that socket
     signalling_send_queue = 1048576 # bytes queued for a peer; beyond it the peer is dropped
     http_max_body = 65536           # bytes of an HTTP request body (a WHEP offer)
+    rtsp_max_lag = 5                # s unsent data may wait before a slow client is dropped
+    rtsp_backlog = 128              # listen backlog
+    rtsp_max_clients = 1000         # connections in total; rtsp_max_clients_per_mount = 500
+    rtsp_first_request_timeout = 10 # s a new connection may stay silent
+    rtsp_idle_timeout = 60          # s a connection without a session may stay silent
+    rtsp_max_request_bytes = 65536  # request body limit
+    auth_max_failures = 10          # failed logins per address within auth_failure_window s
 
     [[server.users]]
     name = "alice"
@@ -102,6 +109,18 @@ class Settings:
     signalling_max_message: int = 1024 * 1024  # bytes; a larger frame closes the socket (1009)
     signalling_send_queue: int = 1024 * 1024  # bytes queued for a peer before it is dropped
     http_max_body: int = 64 * 1024  # bytes of a request body (a WHEP offer; 413 beyond)
+    # -- RTSP robustness (slow, idle and hostile clients); 0 turns a limit off -------------
+    rtsp_max_lag: float = 5.0           # s a client's socket may hold unsent data before it
+                                        # is dropped (a stalled or too slow reader)
+    rtsp_backlog: int = 128             # listen backlog (gst-rtsp-server's default is 5)
+    rtsp_max_clients: int = 1000        # RTSP connections in total (more: closed at once)
+    rtsp_max_clients_per_mount: int = 500  # clients of one mount (more: 503)
+    rtsp_first_request_timeout: float = 10.0  # s a new connection may stay silent
+    rtsp_idle_timeout: float = 60.0     # s a connection without a session may stay silent
+    rtsp_max_request_bytes: int = 65536  # largest request body (Content-Length) accepted
+    auth_max_failures: int = 10         # failed logins from one address within the window …
+    auth_failure_window: float = 60.0   # … (s) refuse it until the window has passed
+    # ----------------------------------------------------------------------------------------
 
     @property
     def tls(self) -> bool:
@@ -171,6 +190,12 @@ class _Ctx:
             raise self.err(key, "expected seconds > 0 (at most 86400)")
         return secs
 
+    def duration(self, value: Any, key: str) -> float:
+        v = self.seconds(value, key)
+        if v < 0 or v == float("inf"):
+            raise self.err(key, "expected a number of seconds >= 0")
+        return v
+
     def choice(self, value: Any, key: str, choices: Sequence[str]) -> str:
         if value not in choices:
             raise self.err(key, "expected one of " + ", ".join(repr(c) for c in choices))
@@ -187,8 +212,14 @@ LIMIT_COUNTS = {"webrtc_max_pending": 1, "webrtc_max_pending_per_peer": 1,
                 "signalling_max_message": 1024, "signalling_send_queue": 1024,
                 "http_max_body": 1024}
 LIMIT_SECONDS = ("webrtc_pending_timeout",)
+# RTSP robustness keys (see Settings); all numbers >= 0, 0 turns the limit off
+RTSP_LIMIT_SECONDS = ("rtsp_max_lag", "rtsp_first_request_timeout", "rtsp_idle_timeout",
+                      "auth_failure_window")
+RTSP_LIMIT_COUNTS = ("rtsp_backlog", "rtsp_max_clients", "rtsp_max_clients_per_mount",
+                     "rtsp_max_request_bytes", "auth_max_failures")
 SERVER_KEYS = ("bind", "rtsp_port", "http_port", "http", "users", "auth", "tls_cert", "tls_key",
-               "webrtc_idle_stop", *LIMIT_SECONDS, *LIMIT_COUNTS)
+               "webrtc_idle_stop", *LIMIT_SECONDS, *LIMIT_COUNTS, *RTSP_LIMIT_SECONDS,
+               *RTSP_LIMIT_COUNTS)
 USER_KEYS = ("name", "password")
 MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", "codec",
               # relay mounts only (one block: reconnection and outage handling)
@@ -220,6 +251,12 @@ def parse_config(data: Mapping[str, Any], fname: str = "<config>",
     for k in LIMIT_SECONDS:
         if k in server:
             kw[k] = ctx.positive_seconds(server[k], f"server.{k}")
+    for k in RTSP_LIMIT_SECONDS:
+        if k in server:
+            kw[k] = ctx.duration(server[k], f"server.{k}")
+    for k in RTSP_LIMIT_COUNTS:
+        if k in server:
+            kw[k] = ctx.count(server[k], f"server.{k}", 0)
     if "auth" in server:
         kw["auth"] = ctx.choice(server["auth"], "server.auth", AUTH_METHODS)
     for k in ("tls_cert", "tls_key"):

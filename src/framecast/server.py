@@ -61,7 +61,7 @@ class Server:
             self.glib = self._own_glib
         s = self.settings
         auth = make_auth([(u.name, u.password) for u in s.users], s.auth, s.tls_cert, s.tls_key)
-        self.rtsp = self.glib.call_sync(lambda: RtspServer(s.bind, s.rtsp_port, auth))
+        self.rtsp = self.glib.call_sync(lambda: RtspServer(s.bind, s.rtsp_port, auth, s))
         self.mounts: dict[str, MountState] = {}
         self.errors: dict[str, str] = {}     # mount -> one-line reason it is not served
         self.port: int | None = None
@@ -136,6 +136,9 @@ class Server:
     # -- life -----------------------------------------------------------------------------
     def start(self) -> Server:
         """Listen; raises :class:`framecast.gst.rtsp.PortInUse`."""
+        from framecast.gst.rtsp import raise_fd_limit
+
+        raise_fd_limit()
         self.port = self.glib.call_sync(self.rtsp.attach, self.glib.context)
         return self
 

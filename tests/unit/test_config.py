@@ -132,6 +132,20 @@ BAD = [
      "mounts.cam.relay_grace: expected a number of seconds"),
     ({"mounts": {"cam": {"source": "rtsp://x", "relay_graec": 1}}},
      "mounts.cam.relay_graec: unknown key"),
+    # RTSP robustness
+    ({"server": {"rtsp_max_lag": -1}}, "server.rtsp_max_lag: expected a number of seconds >= 0"),
+    ({"server": {"rtsp_max_lag": "5"}}, "server.rtsp_max_lag: expected a number of seconds"),
+    ({"server": {"rtsp_first_request_timeout": float("inf")}},
+     "server.rtsp_first_request_timeout: expected a number of seconds >= 0"),
+    ({"server": {"auth_failure_window": True}}, "server.auth_failure_window: expected a number"),
+    ({"server": {"rtsp_idle_timeout": -3}}, "server.rtsp_idle_timeout: expected a number"),
+    ({"server": {"rtsp_backlog": -5}}, "server.rtsp_backlog: expected an integer >= 0"),
+    ({"server": {"rtsp_max_clients": 1.5}}, "server.rtsp_max_clients: expected an integer >= 0"),
+    ({"server": {"rtsp_max_clients_per_mount": "9"}},
+     "server.rtsp_max_clients_per_mount: expected an integer >= 0"),
+    ({"server": {"rtsp_max_request_bytes": False}},
+     "server.rtsp_max_request_bytes: expected an integer >= 0"),
+    ({"server": {"auth_max_failures": -1}}, "server.auth_max_failures: expected an integer >= 0"),
 ]
 
 
@@ -162,6 +176,25 @@ def test_limits() -> None:
     assert {f.name for f in dataclasses.fields(HttpLimits)} <= set(dataclasses.asdict(d))
     assert all(getattr(HttpLimits(), f.name) == getattr(d, f.name)
                for f in dataclasses.fields(HttpLimits))
+
+
+def test_rtsp_robustness_keys() -> None:
+    d = Settings()
+    assert (d.rtsp_max_lag, d.rtsp_backlog, d.rtsp_max_clients, d.rtsp_max_clients_per_mount,
+            d.rtsp_first_request_timeout, d.rtsp_max_request_bytes, d.auth_max_failures,
+            d.auth_failure_window, d.rtsp_idle_timeout) == (5.0, 128, 1000, 500, 10.0, 65536, 10,
+                                                             60.0, 60.0)
+    s = parse_config({"server": {
+        "rtsp_max_lag": 2, "rtsp_backlog": 512, "rtsp_max_clients": 0,
+        "rtsp_max_clients_per_mount": 3, "rtsp_first_request_timeout": 0.5,
+        "rtsp_max_request_bytes": 1024, "auth_max_failures": 3, "auth_failure_window": 30,
+        "rtsp_idle_timeout": 0,
+    }}).settings
+    assert s.rtsp_idle_timeout == 0.0
+    assert (s.rtsp_max_lag, s.rtsp_backlog, s.rtsp_max_clients, s.rtsp_max_clients_per_mount,
+            s.rtsp_first_request_timeout, s.rtsp_max_request_bytes, s.auth_max_failures,
+            s.auth_failure_window) == (2.0, 512, 0, 3, 0.5, 1024, 3, 30.0)
+    assert isinstance(s.rtsp_max_lag, float)
 
 
 def test_file_errors(tmp_path: Path) -> None:

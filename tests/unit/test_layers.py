@@ -9,7 +9,8 @@ PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.c
         "framecast.isobmff",
         "framecast.pixelindex", "framecast.signalling.protocol", "framecast.signalling.state",
         "framecast.http.pending", "framecast.http.ratelog",
-        "framecast.cli", "framecast.logs", "framecast.relaypolicy", "framecast.filestamp"]
+        "framecast.cli", "framecast.logs", "framecast.relaypolicy", "framecast.filestamp",
+        "framecast.authguard", "framecast.logbound"]
 
 
 @pytest.mark.parametrize("module", PURE)

@@ -24,6 +24,14 @@ def make_element(factory: str, name: str | None = None, **props: Any) -> Gst.Ele
     return el
 
 
+def _chain(pad: Gst.Pad, parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
+    return parent.chain(pad, parent, buf)
+
+
+def _sink_event(pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
+    return parent._sink_event(pad, parent, event)
+
+
 class AccessUnitElement:
     """Mixin: ``class X(AccessUnitElement, Gst.Element)`` with ``__gstmetadata__`` and
     ``__gsttemplates__`` (pads "sink" and "src"); call :meth:`init_pads` in ``__init__`` and
@@ -40,8 +48,11 @@ class AccessUnitElement:
     def init_pads(self) -> None:
         self.sinkpad = Gst.Pad.new_from_template(self.get_pad_template("sink"), "sink")
         self.srcpad = Gst.Pad.new_from_template(self.get_pad_template("src"), "src")
-        self.sinkpad.set_chain_function_full(self.chain)
-        self.sinkpad.set_event_function_full(self._sink_event)
+        # Static functions that reach the element through ``parent``: a bound method held by
+        # the (C) pad would keep the element alive through its own pad, a cycle Python's GC
+        # cannot see (every RTSP media start leaked one injector with its pads and state).
+        self.sinkpad.set_chain_function_full(_chain)
+        self.sinkpad.set_event_function_full(_sink_event)
         self.sinkpad.set_query_function_full(self._query)
         self.srcpad.set_query_function_full(self._query)
         self.add_pad(self.sinkpad)

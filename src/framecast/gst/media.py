@@ -128,7 +128,11 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     demux.connect("pad-added", on_pad)
     if getattr(mount, "loop", True):
         # the Looper wants the edit's first PTS: the lead-in (if any) comes before it
-        b.looper = Looper(info.period_ns, name, info.first_pts + info.lead_ns, info.lead_ns)
+        # the timeline moves by the lead-in, or by how far DTS precede the segment start if
+        # more (B-frames; measured from the same start), so every frame has a running time for
+        # its PTS *and* its DTS (gst-rtsp-server's TCP backlog needs the DTS)
+        b.looper = Looper(info.period_ns, name, info.first_pts + info.lead_ns,
+                          max(info.lead_ns, getattr(info, "dts_lead_ns", 0)))
         b.looper.attach_demuxer(demux)
         if aparse is not None:  # each buffer one frame with its duration after the parser
             b.looper.clip_audio(b.get_by_name("aparse").get_static_pad("src"))

@@ -92,6 +92,12 @@ class MediaInfo:
     # buffers each demuxer source pad pushes in one pass (by pad name): lets a remuxer end a
     # stream that stops early (the demuxer sends EOS on every pad only at the very end)
     pad_buffers: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # PTS go back in decode order (B-frames): the RTSP side then needs a DTS for its backlog
+    reordered: bool = False
+    has_dts: bool = False          # the demuxer gives DTS (MP4, TS; not Matroska)
+    # how far the first DTS lie before their segment's start (B-frames in MP4/TS: the
+    # reorder delay); the loop's timeline is moved by it so every DTS has a running time
+    dts_lead_ns: int = 0
 
     @property
     def demuxer(self) -> str:
@@ -205,6 +211,10 @@ class _Probe:
         self.pts: list[int] = []
         self.leads: dict[int, int] = {}  # PTS -> segment start - PTS, frames before the edit
         self.after_stop = 0  # decode-only frames past the segment stop
+        self.reordered = False  # a PTS below the previous one in decode order (B-frames)
+        self._last_pts: int | None = None
+        self.has_dts = False
+        self.dts_lead = 0
         self.durations: dict[int, int] = {}
         self.pad_buffers: dict[str, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
@@ -344,8 +354,15 @@ class _Probe:
     def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
         if buf.pts != Gst.CLOCK_TIME_NONE:
+            if self._last_pts is not None and buf.pts < self._last_pts:
+                self.reordered = True
+            self._last_pts = buf.pts
             ev = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
             seg = ev.parse_segment() if ev is not None else None
+            if buf.dts != Gst.CLOCK_TIME_NONE:
+                self.has_dts = True
+                if seg is not None and seg.format == Gst.Format.TIME and buf.dts < seg.start:
+                    self.dts_lead = max(self.dts_lead, seg.start - buf.dts)
             # presented = a valid running time, exactly what the payloader and sinks use
             if seg is None or seg.format != Gst.Format.TIME or \
                     seg.to_running_time(Gst.Format.TIME, buf.pts) != Gst.CLOCK_TIME_NONE:
@@ -385,4 +402,6 @@ class _Probe:
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
             video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
             lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads),
-            served_bytes=served, pad_buffers=dict(self.pad_buffers))
+            served_bytes=served, pad_buffers=dict(self.pad_buffers),
+            reordered=self.reordered, has_dts=self.has_dts,
+            dts_lead_ns=self.dts_lead if self.reordered else 0)
