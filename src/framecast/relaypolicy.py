@@ -98,8 +98,13 @@ class TimeMapper:
 
     gap: int = 100_000_000       # ns between two sessions, at least
     reset: int = 1_000_000_000   # ns back within a session = the camera's clock restarted
+    # RTP carries no DTS, and with B-frames the PTS go back in decode order: gst-rtsp-server's
+    # TCP backlog aborts on a timestamp that goes back, so a missing DTS is made up, monotonic,
+    # ``reorder`` before the PTS (enough for 3 B-frames at 30 fps)
+    reorder: int = 100_000_000
     offset: int | None = None
     last: int | None = None      # the latest ordering timestamp handed out
+    last_dts: int = 0            # the latest DTS handed out
 
     def rebase(self) -> None:
         self.offset = None
@@ -120,4 +125,8 @@ class TimeMapper:
         self.last = mapped if self.last is None else max(self.last, mapped)
         out_pts = None if pts is None else max(0, pts + self.offset)
         out_dts = None if dts is None else max(0, dts + self.offset)
+        if out_dts is None and out_pts is not None:
+            out_dts = max(0, out_pts - self.reorder)
+        if out_dts is not None:
+            out_dts = self.last_dts = max(self.last_dts, out_dts)
         return out_pts, out_dts

@@ -105,8 +105,8 @@ def rtsp_access_units(url: str, codec: str, seconds: float,
         au = AccessUnit(buf.pts, not buf.has_flags(Gst.BufferFlags.DELTA_UNIT),
                         sei.split_annexb(data))
         with lock:
-            if not out:
-                _drop_depayloader_sets(au, codec)
+            if au.keyframe and not any(a.keyframe for a in out):
+                _drop_depayloader_sets(au, codec)   # its first keyframe, not its first AU
             out.append(au)
         return Gst.PadProbeReturn.OK
 

@@ -101,3 +101,17 @@ def test_decode_timestamps_strictly_increase(events: list[tuple[int, int, list[i
             assert dts is not None and dts > last
             last = dts
             t += step
+
+
+def test_pts_only_b_frames_get_a_monotonic_dts() -> None:
+    """RTP gives no DTS; with B-frames the PTS go back in decode order. gst-rtsp-server's
+    TCP backlog aborts on a timestamp that goes back: the mapper makes up a DTS that never
+    does, ``reorder`` before the PTS."""
+    frame = 33_333_333
+    m = TimeMapper()
+    order = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8]          # I P B B P B B … in decode order
+    out = [m.map(i * frame, None, 0) for i in order]
+    dts = [d for _p, d in out]
+    assert all(d is not None for d in dts)
+    assert dts == sorted(dts)
+    assert all(d <= p for p, d in out if p is not None and d is not None)

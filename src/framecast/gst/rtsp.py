@@ -92,12 +92,14 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
             element = self.bin_factory()
             if isinstance(element, Gst.Bin):
                 # timestamps must never go back into gst-rtsp-server's TCP backlog (it aborts)
-                # a DTS is derived for video of unknown order (relays, app mounts: they never
-                # flush) and for files with B-frames but no DTS (Matroska); files with DTS get
-                # a timeline where every DTS has a running time (media.py), kept by identity
+                # a DTS is derived for files with B-frames but no DTS (Matroska); files with
+                # DTS get a timeline where every DTS has a running time (media.py), kept by
+                # identity; relays stamp a monotonic DTS themselves (relaypolicy.TimeMapper:
+                # 1.22's timestamper stalls an appsrc-fed media) and encoders (app mounts)
+                # write one
                 info = getattr(element, "info", None)
-                derive = info is None or (getattr(info, "reordered", True) and
-                                          not getattr(info, "has_dts", False))
+                derive = info is not None and (getattr(info, "reordered", True) and
+                                               not getattr(info, "has_dts", False))
                 monotonic_payloader_input(element, derive_dts=derive)
             return element
         except Exception as exc:  # a request-time failure costs this request only
