@@ -45,4 +45,10 @@ def watch_file(media: Any, element: Any, stamp: FileStamp, path: str, mount: str
     source = GLib.timeout_source_new(CHECK_MS)
     source.set_callback(lambda *_: tick())
     source.attach(context)
-    media.connect("unprepared", lambda _m: alive.update(on=False))
+
+    def stop(_media: Any) -> None:
+        # now, not at the next tick: the callback holds the media and its element
+        alive["on"] = False
+        source.destroy()
+
+    media.connect("unprepared", stop)

@@ -74,15 +74,20 @@ class Looper:
     """
 
     def __init__(self, period_ns: int, name: str = "", first_pts_ns: int | None = None,
-                 lead_ns: int = 0) -> None:
+                 lead_ns: int = 0, lead_in_ns: int | None = None) -> None:
         """``first_pts_ns``: the video PTS where the edit starts; when given, :meth:`clip_audio`
         keeps each loop's audio inside one period, so it never overlaps the next loop's first
         packets (the audio track is usually a little longer than the video).
-        ``lead_ns`` (needs ``first_pts_ns``): the probe's ``MediaInfo.lead_ns``, see (4)."""
+        ``lead_ns`` (needs ``first_pts_ns``): how far the timeline moves, see (4): the probe's
+        ``MediaInfo.lead_ns``, or its ``dts_lead_ns`` if more. ``lead_in_ns``: the part of it
+        that is presented frames before the edit (``MediaInfo.lead_ns``; default ``lead_ns``):
+        a loop's audio window starts there, not wherever the timeline shift alone puts it."""
         if period_ns <= 0:
             raise ValueError("period_ns must be positive")
         self.period_ns = period_ns
         self.lead_ns = max(0, int(lead_ns)) if first_pts_ns is not None else 0
+        self.lead_in_ns = self.lead_ns if lead_in_ns is None else \
+            min(self.lead_ns, max(0, int(lead_in_ns)))
         self.name = name
         self.first_pts_ns = first_pts_ns
         self._video_rt0: int | None = None  # running time of the first video frame, loop 0
@@ -244,7 +249,7 @@ class Looper:
         rt0 = self._video_rt0
         if rt0 is None or st.first_rt is None:
             return Gst.PadProbeReturn.OK
-        start = min(rt0 - self.lead_ns, st.first_rt)
+        start = min(rt0 - self.lead_in_ns, st.first_rt)
         dur = buf.duration if buf.duration != Gst.CLOCK_TIME_NONE else 0
         end = start + (loop + 1) * self.period_ns
         if rt + dur > end + _AUDIO_TOLERANCE_NS or rt + _AUDIO_TOLERANCE_NS < end - self.period_ns:

@@ -132,7 +132,7 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
         # more (B-frames; measured from the same start), so every frame has a running time for
         # its PTS *and* its DTS (gst-rtsp-server's TCP backlog needs the DTS)
         b.looper = Looper(info.period_ns, name, info.first_pts + info.lead_ns,
-                          max(info.lead_ns, getattr(info, "dts_lead_ns", 0)))
+                          max(info.lead_ns, getattr(info, "dts_lead_ns", 0)), info.lead_ns)
         b.looper.attach_demuxer(demux)
         if aparse is not None:  # each buffer one frame with its duration after the parser
             b.looper.clip_audio(b.get_by_name("aparse").get_static_pad("src"))
