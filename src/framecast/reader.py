@@ -233,9 +233,10 @@ class Reader:
             src.set_property("location", self.url)
             src.set_property("protocols", "tcp" if transport == "tcp" else "udp")
             src.set_property("latency", latency_ms)
-            # PTS straight from the RTP timestamps: the default (slave) smooths them with the
-            # arrival times, and with B-frames they then jitter out of presentation order
-            src.set_property("buffer-mode", 0)
+            # Not buffer-mode=none (PTS straight from the RTP timestamps): joining a shared
+            # mount, 1 start in 3 then delivered nothing within 15 s (tests/integration/
+            # test_metadata_sync.py, 4 readers at once); the default's smoothed PTS are put
+            # back in presentation order by _push_ordered
             src.set_property("tcp-timeout", int((self.timeout + 10) * 1e6))  # ours fires first
             self.pipeline.add(src)
             src.connect("pad-added", self._on_pad)
