@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
-  gstreamer1.0-nice gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0
+  gstreamer1.0-nice gir1.2-nice-0.1 gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0
+  gir1.2-gst-plugins-base-1.0
   gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 gstreamer1.0-python3-plugin-loader python3-gi
   python3-venv python3-pip ffmpeg mpv chromium chromium-driver vlc-bin vlc-plugin-base
   iproute2 util-linux openssl
