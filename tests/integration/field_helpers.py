@@ -13,6 +13,7 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,3 +249,30 @@ def audio_loop_errors(packets: list[tuple[float, float]], period: float, per_loo
     if len(missing) > lost:
         errs.extend(missing)
     return errs
+
+
+def run_concurrently(jobs: dict[str, Callable[[], Any]], stagger: float = 0.0,
+                     timeout: float = 60.0, what: str = "") -> dict[str, Any]:
+    """Run each job in its own thread (``stagger`` s apart: rtspsrc 1.22 joining together
+    with another client may stall); their results by name, the first exception re-raised
+    as an AssertionError naming its job."""
+    results: dict[str, Any] = {}
+
+    def run(name: str, fn: Callable[[], Any]) -> None:
+        try:
+            results[name] = fn()
+        except BaseException as exc:  # reported below with the job's name
+            results[name] = exc
+
+    threads = [threading.Thread(target=run, args=item) for item in jobs.items()]
+    for t in threads:
+        t.start()
+        time.sleep(stagger)
+    for t in threads:
+        t.join(timeout)
+    for name, res in results.items():
+        if isinstance(res, BaseException):
+            raise AssertionError(f"{what}{name}: {res!r}") from res
+    assert len(results) == len(jobs), f"still running: {sorted(set(jobs) - set(results))}"
+    return results
+

@@ -11,12 +11,17 @@ Before the fix: audio longer than the video and the MKV overlapped the next loop
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from field_helpers import audio_frames_per_loop, audio_loop_errors, ffprobe_audio, rtsp_audio
+from field_helpers import (
+    audio_frames_per_loop,
+    audio_loop_errors,
+    ffprobe_audio,
+    rtsp_audio,
+    run_concurrently,
+)
 from rtsp_helpers import check_pts, ffprobe_packets
 
 from framecast.config import Mount, Settings
@@ -70,24 +75,9 @@ def test_audio_frames_once_per_loop(server: Server, clips: dict[str, Path], moun
     per_loop, period = expected_per_loop(clips[mount])
     url = server.rtsp_url(mount)
     for transport in ("tcp", "udp"):  # audio (rtspsrc) and video (ffprobe) at once
-        got: dict[str, object] = {}
-
-        def run(kind: str, fn: object, seconds: float, transport: str = transport,
-                got: dict[str, object] = got) -> None:
-            try:
-                got[kind] = fn(url, seconds, transport)  # type: ignore[operator]
-            except BaseException as exc:
-                got[kind] = exc
-
-        threads = [threading.Thread(target=run, args=("audio", rtsp_audio, 4.8)),
-                   threading.Thread(target=run, args=("video", ffprobe_packets, 4.0))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        for kind, res in got.items():
-            if isinstance(res, BaseException):
-                raise AssertionError(f"{transport} {kind}: {res!r}") from res
+        got = run_concurrently({"audio": lambda t=transport: rtsp_audio(url, 4.8, t),
+                                "video": lambda t=transport: ffprobe_packets(url, 4.0, t)},
+                               what=f"{transport} ")
         # UDP on a loaded 2-core box may lose a packet; none may repeat or overlap
         errors = audio_loop_errors(got["audio"], period, per_loop,  # type: ignore[arg-type]
                                    lost=per_loop // 10 if transport == "udp" else 0)

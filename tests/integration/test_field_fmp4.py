@@ -11,8 +11,6 @@ late every loop — repeated and missing PTS, metadata i+2 on picture i.
 from __future__ import annotations
 
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from field_helpers import (
     read_framecast,
     read_pyav,
     rtsp_audio,
+    run_concurrently,
 )
 from rtsp_helpers import check_pts, ffprobe_packets
 from sei_helpers import write_index_sidecar
@@ -70,23 +69,8 @@ def test_video_and_audio_loop_exactly(server: Server, clip: Path, transport: str
     video_pts = [p for p, _ in ffprobe_audio(str(clip), stream="v:0")]
     per_loop = audio_frames_per_loop(ffprobe_audio(str(clip)), video_pts, period)
     url = server.rtsp_url("frag")
-    got: dict[str, object] = {}
-
-    def run(kind: str, fn: object, seconds: float) -> None:
-        try:
-            got[kind] = fn(url, seconds, transport)  # type: ignore[operator]
-        except BaseException as exc:
-            got[kind] = exc
-
-    threads = [threading.Thread(target=run, args=("audio", rtsp_audio, 5.5)),
-               threading.Thread(target=run, args=("video", ffprobe_packets, 5.0))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    for kind, res in got.items():
-        if isinstance(res, BaseException):
-            raise AssertionError(f"{kind}: {res!r}") from res
+    got = run_concurrently({"audio": lambda: rtsp_audio(url, 5.5, transport),
+                            "video": lambda: ffprobe_packets(url, 5.0, transport)})
     report = check_pts(got["video"], FRAME_S, tol=0.0005)  # type: ignore[arg-type]
     assert report.clean, report
     assert report.frames >= 2.5 * N  # 2+ loop points
@@ -100,25 +84,9 @@ def test_metadata_index_is_pixel_index(server: Server) -> None:
     """framecast.open (UDP) and PyAV (TCP, decode errors counted) at once, 3 loops: sidecar
     line i on picture i."""
     url, count = server.rtsp_url("frag"), 3 * N
-    results: dict[str, object] = {}
-
-    def run(name: str, fn: object) -> None:
-        try:
-            results[name] = fn()  # type: ignore[operator]
-        except BaseException as exc:
-            results[name] = exc
-
-    threads = [threading.Thread(target=run, args=("framecast", lambda: read_framecast(
-                   url, "udp", count))),
-               threading.Thread(target=run, args=("pyav", lambda: read_pyav(url, "tcp", count)))]
-    for t in threads:  # staggered: rtspsrc 1.22 joining with another client may stall
-        t.start()
-        time.sleep(1.0)
-    for t in threads:
-        t.join(90)
-    for name, res in results.items():
-        if isinstance(res, BaseException):
-            raise AssertionError(f"{name}: {res!r}") from res
+    results = run_concurrently({"framecast": lambda: read_framecast(url, "udp", count),
+                                "pyav": lambda: read_pyav(url, "tcp", count)},
+                               stagger=1.0, timeout=90)
     pyav, errors = results["pyav"]  # type: ignore[misc]
     assert errors == []
     for frames in (results["framecast"], pyav):

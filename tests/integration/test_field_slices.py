@@ -10,12 +10,11 @@ counted 4 keyframe packets per keyframe and repeated PTS.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from field_helpers import read_framecast, read_pyav, rtsp_access_units
+from field_helpers import read_framecast, read_pyav, rtsp_access_units, run_concurrently
 from rtsp_helpers import check_pts, ffprobe_packets
 from sei_helpers import write_index_sidecar
 
@@ -89,25 +88,9 @@ def test_metadata_on_every_frame_decodes_cleanly(server: Server, mount: str) -> 
     """framecast.open (UDP) and PyAV (TCP) at once: metadata index = pixel index on every
     frame over 3 loops; PyAV logs no decode error."""
     url, count = server.rtsp_url(mount), 3 * N
-    results: dict[str, object] = {}
-
-    def run(name: str, fn: object) -> None:
-        try:
-            results[name] = fn()  # type: ignore[operator]
-        except BaseException as exc:
-            results[name] = exc
-
-    threads = [threading.Thread(target=run, args=("framecast", lambda: read_framecast(
-                   url, "udp", count))),
-               threading.Thread(target=run, args=("pyav", lambda: read_pyav(url, "tcp", count)))]
-    for t in threads:  # staggered: rtspsrc 1.22 joining with another client may stall
-        t.start()
-        time.sleep(1.0)
-    for t in threads:
-        t.join(60)
-    for name, res in results.items():
-        if isinstance(res, BaseException):
-            raise AssertionError(f"{name}: {res!r}") from res
+    results = run_concurrently({"framecast": lambda: read_framecast(url, "udp", count),
+                                "pyav": lambda: read_pyav(url, "tcp", count)},
+                               stagger=1.0, timeout=60)
     fc = results["framecast"]
     pyav, errors = results["pyav"]  # type: ignore[misc]
     assert errors == []
