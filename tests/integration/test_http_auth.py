@@ -7,8 +7,7 @@ import base64
 
 import aiohttp
 
-from framecast.gst import webrtc
-from framecast.gst import demosources
+from framecast.gst import demosources, webrtc
 from framecast.gst.runtime import Bridge
 from framecast.http.auth import check_basic_auth
 from framecast.http.metrics import Registry

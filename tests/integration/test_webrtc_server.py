@@ -20,8 +20,10 @@ from framecast.gst.runtime import Bridge, init_gst
 init_gst()
 from gi.repository import Gst, GstSdp, GstWebRTC  # noqa: E402
 
-from framecast.gst import webrtc  # noqa: E402
-from framecast.gst import demosources  # noqa: E402
+from framecast.gst import (
+    demosources,  # noqa: E402
+    webrtc,  # noqa: E402
+)
 from framecast.gst.webrtcsource import bin_source, file_source  # noqa: E402
 from framecast.gst.whep_client import make_webrtc_source  # noqa: E402
 from framecast.http.metrics import Registry  # noqa: E402
