@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from framecast.config import DEFAULTS
+
 
 class WebRTCError(Exception):
     """A viewer could not be set up (bad offer, no common codec): one line for the client."""
@@ -63,8 +65,8 @@ class ProducerOptions:
     """How the HTTP side wants its producers run (from Settings / HttpLimits)."""
 
     metrics: Any = None
-    idle_stop: float | None = 5.0  # None: always on
-    max_viewers: int = 100
+    idle_stop: float | None = DEFAULTS.webrtc_idle_stop  # None: always on
+    max_viewers: int = DEFAULTS.webrtc_max_viewers
 
 
 ProducerFactory = Callable[[ProducerOptions], Producer]

@@ -33,6 +33,7 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
+from framecast.config import DEFAULTS  # noqa: E402
 from framecast.gst.aufilter import AUFilter  # noqa: E402
 from framecast.gst.chain import caps, walk  # noqa: E402
 from framecast.gst.element import make_element  # noqa: E402
@@ -100,7 +101,8 @@ class MountProducer:
 
     def __init__(self, name: str, source: SourceFactory, info: StreamInfo,
                  transcode: bool | None = None, metrics: Any = None,
-                 max_viewers: int = 100, idle_stop: float | None = 5.0) -> None:
+                 max_viewers: int = DEFAULTS.webrtc_max_viewers,
+                 idle_stop: float | None = DEFAULTS.webrtc_idle_stop) -> None:
         init_gst()
         self.max_viewers = max_viewers
         self.name = name
