@@ -218,6 +218,9 @@ class Server:
             task = loop.create_task(coro)
             task.add_done_callback(_log_failure)
             return task
+        if self.glib.in_thread:  # the coroutine needs this thread (bridge.run): do not wait
+            asyncio.run_coroutine_threadsafe(coro, loop).add_done_callback(_log_failure)
+            return None
         try:
             return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
         except concurrent.futures.TimeoutError:
@@ -338,7 +341,7 @@ class Server:
         return rtsp_url(self.settings.bind, port, mount, self.settings.tls)
 
 
-def _log_failure(task: asyncio.Task[Any]) -> None:
+def _log_failure(task: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("HTTP side: %s", exc)
 
