@@ -12,6 +12,7 @@ PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.c
         "framecast.cli", "framecast.logs", "framecast.relaypolicy", "framecast.filestamp",
         "framecast.authguard", "framecast.logbound",
         "framecast.streaminfo", "framecast.producer", "framecast.webrtcsdp", "framecast.urls",
+        "framecast.reorder",
         # the HTTP side drives producers through framecast.producer only
         "framecast.http.server", "framecast.http.api", "framecast.http.auth",
         "framecast.http.static", "framecast.http.hub", "framecast.http.whep"]
