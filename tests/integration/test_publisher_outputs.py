@@ -88,6 +88,35 @@ def test_publisher_to_webrtc_reader_every_frame_has_its_metadata() -> None:
     assert cam["webrtc"]["profile"] == "constrained-baseline"
 
 
+def test_publisher_feeds_rtsp_and_webrtc_at_once() -> None:
+    """Both outputs watched together: each reader gets every frame with its own metadata (each
+    output runs its own media from the same pushes)."""
+    pub = framecast.Publisher("both", W, H, FPS, gop=15,
+                              settings=Settings(rtsp_port=0, http_port=0))
+    got: dict[str, list[Any]] = {}
+
+    def read(kind: str, url: str) -> None:
+        with framecast.open(url, decode=True, timeout=20) as reader:
+            got[kind] = [f for _, f in zip(range(30), reader, strict=False)]
+
+    try:
+        with Pusher(pub):
+            readers = [threading.Thread(target=read, args=a) for a in (
+                ("rtsp", pub.url), ("webrtc", f"webrtc://127.0.0.1:{pub.server.http_port}/both"))]
+            for t in readers:
+                t.start()
+            for t in readers:
+                t.join(40)
+    finally:
+        pub.close()
+    assert set(got) == {"rtsp", "webrtc"}
+    for kind, frames in got.items():
+        assert len(frames) == 30, kind
+        bad = [f for f in frames
+               if not f.metadata or user_part(f.metadata[0]) != pushed_for(read_index(f.image))]
+        assert not bad, f"{kind}: {len(bad)} frames without their own metadata"
+
+
 def test_publisher_joins_and_leaves_a_running_server() -> None:
     """A server started from asyncio; a Publisher made in a worker thread is listed at once
     (/api/streams, signalling producers), streams with its metadata to a signalling viewer, and
