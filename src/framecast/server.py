@@ -53,6 +53,10 @@ class MountState:
         return self.factory.loop_count if self.factory is not None else 0
 
 
+class HttpPortError(OSError):
+    """The HTTP side could not listen (one line: which port and why)."""
+
+
 class _LoopThread:
     """An asyncio loop on a thread of its own: the HTTP side of a server started from sync code."""
 
@@ -241,7 +245,7 @@ class Server:
 
     def start(self) -> Server:
         """Probe the mounts and listen; raises :class:`framecast.gst.rtsp.PortInUse` (RTSP) or
-        ``OSError`` (HTTP port). From asyncio code use ``await astart()``."""
+        :class:`HttpPortError`. From asyncio code use ``await astart()``."""
         self._add_pending()
         self._listen_rtsp()
         if self.settings.http:
@@ -275,6 +279,10 @@ class Server:
                           idle_stop=idle, limits=HttpLimits.of(s))
         try:
             await http.start()
+        except OSError as exc:
+            await http.stop()
+            raise HttpPortError(f"HTTP port {s.http_port}: {exc.strerror or exc} "
+                                "(choose another HTTP port, or turn HTTP off)") from None
         except BaseException:
             await http.stop()
             raise
@@ -401,9 +409,8 @@ async def _serve(config: Config) -> int:
         except PortInUse as exc:
             print(f"framecast: error: {exc}", file=sys.stderr)
             return 1
-        except OSError as exc:  # the HTTP port (--no-http skips it)
-            print(f"framecast: error: HTTP port {config.settings.http_port}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
+        except HttpPortError as exc:  # --no-http skips it
+            print(f"framecast: error: {exc}", file=sys.stderr)
             return 1
         if not server.mounts:
             print("framecast: error: no usable mount (see the errors above)", file=sys.stderr)

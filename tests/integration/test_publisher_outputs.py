@@ -218,3 +218,16 @@ def test_publisher_without_http_serves_rtsp_only() -> None:
                              settings=Settings(rtsp_port=0)) as pub:
         assert pub.server.http is None and pub.http_url is None
         assert pub.url.startswith("rtsp://127.0.0.1:")
+
+
+def test_http_port_in_use_is_one_clear_error() -> None:
+    import socket
+
+    from framecast.server import HttpPortError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(HttpPortError, match=rf"^HTTP port {port}: .*in use.*turn HTTP off"):
+            framecast.Publisher("x", W, H, FPS, settings=Settings(rtsp_port=0, http_port=port))
