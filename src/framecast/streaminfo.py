@@ -25,7 +25,6 @@ class StreamInfo:
     audio: str | None = None  # the mount's audio codec (served over RTSP; not over WebRTC yet)
 
 
-
 def needs_transcode(info: StreamInfo) -> bool:
     """True when browsers here cannot play the mount's stream as it is: not H.264, a profile
     Chromium rejects (High), or B-frames (WebRTC receivers expect presentation order; with

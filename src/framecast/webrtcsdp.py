@@ -60,7 +60,6 @@ def _fmtp(sdp: str, pt: int) -> dict[str, str]:
     return {}
 
 
-
 def with_candidates(sdp: str, candidates: list[tuple[int, str]]) -> str:
     """Make sure every gathered candidate is in the SDP (non-trickle WHEP answers)."""
     if "a=candidate:" in sdp or not candidates:

@@ -67,7 +67,6 @@ def _sdp_message(text: str) -> GstSdp.SDPMessage:
     return msg
 
 
-
 @dataclass
 class _Viewer:
     id: str

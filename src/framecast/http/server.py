@@ -79,11 +79,10 @@ class _Mount:
     whep: set[str] = field(default_factory=set)
 
 
-
 class HttpServer(AuthRoutes, StaticRoutes, ApiRoutes, SignallingHub, WhepRoutes):
     """The aiohttp app plus the WebRTC producers and the signalling hub."""
 
-    def __init__(self, bridge: Any, mounts: Iterable[MountSpec], *, host: str = "127.0.0.1",
+    def __init__(self, bridge: Any, mounts: Iterable[MountSpec], *, host: str = DEFAULTS.bind,
                  port: int = DEFAULTS.http_port, metrics: Registry = REGISTRY,
                  static_dir: Path | None = None, users: Mapping[str, str] | None = None,
                  ssl_context: ssl.SSLContext | None = None,

@@ -18,7 +18,6 @@ def web_dir() -> Path:
     return Path(str(resources.files("framecast") / "web"))
 
 
-
 class StaticRoutes:
     """Mixin of :class:`~framecast.http.server.HttpServer`: ``/``, ``/favicon.ico``, files."""
 
