@@ -47,7 +47,9 @@ class Producer(Protocol):
     """One mount's WebRTC side (framecast.gst.webrtc.MountProducer); GLib thread only."""
 
     running: bool
-    sei_injected: int
+
+    @property
+    def sei_injected(self) -> int: ...
 
     def start(self) -> None: ...
     def stop(self) -> None: ...

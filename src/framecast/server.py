@@ -218,8 +218,8 @@ class Server:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
-            task = loop.create_task(coro)
+        if running is not None and running is loop:
+            task = running.create_task(coro)
             task.add_done_callback(_log_failure)
             return task
         if self.glib.in_thread:  # the coroutine needs this thread (bridge.run): do not wait
@@ -271,7 +271,7 @@ class Server:
         ctx = None
         if s.tls:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(s.tls_cert, s.tls_key)
+            ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))  # both set: s.tls
         idle = s.webrtc_idle_stop if s.webrtc_idle_stop >= 0 else None
         specs = [self._http_spec(st) for st in self.mounts.values() if st.webrtc is not None]
         http = HttpServer(self.bridge, specs, host=s.bind, port=s.http_port,
