@@ -127,6 +127,11 @@ class Settings:
         return bool(self.tls_cert and self.tls_key)
 
 
+DEFAULTS = Settings()
+"""Every server default in one place (ports 8554/8080, WebRTC idle stop 5 s, limits): other
+modules read them from here instead of repeating the numbers."""
+
+
 @dataclass(frozen=True)
 class Config:
     settings: Settings = field(default_factory=Settings)

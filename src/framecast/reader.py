@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import heapq
 import itertools
 import json
 import logging
@@ -45,11 +44,11 @@ from framecast.metadata import (
     framecast_messages,
     split_messages,
 )
+from framecast.reorder import Reorder
 
 init_gst()  # the marker element's pad templates need it
 
 log = logging.getLogger("framecast.reader")
-REORDER_WINDOW = 4  # frames held back when the stream has no DTS (covers up to 3 B-frames)
 _STEP_NS = Gst.SECOND // 20  # how often the puller looks at the bus
 _MAX_PENDING_SEI = 512
 # rtspsrc 1.22 over TCP sometimes never outputs anything when it joins a shared, playing
@@ -162,11 +161,8 @@ class Reader:
         # encoded AU serial number -> (keyframe, ours, third-party), until its picture is out
         self._sei: dict[int, tuple[bool, list[dict[str, Any]], list[tuple[bytes, bytes]]]] = {}
         self._serial = itertools.count()
-        self._heap: list[tuple[int, int, Frame]] = []
-        self._last_out: int | None = None  # PTS of the last frame handed out (decode=False)
-        self._recent: list[int] = []  # recent PTS, to learn the frame step
-        self._order = itertools.count()
-        self._ready: list[Frame] = []
+        self._reorder: Reorder[Frame] = Reorder()  # encoded frames: presentation order out
+        self._ready = self._reorder.ready
         self._linked = False
         self._closed = False
         self._eos = False
@@ -370,47 +366,10 @@ class Reader:
             return rows[:, : w * 3].reshape(h, w, 3).copy()
 
     def _push_ordered(self, frame: Frame, pts: int, dts: int, step: int = 0) -> None:
-        """Decode order in, presentation order out (encoded frames only; raw buffer times).
-
-        A frame leaves as soon as it is known to be next: its PTS is one frame step after the
-        last one out (no B-frame can still come before it), or the first keyframe (nothing
-        decoded later is shown before an IDR), or DTS says so. Only a gap waits for the
-        reorder window: holding every frame for the window cost ~130 ms (4 frames at 30 fps)
-        on streams that have no B-frames at all."""
-        p = pts if pts != Gst.CLOCK_TIME_NONE else -1
-        if p >= 0:
-            self._recent.append(p)
-            del self._recent[:-2 * REORDER_WINDOW]
-        heapq.heappush(self._heap, (p, next(self._order), frame))
-        if dts != Gst.CLOCK_TIME_NONE:
-            # every later AU has PTS >= its DTS >= this DTS: all PTS up to it are final
-            while self._heap and self._heap[0][0] <= dts:
-                self._release()
-        step = step or self._learned_step()
-        while self._heap:
-            top, _, top_frame = self._heap[0]
-            last = self._last_out
-            if len(self._heap) > REORDER_WINDOW or top < 0 or (
-                    last is None and top_frame.keyframe) or (
-                    last is not None and (top <= last or (step and top - last <= step * 3 // 2))):
-                self._release()
-            else:
-                break
-
-    def _release(self) -> None:
-        p, _, frame = heapq.heappop(self._heap)
-        if p >= 0:
-            self._last_out = p
-        self._ready.append(frame)
-
-    def _learned_step(self) -> int:
-        """One frame's duration from the PTS seen (0 until enough arrived to trust it: the
-        first steps of a B-frame GOP span several frames)."""
-        if len(self._recent) <= REORDER_WINDOW:
-            return 0
-        vals = sorted(set(self._recent))
-        steps = [b - a for a, b in zip(vals, vals[1:], strict=False)]
-        return min(steps) if steps else 0
+        """Decode order in, presentation order out (encoded frames only; raw buffer times)."""
+        none = Gst.CLOCK_TIME_NONE
+        self._reorder.push(frame, None if pts == none else pts, None if dts == none else dts,
+                           frame.keyframe, step)
 
     @staticmethod
     def _caps_step(sample: Gst.Sample) -> int:
@@ -455,8 +414,7 @@ class Reader:
             raise StopIteration
         while not self._ready:
             if self._eos:
-                if self._heap:
-                    self._ready.append(heapq.heappop(self._heap)[2])
+                if self._reorder.flush_one():
                     break
                 raise StopIteration
             sample = self._next_sample()
@@ -475,7 +433,7 @@ class Reader:
                 return frame
             buf = sample.get_buffer()
             self._push_ordered(frame, buf.pts, buf.dts, self._caps_step(sample))
-        return self._ready.pop(0)
+        return self._ready.popleft()
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end of the stream."""

@@ -43,11 +43,12 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     # with an audio stream too, 1.22 reached the abort less reliably (not within 20 s here)
     clip = make_clip(tmp_path_factory.mktemp("stall") / "hd.mp4", frames=30, fps=FPS,
                      width=1280, height=720, bframes=2, gop=10)
-    srv = Server(Settings(rtsp_port=0, rtsp_max_lag=MAX_LAG),
+    srv = Server(Settings(rtsp_port=0, http=False, rtsp_max_lag=MAX_LAG),
                  (Mount(name="hd", file=str(clip)),)).start()
     # a relay of it (served by a second server: a server relaying itself would wait on its own
     # GLib thread): PTS-only B-frames from RTP, timestamps back inside every GOP
-    upstream = Server(Settings(rtsp_port=0), (Mount(name="hd", file=str(clip)),)).start()
+    upstream = Server(Settings(rtsp_port=0, http=False),
+                      (Mount(name="hd", file=str(clip)),)).start()
     srv.add_config_mount(Mount(name="relay", source=upstream.rtsp_url("hd")))
     yield srv
     upstream.stop()

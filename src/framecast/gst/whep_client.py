@@ -45,7 +45,9 @@ def whep_url(url: str) -> str:
         mount = mount[5:]
     host = parts.netloc
     if parts.port is None:
-        host = f"{host}:8080"
+        from framecast.config import DEFAULTS
+
+        host = f"{host}:{DEFAULTS.http_port}"
     return f"http://{host}/whep/{urllib.parse.quote(mount)}"
 
 
