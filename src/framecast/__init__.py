@@ -12,9 +12,52 @@ from __future__ import annotations
 
 from typing import Any
 
+from framecast.errors import (
+    ClipError,
+    ConfigError,
+    CorruptMedia,
+    FramecastError,
+    InjectError,
+    InputError,
+    MediaError,
+    MediaNotFound,
+    MediaUnreadable,
+    MetadataError,
+    MetadataTooLarge,
+    NoVideo,
+    PortInUse,
+    ProtocolError,
+    ReaderError,
+    ReaderTimeout,
+    SEIError,
+    SidecarError,
+    UnsupportedMedia,
+)
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "open", "Publisher"]
+__all__ = [
+    "__version__", "open", "Publisher",
+    "FramecastError",
+    "InputError",
+    "ConfigError",
+    "SidecarError",
+    "MetadataError",
+    "MetadataTooLarge",
+    "SEIError",
+    "ProtocolError",
+    "MediaError",
+    "MediaNotFound",
+    "MediaUnreadable",
+    "CorruptMedia",
+    "NoVideo",
+    "UnsupportedMedia",
+    "ReaderError",
+    "ReaderTimeout",
+    "InjectError",
+    "ClipError",
+    "PortInUse",
+]
 
 
 def open(url: str, **kwargs: Any) -> Any:  # noqa: A001 - mirrors builtins.open on purpose

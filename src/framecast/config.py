@@ -51,16 +51,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from framecast.errors import ConfigError
+
 AUTH_METHODS = ("basic", "digest")
 METADATA_FORMATS = ("msgpack", "json")
 RELAY_CODECS = ("h264", "h265")
 MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 log = logging.getLogger("framecast.config")
-
-
-class ConfigError(ValueError):
-    """A bad config file or flag: one line naming the file and the key."""
 
 
 @dataclass(frozen=True)

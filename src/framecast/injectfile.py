@@ -10,7 +10,6 @@ Line i of the sidecar goes to the i-th *presented* frame (B-frames included).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -18,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from framecast.cli import CliError
+from framecast.errors import InjectError, InputError
+from framecast.metadata import Format
 
 FAMILIES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv", ".webm": "mkv",
             ".ts": "ts", ".m2ts": "ts", ".mts": "ts"}
@@ -72,58 +72,51 @@ def _audio_parser(caps: Any) -> str | None:
 def _muxer_for(inp: Path, out: Path, container: str) -> str:
     family = FAMILIES.get(out.suffix.lower())
     if family is None:
-        raise CliError(f"{out}: unknown output extension {out.suffix or '(none)'!r} "
+        raise InputError(f"{out}: unknown output extension {out.suffix or '(none)'!r} "
                        f"(use the input's: {inp.suffix})")
     if family != container:
-        raise CliError(f"{out}: must be the same container family as {inp.name} ({container})")
+        raise InputError(f"{out}: must be the same container family as {inp.name} ({container})")
     return MUXERS.get(out.suffix.lower()) or MUXERS[family]
 
 
-def inject_main(args: argparse.Namespace) -> int:
-    """Run ``framecast inject``; expected bad input raises :class:`CliError` (one line)."""
-    from framecast.gst.probe import MediaError, probe_file
-    from framecast.sidecar import SidecarError, load_sidecar
-
-    logging.basicConfig(level=logging.WARNING, format="framecast: warning: %(message)s")
-    inp, out = Path(args.input), Path(args.output)
-    sidecar = getattr(args, "sidecar", None)
-    stamps = bool(getattr(args, "stamps", False))
-    fmt = getattr(args, "format", "msgpack") or "msgpack"
+def inject_file(input: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                sidecar: str | os.PathLike[str] | None = None, stamps: bool = False,
+                fmt: Format = "msgpack", quiet: bool = True) -> int:
+    """Copy ``input`` to ``output`` with per-frame metadata in SEI (no re-encode); returns
+    the frames written. Bad input raises a :class:`framecast.FramecastError` (one line)."""
+    inp, out = Path(input), Path(output)
     if not sidecar and not stamps:
-        raise CliError("nothing to inject: give --sidecar FILE and/or --stamps")
+        raise InputError("nothing to inject: give --sidecar FILE and/or --stamps")
     if inp.exists() and out.exists() and inp.resolve() == out.resolve():
-        raise CliError(f"{out}: output must not be the input file")
-    try:
-        info = probe_file(inp)
-    except MediaError as exc:
-        raise CliError(str(exc)) from None
+        raise InputError(f"{out}: output must not be the input file")
+    from framecast.gst.probe import probe_file  # after the checks: they need no GStreamer
+    from framecast.sidecar import load_sidecar
+
+    info = probe_file(inp)
     mux_name = _muxer_for(inp, out, info.container)
     if sidecar:
-        try:
-            sc = load_sidecar(sidecar)
-        except SidecarError as exc:
-            raise CliError(str(exc)) from None
+        sc = load_sidecar(sidecar)
         table = sc.resolve(info.video_pts, info.frame_ns or None)
         for w in sc.warnings:
             logging.getLogger("framecast.inject").warning("%s", w)
     else:
         table = {}
     if not out.parent.exists():
-        raise CliError(f"{out}: directory {out.parent} does not exist")
+        raise InputError(f"{out}: directory {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.part")
     try:
         frames = _run(inp, tmp, info, mux_name, table, stamps, fmt,
-                      _Progress(info.frames, bool(getattr(args, "quiet", False))))
+                      _Progress(info.frames, quiet))
         if info.container == "mp4":
             _keep_rotation(inp, tmp)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
             tmp.unlink()
-    if not getattr(args, "quiet", False):
+    if not quiet:
         print(f"framecast: wrote {out} ({frames} frames, {len(table)} with sidecar metadata)",
               file=sys.stderr)
-    return 0
+    return frames
 
 
 def _keep_rotation(inp: Path, out: Path) -> None:
@@ -263,7 +256,7 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
                 elif time.monotonic() - last_change > STALL_S:  # never hang: say so
                     if progress.shown:
                         sys.stderr.write("\n")
-                    raise CliError(f"{inp}: stalled for {STALL_S:.0f} s at frame "
+                    raise InjectError(f"{inp}: stalled for {STALL_S:.0f} s at frame "
                                    f"{inj.buffers} of {info.frames} (the muxer waits for a "
                                    "stream that sends nothing)")
                 continue
@@ -271,7 +264,7 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
                 err, _dbg = msg.parse_error()
                 if progress.shown:
                     sys.stderr.write("\n")
-                raise CliError(f"{inp}: {err.message}")
+                raise InjectError(f"{inp}: {err.message}")
             break
     finally:
         pipeline.set_state(Gst.State.NULL)

@@ -114,18 +114,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(obj, ensure_ascii=False)
 
 
+class ToolFormatter(logging.Formatter):
+    """``framecast: warning: message``: for a command run by hand (no time, no logger)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"framecast: {record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def setup_logging(verbose: bool = False, fmt: LogFormat = "text",
-                  stream: TextIO | None = None) -> logging.Handler:
-    """Route every log record of the process to ``stream`` (stderr): once, idempotent."""
+                  stream: TextIO | None = None, tool: bool = False) -> logging.Handler:
+    """Route every log record of the process to ``stream`` (stderr): once, idempotent.
+
+    ``tool``: a command run by hand (``framecast inject``): warnings and errors only (all
+    with ``verbose``), as ``framecast: warning: …`` lines when ``fmt`` is text."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_framecast", False)]:
         root.removeHandler(old)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler._framecast = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(ToolFormatter() if tool else TextFormatter())
     handler.addFilter(BoundedFilter())
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet = logging.WARNING if tool else logging.INFO
+    root.setLevel(logging.DEBUG if verbose else quiet)
     # asyncio's own accept-loop errors (fd exhaustion) are logged per attempt: bounded too
     logging.getLogger("asyncio").setLevel(logging.WARNING if not verbose else logging.DEBUG)
     return handler

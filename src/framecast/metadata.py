@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgpack
 
+from .errors import MetadataError, MetadataTooLarge
 from .sei import Buffer, Codec, extract_user_data
 
 __all__ = [
@@ -40,19 +41,6 @@ Format = Literal["msgpack", "json"]
 # First bytes of a msgpack map: fixmap, map16, map32.
 _MSGPACK_MAP_FIRST = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
 _JSON_FIRST = frozenset(b"{ \t\r\n")
-
-
-class MetadataError(ValueError):
-    """Metadata that cannot be encoded or decoded."""
-
-
-class MetadataTooLarge(MetadataError):
-    """Encoded metadata over the per-frame size limit."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"metadata for frame is {size} bytes, over the {limit}-byte limit")
-        self.size = size
-        self.limit = limit
 
 
 def _check_keys(d: Mapping[Any, Any]) -> None:

@@ -15,8 +15,6 @@ is paired with the SEI of the encoded access unit with the same PTS — never by
 
 from __future__ import annotations
 
-import argparse
-import errno
 import heapq
 import itertools
 import json
@@ -27,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import gi
 import numpy as np
@@ -38,6 +36,7 @@ gi.require_version("GstVideo", "1.0")
 from gi.repository import GObject, Gst, GstApp, GstVideo  # noqa: F401 - GstApp: appsink
 
 from framecast import sei
+from framecast.errors import InputError, MediaNotFound, MediaUnreadable, ReaderError, ReaderTimeout
 from framecast.gst.element import AccessUnitElement
 from framecast.gst.inject import add_sei_meta, sei_metas, user_data_tolerant
 from framecast.gst.runtime import init_gst
@@ -101,14 +100,6 @@ class _PtsMark(AccessUnitElement, Gst.Element):
 GObject.type_register(_PtsMark)
 
 
-class ReaderError(RuntimeError):
-    """The stream cannot be read (connection refused, not a video, decoder error …)."""
-
-
-class ReaderTimeout(ReaderError, TimeoutError):
-    """No frame arrived within the timeout."""
-
-
 @dataclass
 class Frame:
     """One presented frame: timing, framecast metadata, other SEI, and (decode=True) pixels."""
@@ -143,7 +134,7 @@ def _kind(url: str) -> str:
     if url.startswith(("webrtc://", "whep://")) or "/whep/" in url:
         return "webrtc"
     if "://" in url and not url.startswith("file://"):
-        raise ValueError(f"{url}: unsupported URL (rtsp://, webrtc:// or a file path)")
+        raise InputError(f"{url}: unsupported URL (rtsp://, webrtc:// or a file path)")
     return "file"
 
 
@@ -216,9 +207,9 @@ class Reader:
         if self._kind == "file":
             path = self.url[len("file://"):] if self.url.startswith("file://") else self.url
             if not os.path.exists(path):
-                raise FileNotFoundError(errno.ENOENT, "no such file", path)
+                raise MediaNotFound(f"{path}: no such file")
             if os.path.isdir(path):
-                raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+                raise MediaUnreadable(f"{path}: is a directory, not a file")
             src = Gst.ElementFactory.make("filesrc")
             src.set_property("location", path)
             parsebin = Gst.ElementFactory.make("parsebin")
@@ -228,7 +219,7 @@ class Reader:
             parsebin.connect("pad-added", self._on_pad)
         elif self._kind == "rtsp":
             if transport not in ("tcp", "udp"):
-                raise ValueError(f"transport must be tcp or udp, not {transport!r}")
+                raise InputError(f"transport must be tcp or udp, not {transport!r}")
             src = Gst.ElementFactory.make("rtspsrc")
             src.set_property("location", self.url)
             src.set_property("protocols", "tcp" if transport == "tcp" else "udp")
@@ -511,25 +502,18 @@ def _json_default(o: Any) -> Any:
     return repr(o)
 
 
-def watch_main(args: argparse.Namespace) -> int:
-    """``framecast watch URL [--count N]``: one JSON object per frame on stdout."""
-    from framecast.cli import CliError
-
-    count = int(getattr(args, "count", 0) or 0)
+def watch(url: str, count: int = 0, timeout: float = 10.0, transport: str = "tcp",
+          out: TextIO | None = None) -> int:
+    """``framecast watch``: one JSON object per frame on ``out`` (stdout); frames written."""
+    out = out or sys.stdout
+    n = 0
     try:
-        with open_reader(args.url, timeout=getattr(args, "timeout", 10.0),
-                         transport=getattr(args, "transport", "tcp")) as reader:
+        with open_reader(url, timeout=timeout, transport=transport) as reader:
             for n, frame in enumerate(reader, start=1):
-                sys.stdout.write(json.dumps(frame.to_json(), default=_json_default) + "\n")
-                sys.stdout.flush()
+                out.write(json.dumps(frame.to_json(), default=_json_default) + "\n")
+                out.flush()
                 if count and n >= count:
                     break
-    except BrokenPipeError:
-        return 0
-    except OSError as exc:
-        if exc.filename and exc.strerror:
-            raise CliError(f"{exc.filename}: {exc.strerror}") from None
-        raise CliError(str(exc) or type(exc).__name__) from None
-    except (ReaderError, ValueError) as exc:
-        raise CliError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    return 0
+    except BrokenPipeError:  # `framecast watch … | head`: the reader went away, not an error
+        pass
+    return n

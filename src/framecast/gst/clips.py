@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.errors import ClipError
 from framecast.gst.runtime import init_gst
 from framecast.pixelindex import DEMO_PERIOD, demo_objects, render_demo_frame, render_frame
 
@@ -23,10 +24,6 @@ VIDEO_CODECS = ("h264", "h265", "vp9", "mjpeg")
 CONTAINERS = {"mp4": "mp4mux", "mov": "qtmux", "mkv": "matroskamux", "webm": "webmmux",
               "ts": "mpegtsmux"}
 AUDIO_RATE = 48000
-
-
-class ClipError(RuntimeError):
-    """Making a clip failed (encoder/muxer error)."""
 
 
 def _video_encoder(codec: str, container: str, bframes: int, gop: int, profile: str | None,

@@ -15,6 +15,14 @@ from pathlib import Path
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.errors import (
+    CorruptMedia,
+    MediaError,
+    MediaNotFound,
+    MediaUnreadable,
+    NoVideo,
+    UnsupportedMedia,
+)
 from framecast.gst.runtime import init_gst
 from framecast.isobmff import mfra_offset
 
@@ -39,30 +47,6 @@ OTHER_VIDEO = {"video/x-vp9": "VP9", "video/x-vp8": "VP8", "image/jpeg": "MJPEG"
                "video/x-av1": "AV1", "video/mpeg": "MPEG video", "video/x-theora": "Theora"}
 
 PROBE_TIMEOUT_S = 60.0
-
-
-class MediaError(Exception):
-    """A file cannot be served; ``str()`` is one line naming the file and the reason."""
-
-
-class MediaNotFound(MediaError, FileNotFoundError):
-    pass
-
-
-class MediaUnreadable(MediaError, PermissionError):
-    pass
-
-
-class CorruptMedia(MediaError):
-    """Truncated, corrupt or not a media file at all."""
-
-
-class NoVideo(MediaError):
-    pass
-
-
-class UnsupportedMedia(MediaError):
-    """A readable file whose container or video codec framecast does not serve."""
 
 
 @dataclass(frozen=True)

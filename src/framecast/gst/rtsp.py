@@ -24,6 +24,7 @@ gi.require_version("GstRtsp", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, I001
 
 from framecast.authguard import FailureGuard
+from framecast.errors import PortInUse
 from framecast.logbound import RateLimiter, bounded
 from framecast.gst.media import MediaBin
 from framecast.gst.rtspguard import ClientGuard
@@ -35,10 +36,6 @@ BinFactory = Callable[[], Gst.Element]
 
 
 _DONE = (GstRtspServer.RTSPMediaStatus.UNPREPARED, GstRtspServer.RTSPMediaStatus.ERROR)
-
-
-class PortInUse(OSError):
-    pass
 
 
 class LoopingMedia(GstRtspServer.RTSPMedia):

@@ -27,15 +27,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from framecast.errors import ProtocolError
+
 MAX_MESSAGE_BYTES = 64 * 1024
 ROLES = ("producer", "listener", "consumer")
 SDP_TYPES = ("offer", "answer")
 
 JsonObject = dict[str, Any]
-
-
-class ProtocolError(ValueError):
-    """A message that is not valid signalling; ``str(exc)`` is the reply's ``details``."""
 
 
 @dataclass(frozen=True)
