@@ -17,13 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from framecast.errors import InputError
+from framecast.errors import InputError, ReaderError, ReaderTimeout
 from framecast.sei import Codec
 
 if TYPE_CHECKING:
     import numpy as np
 
     from framecast.gst.reading import ReadPipeline
+
+__all__ = ["Frame", "Reader", "ReaderError", "ReaderTimeout", "open_reader", "source_kind",
+           "watch", "SourceKind", "Transport"]
 
 SourceKind = Literal["file", "rtsp", "webrtc"]
 Transport = Literal["tcp", "udp"]
