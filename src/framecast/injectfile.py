@@ -17,16 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from framecast.codecs import video_codec
 from framecast.errors import InjectError, InputError
 from framecast.metadata import Format
 
 FAMILIES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv", ".webm": "mkv",
             ".ts": "ts", ".m2ts": "ts", ".mts": "ts"}
 MUXERS = {".mov": "qtmux", "mp4": "mp4mux", "mkv": "matroskamux", "ts": "mpegtsmux"}
-# what each muxer wants from the video parser
-VIDEO_FORMAT = {("mp4", "h264"): "avc", ("mp4", "h265"): "hvc1", ("mkv", "h264"): "avc",
-                ("mkv", "h265"): "hvc1", ("ts", "h264"): "byte-stream",
-                ("ts", "h265"): "byte-stream"}
 BAR = 30
 QUEUE_BYTES = 256 << 20  # per stream; time and buffer counts unlimited, see _run
 STALL_S = 15.0  # no frame and no byte written for this long: give up with an error
@@ -135,40 +132,37 @@ def _keep_rotation(inp: Path, out: Path) -> None:
 def _video_format(info: Any, caps: Any) -> str:
     """The stream format the muxer gets: the input's own for MP4 (hev1 stays hev1, avc3
     stays avc3: parameter sets in band), else what the muxer wants."""
-    default = VIDEO_FORMAT[info.container, info.video_codec]
+    # what the muxer wants from the video parser
+    default = "byte-stream" if info.container == "ts" else video_codec(info.video_codec).mp4_format
     own = caps.get_structure(0).get_string("stream-format")
     if info.container == "mp4" and own in ("avc", "avc3", "hvc1", "hev1"):
-        return own
+        return str(own)
     return default
 
 
 def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[str, Any]],
          stamps: bool, fmt: str, progress: _Progress) -> int:
+    from framecast.gst.element import make_element  # noqa: I001 - before gi: pins versions
     from framecast.gst.inject import make_injector
-    from framecast.gst.runtime import Gst, init_gst
+    from framecast.gst.plumbing import add_chain, drain, error_text, wait_bus
+    from framecast.gst.runtime import init_gst
+    from gi.repository import Gst
 
     init_gst()
     codec = info.video_codec
     pipeline = Gst.Pipeline.new("framecast-inject")
-    src = Gst.ElementFactory.make("filesrc")
-    src.set_property("location", str(inp))
-    demux = Gst.ElementFactory.make(info.demuxer)
-    mux = Gst.ElementFactory.make(mux_name, "mux")
-    sink = Gst.ElementFactory.make("filesink")
-    sink.set_property("location", str(out))
-    for el in (src, demux, mux, sink):
-        pipeline.add(el)
-    src.link(demux)
-    mux.link(sink)
+    demux = make_element(info.demuxer)
+    mux = make_element(mux_name, "mux")
+    add_chain(pipeline, [make_element("filesrc", location=str(inp)), demux])
+    add_chain(pipeline, [mux, make_element("filesink", location=str(out))])
     inj = make_injector("inject", video_pts=info.video_pts, period_ns=info.period_ns,
                         table=table, stamps=stamps, fmt=fmt)
-    state = {"video": False, "dropped": []}
+    linked = {"video": False}
+    dropped: list[str] = []  # media types of the streams not copied
 
-    def add_chain(pad: Gst.Pad, elements: list[Gst.Element]) -> bool:
-        for el in elements:
-            pipeline.add(el)
-        for a, b in zip(elements, elements[1:], strict=False):
-            a.link(b)
+    def to_mux(pad: Gst.Pad, elements: list[Gst.Element]) -> bool:
+        """pad ! elements ! mux; False (and nothing left behind) if the muxer refuses."""
+        add_chain(pipeline, elements)
         if not elements[-1].link(mux):
             for el in elements:
                 el.set_state(Gst.State.NULL)
@@ -176,15 +170,7 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
             return False
         for el in reversed(elements):
             el.sync_state_with_parent()
-        return pad.link(elements[0].get_static_pad("sink")) == Gst.PadLinkReturn.OK
-
-    def drain(pad: Gst.Pad) -> None:
-        fake = Gst.ElementFactory.make("fakesink")
-        fake.set_property("sync", False)
-        fake.set_property("async", False)
-        pipeline.add(fake)
-        fake.sync_state_with_parent()
-        pad.link(fake.get_static_pad("sink"))
+        return bool(pad.link(elements[0].get_static_pad("sink")) == Gst.PadLinkReturn.OK)
 
     def end_after_last(pad: Gst.Pad) -> None:
         """EOS down this stream right after its last buffer: the demuxer sends EOS on every
@@ -212,33 +198,29 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
         end_after_last(pad)
         caps = pad.get_current_caps() or pad.query_caps(None)
         name = caps.get_structure(0).get_name()
-        if name == f"video/x-{codec}" and not state["video"]:
-            state["video"] = True
-            parse = Gst.ElementFactory.make(f"{codec}parse")
-            cf = Gst.ElementFactory.make("capsfilter")
-            cf.set_property("caps", Gst.Caps.from_string(
-                f"video/x-{codec},stream-format={_video_format(info, caps)},alignment=au"))
-            add_chain(pad, [parse, cf, inj, _queue()])
+        if name == video_codec(codec).caps and not linked["video"]:
+            linked["video"] = True
+            vc = video_codec(codec)
+            cf = make_element("capsfilter", caps=Gst.Caps.from_string(
+                f"{vc.caps},stream-format={_video_format(info, caps)},alignment=au"))
+            to_mux(pad, [make_element(vc.parser), cf, inj, _queue()])
             return
         if name.startswith("audio/"):
             chain = [_queue()]
             parser = _audio_parser(caps)
             if parser:  # demuxers give unframed audio; muxers want it parsed
-                chain.insert(0, Gst.ElementFactory.make(parser))
-            if add_chain(pad, chain):
+                chain.insert(0, make_element(parser))
+            if to_mux(pad, chain):
                 return
-        state["dropped"].append(name)
-        drain(pad)
+        dropped.append(name)
+        drain(pipeline, pad)
 
     def _queue() -> Gst.Element:
         # no time limit: the muxer interleaves by running time, and a file whose streams are
         # skewed (an MP4 cut mid-GOP: decode-only video before the edit) needs seconds of
         # one stream queued before the other is taken; 1 s queues deadlocked the demuxer
-        q = Gst.ElementFactory.make("queue")
-        q.set_property("max-size-time", 0)
-        q.set_property("max-size-buffers", 0)
-        q.set_property("max-size-bytes", QUEUE_BYTES)
-        return q
+        return make_element("queue", max_size_time=0, max_size_buffers=0,
+                            max_size_bytes=QUEUE_BYTES)
 
     demux.connect("pad-added", on_pad)
     bus = pipeline.get_bus()
@@ -246,8 +228,7 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
     progress_mark, last_change = (-1, -1), time.monotonic()
     try:
         while True:
-            msg = bus.timed_pop_filtered(Gst.SECOND // 10,
-                                         Gst.MessageType.EOS | Gst.MessageType.ERROR)
+            msg = wait_bus(bus, Gst.SECOND // 10)
             progress.update(inj.buffers)
             if msg is None:
                 mark = (inj.buffers, out.stat().st_size if out.exists() else 0)
@@ -261,15 +242,14 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
                                    "stream that sends nothing)")
                 continue
             if msg.type == Gst.MessageType.ERROR:
-                err, _dbg = msg.parse_error()
                 if progress.shown:
                     sys.stderr.write("\n")
-                raise InjectError(f"{inp}: {err.message}")
+                raise InjectError(f"{inp}: {error_text(msg)}")
             break
     finally:
         pipeline.set_state(Gst.State.NULL)
     progress.update(inj.buffers, final=True)
-    for name in state["dropped"]:
+    for name in dropped:
         logging.getLogger("framecast.inject").warning(
             "%s: stream %s not copied (the %s muxer does not take it)", inp.name, name, mux_name)
     return inj.buffers

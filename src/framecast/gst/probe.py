@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import CODECS
 from framecast.errors import (
     CorruptMedia,
     MediaError,
@@ -25,6 +26,7 @@ from framecast.errors import (
 )
 from framecast.gst.runtime import init_gst
 from framecast.isobmff import mfra_offset
+from framecast.sei import Codec
 
 log = logging.getLogger("framecast.probe")
 
@@ -39,8 +41,8 @@ CONTAINERS = {
     "video/mpegts": ("ts", "tsdemux"),
 }
 DEMUXERS = {"mp4": "qtdemux", "mkv": "matroskademux", "ts": "tsdemux"}
-PARSERS = {"h264": "h264parse", "h265": "h265parse"}
-VIDEO_CODECS = {"video/x-h264": "h264", "video/x-h265": "h265"}
+PARSERS = {c.name: c.parser for c in CODECS.values()}
+VIDEO_CODECS = {c.caps: c.name for c in CODECS.values()}
 AUDIO_CODECS = {"audio/mpeg": "aac", "audio/x-opus": "opus"}
 # names for the codecs we refuse, so the error says what the file holds
 OTHER_VIDEO = {"video/x-vp9": "VP9", "video/x-vp8": "VP8", "image/jpeg": "MJPEG",
@@ -53,7 +55,7 @@ PROBE_TIMEOUT_S = 60.0
 class MediaInfo:
     path: str
     container: str                 # mp4 | mkv | ts
-    video_codec: str               # h264 | h265
+    video_codec: Codec
     profile: str | None
     width: int
     height: int
@@ -189,7 +191,7 @@ class _Probe:
         self.error: MediaError | None = None
         self.container: str | None = None
         self.video_caps: Gst.Caps | None = None
-        self.video_codec: str | None = None
+        self.video_codec: Codec | None = None
         self.audio_codec: str | None = None
         self.dropped_audio: str | None = None
         self.pts: list[int] = []
@@ -312,13 +314,13 @@ class _Probe:
             pad.add_probe(Gst.PadProbeType.BUFFER, self._on_demuxed)
             return
         if cname.startswith("audio/") and self.audio_codec is None:
-            codec = AUDIO_CODECS.get(cname)
+            acodec = AUDIO_CODECS.get(cname)
             if cname == "audio/mpeg" and s.get_value("mpegversion") not in (2, 4):
-                codec = None
-            if codec is None:
+                acodec = None
+            if acodec is None:
                 self.dropped_audio = cname
                 return
-            self.audio_codec = codec
+            self.audio_codec = acodec
         # audio and anything else: drain it so the demuxer never sees not-linked
         sink = self._sink()
         self.pipeline.add(sink)

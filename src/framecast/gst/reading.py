@@ -28,9 +28,11 @@ import numpy as np
 from gi.repository import GObject, Gst, GstApp, GstVideo  # noqa: F401 - GstApp: appsink
 
 from framecast import sei
+from framecast.codecs import CODECS, codec_of_caps
 from framecast.errors import InputError, MediaNotFound, MediaUnreadable, ReaderError, ReaderTimeout
-from framecast.gst.element import AccessUnitElement
+from framecast.gst.element import AccessUnitElement, make_element
 from framecast.gst.inject import add_sei_meta, sei_metas, user_data_tolerant
+from framecast.gst.plumbing import LinkError, add_chain, drain, error_text, link_pad
 from framecast.gst.runtime import init_gst
 from framecast.metadata import (
     framecast_messages,
@@ -95,17 +97,12 @@ class _PtsMark(AccessUnitElement, Gst.Element):
 GObject.type_register(_PtsMark)
 
 
-def _codec_of(caps: Gst.Caps) -> str | None:
+def _codec_of(caps: Gst.Caps) -> Codec | None:
     s = caps.get_structure(0)
     name = s.get_name()
-    if name == "video/x-h264":
-        return "h264"
-    if name == "video/x-h265":
-        return "h265"
-    if name == "application/x-rtp" and s.get_string("media") == "video":
-        enc = (s.get_string("encoding-name") or "").upper()
-        return {"H264": "h264", "H265": "h265"}.get(enc)
-    return None
+    if name == "application/x-rtp" and s.get_string("media") != "video":
+        return None
+    return codec_of_caps(name, s.get_string("encoding-name"))
 
 
 class ReadPipeline:
@@ -118,7 +115,7 @@ class ReadPipeline:
         self.decode = decode
         self.timeout = float(timeout)
         self._kind = kind
-        self._codec: str | None = codec if self._kind == "webrtc" else None
+        self._codec: Codec | None = codec if self._kind == "webrtc" else None
         self._lock = threading.Lock()
         # encoded AU serial number -> (keyframe, ours, third-party), until its picture is out
         self._sei: dict[int, tuple[bool, list[dict[str, Any]], list[tuple[bytes, bytes]]]] = {}
@@ -208,14 +205,6 @@ class ReadPipeline:
             self.pipeline.add(src)
             self._link_video(src.get_static_pad("src"), self._codec or "h264", rtp=False)
 
-    def _drain(self, pad: Gst.Pad) -> None:
-        sink = Gst.ElementFactory.make("fakesink")
-        sink.set_property("sync", False)
-        sink.set_property("async", False)
-        self.pipeline.add(sink)
-        sink.sync_state_with_parent()
-        pad.link(sink.get_static_pad("sink"))
-
     def _on_pad(self, _el: Gst.Element, pad: Gst.Pad) -> None:
         caps = pad.get_current_caps() or pad.query_caps(None)
         codec = _codec_of(caps)
@@ -223,49 +212,38 @@ class ReadPipeline:
             take = codec is not None and not self._linked
             if take:
                 self._linked = True
-        if not take:
-            self._drain(pad)  # audio, other streams, a second video
+        if not take or codec is None:
+            drain(self.pipeline, pad)  # audio, other streams, a second video
             return
         self._link_video(pad, codec, rtp=caps.get_structure(0).get_name() == "application/x-rtp")
 
-    def _link_video(self, pad: Gst.Pad, codec: str, rtp: bool) -> None:
+    def _link_video(self, pad: Gst.Pad, codec: Codec, rtp: bool) -> None:
         self._codec = codec
-        chain: list[Gst.Element] = []
-        if rtp:
-            chain.append(Gst.ElementFactory.make(f"rtp{codec}depay"))
-        chain.append(Gst.ElementFactory.make(f"{codec}parse"))
-        caps = Gst.ElementFactory.make("capsfilter")
-        caps.set_property("caps", Gst.Caps.from_string(
-            f"video/x-{codec},stream-format=byte-stream,alignment=au"))
-        chain.append(caps)
-        if self.decode:
-            # SEI is read from the encoded AU (keyed by PTS) before the decoder sees it
-            mark = _PtsMark()
-            mark.on_au = self._on_encoded
-            chain.append(mark)
-            dec = Gst.ElementFactory.make(f"avdec_{codec}")
-            # one thread: frame threading loses track of frames when a client joins
-            # mid-stream with B-frames ("Couldn't get codec frame") and can stall
-            dec.set_property("max-threads", 1)
-            chain.append(dec)
-            chain.append(Gst.ElementFactory.make("videoconvert"))
-            rgb = Gst.ElementFactory.make("capsfilter")
-            rgb.set_property("caps", Gst.Caps.from_string("video/x-raw,format=RGB"))
-            chain.append(rgb)
-        for el in chain:
-            if el is None:
-                raise ReaderError(f"{self.url}: a GStreamer element for {codec} is missing")
-            self.pipeline.add(el)
-        for a, b in zip(chain, chain[1:], strict=False):
-            a.link(b)
-        chain[-1].link(self.sink)
-        for el in reversed(chain):
-            el.sync_state_with_parent()
-        if rtp:
-            chain[0].get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_flowing)
-        res = pad.link(chain[0].get_static_pad("sink"))
-        if res != Gst.PadLinkReturn.OK:
-            raise ReaderError(f"{self.url}: cannot link the video stream ({res.value_nick})")
+        vc = CODECS[codec]
+        try:
+            chain: list[Gst.Element] = [make_element(vc.depayloader)] if rtp else []
+            au = Gst.Caps.from_string(f"{vc.caps},stream-format=byte-stream,alignment=au")
+            chain += [make_element(vc.parser), make_element("capsfilter", caps=au)]
+            if self.decode:
+                # SEI is read from the encoded AU (keyed by PTS) before the decoder sees it
+                mark = _PtsMark()
+                mark.on_au = self._on_encoded
+                # one thread: frame threading loses track of frames when a client joins
+                # mid-stream with B-frames ("Couldn't get codec frame") and can stall
+                chain += [mark, make_element(vc.decoder, max_threads=1),
+                          make_element("videoconvert"), make_element(
+                              "capsfilter", caps=Gst.Caps.from_string("video/x-raw,format=RGB"))]
+            add_chain(self.pipeline, chain)
+            if not chain[-1].link(self.sink):
+                raise LinkError(f"cannot link the {codec} chain to the appsink")
+            for el in reversed(chain):
+                el.sync_state_with_parent()
+            if rtp:
+                chain[0].get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER,
+                                                          self._on_flowing)
+            link_pad(pad, chain[0])
+        except RuntimeError as exc:  # an element not installed, a link refused
+            raise ReaderError(f"{self.url}: {exc}") from None
 
     # -- SEI --------------------------------------------------------------------------------
     def _parse_au(self, buf: Gst.Buffer) -> tuple[list[dict[str, Any]],
@@ -385,8 +363,7 @@ class ReadPipeline:
         msg = self.bus.pop_filtered(Gst.MessageType.ERROR)
         if msg is None:
             return None
-        err, dbg = msg.parse_error()
-        return f"{self.url}: {err.message}"
+        return f"{self.url}: {error_text(msg)}"
 
     def _next_sample(self) -> Gst.Sample | None:
         """The next sample, None at end of stream; raises on error or timeout."""

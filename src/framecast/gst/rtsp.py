@@ -25,7 +25,7 @@ from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, 
 
 from framecast.authguard import FailureGuard
 from framecast.errors import PortInUse
-from framecast.logbound import RateLimiter, bounded
+from framecast.logs import RateLimiter, bounded
 from framecast.gst.media import MediaBin
 from framecast.gst.rtspguard import ClientGuard
 from framecast.gst.timestamps import monotonic_payloader_input
