@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framecast.errors import ConfigError
+from framecast.errors import ConfigError as ConfigError  # re-exported
 from framecast.metadata import Format as MetadataFormat
 from framecast.sei import Codec
 

@@ -173,7 +173,7 @@ class BoundedFilter(logging.Filter):
 class TextFormatter(logging.Formatter):
     """``2026/11/30 04:00:00 INF [rtsp] message`` (UTC)."""
 
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(record.created))

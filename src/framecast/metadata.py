@@ -58,7 +58,7 @@ def encode_metadata(
     _check_keys(d)
     try:
         if fmt == "msgpack":
-            data = msgpack.packb(dict(d), use_bin_type=True)
+            data: bytes = msgpack.packb(dict(d), use_bin_type=True)
         elif fmt == "json":
             data = json.dumps(
                 dict(d), ensure_ascii=False, separators=(",", ":"), allow_nan=False
