@@ -1,7 +1,7 @@
 """Read frames and their metadata back: ``framecast.open(url)`` and ``framecast watch``.
 
 This module is the typed face and imports no GStreamer: the pipeline
-(:class:`framecast.gst.reading.ReadPipeline`) is loaded when the first reader opens, so
+(:class:`framecast.gst.reader.ReadPipeline`) is loaded when the first reader opens, so
 ``import framecast`` stays fast and a bad URL is refused before GStreamer loads.
 
     with framecast.open("rtsp://127.0.0.1:8554/cam", decode=True) as frames:
@@ -23,7 +23,7 @@ from framecast.sei import Codec
 if TYPE_CHECKING:
     import numpy as np
 
-    from framecast.gst.reading import ReadPipeline
+    from framecast.gst.reader import ReadPipeline
 
 __all__ = ["Frame", "Reader", "ReaderError", "ReaderTimeout", "open_reader", "source_kind",
            "watch", "SourceKind", "Transport"]
@@ -72,7 +72,7 @@ class Reader:
         kind = source_kind(url)
         if transport not in ("tcp", "udp"):
             raise InputError(f"transport must be tcp or udp, not {transport!r}")
-        from framecast.gst.reading import ReadPipeline
+        from framecast.gst.reader import ReadPipeline
 
         self.url, self.decode, self.timeout = url, decode, float(timeout)
         self._pipe: ReadPipeline = ReadPipeline(url, kind, decode, timeout, transport, codec,
