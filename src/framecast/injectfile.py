@@ -15,11 +15,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framecast.codecs import video_codec
 from framecast.errors import InjectError, InputError
 from framecast.metadata import Format
+
+if TYPE_CHECKING:
+    from framecast.gst.probe import MediaInfo
 
 FAMILIES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv", ".webm": "mkv",
             ".ts": "ts", ".m2ts": "ts", ".mts": "ts"}
@@ -129,7 +132,7 @@ def _keep_rotation(inp: Path, out: Path) -> None:
                                                       inp.name, exc)
 
 
-def _video_format(info: Any, caps: Any) -> str:
+def _video_format(info: MediaInfo, caps: Any) -> str:
     """The stream format the muxer gets: the input's own for MP4 (hev1 stays hev1, avc3
     stays avc3: parameter sets in band), else what the muxer wants."""
     # what the muxer wants from the video parser
@@ -140,8 +143,8 @@ def _video_format(info: Any, caps: Any) -> str:
     return default
 
 
-def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[str, Any]],
-         stamps: bool, fmt: str, progress: _Progress) -> int:
+def _run(inp: Path, out: Path, info: MediaInfo, mux_name: str,
+         table: dict[int, dict[str, Any]], stamps: bool, fmt: Format, progress: _Progress) -> int:
     from framecast.gst.element import make_element  # noqa: I001 - before gi: pins versions
     from framecast.gst.inject import make_injector
     from framecast.gst.plumbing import add_chain, drain, error_text, wait_bus
