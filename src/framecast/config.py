@@ -94,6 +94,10 @@ class Mount:
     def is_relay(self) -> bool:
         return self.source is not None
 
+    def with_provider(self, fn: Provider) -> Mount:
+        """This mount with ``fn`` added to its metadata providers."""
+        return replace(self, providers=(*self.providers, fn))
+
 
 @dataclass(frozen=True)
 class Settings:

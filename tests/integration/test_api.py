@@ -33,9 +33,9 @@ def test_mount_providers_reach_the_reader(tmp_path: Path) -> None:
         return {"app": "a", "app_seq": getattr(info, "seq")}  # noqa: B009 - FrameInfo
 
     settings = framecast.Settings(rtsp_port=0, http=False)
-    with framecast.Server(settings, (framecast.Mount("m", file=str(clip),
-                                                     providers=(provider,)),)) as a, \
-            framecast.Server(settings, (framecast.Mount("m", file=str(clip)),)) as b:
+    plain = framecast.Mount("m", file=str(clip))
+    with framecast.Server(settings, (plain.with_provider(provider),)) as a, \
+            framecast.Server(settings, (plain,)) as b:
         with framecast.open(a.rtsp_url("m"), timeout=20) as frames:
             got_a = [f.metadata[0] for _, f in zip(range(10), frames, strict=False)]
         with framecast.open(b.rtsp_url("m"), timeout=20) as frames:
