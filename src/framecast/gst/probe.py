@@ -24,6 +24,8 @@ from framecast.errors import (
     NoVideo,
     UnsupportedMedia,
 )
+from framecast.gst.element import make_element
+from framecast.gst.plumbing import add_chain, drain, wait_bus
 from framecast.gst.runtime import init_gst
 from framecast.isobmff import mfra_offset
 from framecast.sei import Codec
@@ -211,12 +213,8 @@ class _Probe:
                 self.error = exc
 
     def run(self) -> MediaInfo:
-        src = Gst.ElementFactory.make("filesrc")
-        src.set_property("location", str(self.path))
-        tf = Gst.ElementFactory.make("typefind")
-        self.pipeline.add(src)
-        self.pipeline.add(tf)
-        src.link(tf)
+        tf = make_element("typefind")
+        add_chain(self.pipeline, [make_element("filesrc", location=str(self.path)), tf])
         tf.connect("have-type", self._on_type)
         bus = self.pipeline.get_bus()
         self.pipeline.set_state(Gst.State.PLAYING)
@@ -224,9 +222,7 @@ class _Probe:
             deadline = Gst.util_get_timestamp() + int(PROBE_TIMEOUT_S * Gst.SECOND)
             while True:
                 left = max(0, deadline - Gst.util_get_timestamp())
-                msg = bus.timed_pop_filtered(
-                    min(left, Gst.SECOND // 10),
-                    Gst.MessageType.EOS | Gst.MessageType.ERROR)
+                msg = wait_bus(bus, min(left, Gst.SECOND // 10))
                 if self.error is not None:
                     raise self.error
                 if msg is None:
@@ -274,12 +270,6 @@ class _Probe:
         tf.link(demux)
         demux.sync_state_with_parent()
 
-    def _sink(self) -> Gst.Element:
-        sink = Gst.ElementFactory.make("fakesink")
-        sink.set_property("sync", False)
-        sink.set_property("async", False)
-        return sink
-
     def _count(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         name = pad.get_name()
         self.pad_buffers[name] = self.pad_buffers.get(name, 0) + 1
@@ -301,14 +291,11 @@ class _Probe:
             if self.video_codec is not None:
                 return  # only the first video stream is served
             self.video_codec = codec
-            parse = Gst.ElementFactory.make(PARSERS[codec])
-            sink = self._sink()
-            for el in (parse, sink):
-                self.pipeline.add(el)
-            parse.link(sink)
+            parse = make_element(PARSERS[codec])
+            sink = make_element("fakesink", sync=False)
+            sink.set_property("async", False)
             parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
-            for el in (sink, parse):
-                el.sync_state_with_parent()
+            add_chain(self.pipeline, [parse, sink], start=True)
             pad.link(parse.get_static_pad("sink"))
             # the container's own durations (the parser rewrites them from the average rate)
             pad.add_probe(Gst.PadProbeType.BUFFER, self._on_demuxed)
@@ -322,10 +309,7 @@ class _Probe:
                 return
             self.audio_codec = acodec
         # audio and anything else: drain it so the demuxer never sees not-linked
-        sink = self._sink()
-        self.pipeline.add(sink)
-        sink.sync_state_with_parent()
-        pad.link(sink.get_static_pad("sink"))
+        drain(self.pipeline, pad)
 
     def _on_no_more_pads(self, _demux: Gst.Element) -> None:
         if self.video_codec is None and self.error is None:
