@@ -52,11 +52,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from framecast.errors import ConfigError as ConfigError  # re-exported
-from framecast.metadata import Format as MetadataFormat
-from framecast.sei import Codec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: config loads neither msgpack nor GStreamer
     from framecast.gst.inject import Provider
+    from framecast.metadata import Format as MetadataFormat
+    from framecast.sei import Codec
 
 AUTH_METHODS = ("basic", "digest")
 METADATA_FORMATS: tuple[MetadataFormat, ...] = ("msgpack", "json")

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from framecast.codecs import video_codec
 from framecast.errors import InjectError, InputError
-from framecast.metadata import Format
 
 if TYPE_CHECKING:
     from framecast.gst.probe import MediaInfo
+    from framecast.metadata import Format
 
 FAMILIES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv", ".webm": "mkv",
             ".ts": "ts", ".m2ts": "ts", ".mts": "ts"}
