@@ -68,3 +68,12 @@ def test_inject_bad_input_is_checked_before_gstreamer_loads() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["2", "False"]
+
+
+def test_bad_url_is_refused_before_gstreamer_loads() -> None:
+    code = ("import sys, framecast\ntry:\n    framecast.open('ftp://x/y.mp4')\n"
+            "except framecast.InputError as exc:\n    print(exc, '|', 'gi' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ("ftp://x/y.mp4: unsupported URL (rtsp://, webrtc:// or a file "
+                                  "path) | False")
