@@ -269,7 +269,7 @@ def test_bad_transport_header_is_one_bounded_line(server: Server,
     import logging
 
     import framecast.gst.rtsp as rtsp_mod
-    from framecast.logbound import RateLimiter
+    from framecast.logs import RateLimiter
 
     rtsp_mod._gst_warnings = RateLimiter(burst=5, interval_s=10.0)  # the fuzzer's used up
     caplog.set_level(logging.INFO, logger="framecast")
