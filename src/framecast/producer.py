@@ -47,6 +47,7 @@ class Producer(Protocol):
     """One mount's WebRTC side (framecast.gst.webrtc.MountProducer); GLib thread only."""
 
     running: bool
+    flowing: bool  # the current run's source has delivered its first frame
 
     @property
     def sei_injected(self) -> int: ...

@@ -116,6 +116,7 @@ class MountProducer:
         self.tee: Gst.Element | None = None
         self.injectors: list[Gst.Element] = []
         self.running = False
+        self.flowing = False  # this run's source has reached the tee (WHEP answers wait for it)
         self.starts = 0  # how many times the pipeline went to PLAYING
         self.frames = 0
         self.bytes_in = 0
@@ -195,7 +196,7 @@ class MountProducer:
         bus.remove_signal_watch()  # the watch's GSource would otherwise keep the bus alive
         self.pipeline = self.tee = self.carrier = None
         self.injectors = []
-        self.running = False
+        self.running = self.flowing = False
         self._set_running_gauge()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -298,6 +299,7 @@ class MountProducer:
     def _count(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
         if buf is not None:
+            self.flowing = True
             self.frames += 1
             self.bytes_in += buf.get_size()
             if self.metrics is not None:

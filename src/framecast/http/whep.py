@@ -23,6 +23,7 @@ from framecast.producer import (
 log = logging.getLogger("framecast.http")
 
 GATHER_TIMEOUT = 10.0
+FIRST_FRAME_WAIT = 5.0  # s an answer waits for a starting source to deliver (or fail)
 
 
 class WhepRoutes:
@@ -63,7 +64,10 @@ class WhepRoutes:
             if not answer.done():
                 answer.set_result(sdp)
 
+        ended: list[str] = []
+
         def closed(reason: str) -> None:
+            ended.append(reason)
             self.pending.done(rid)
             if not answer.done():
                 failed = reason.startswith(SOURCE_FAILED)
@@ -98,8 +102,15 @@ class WhepRoutes:
             if isinstance(exc, SourceUnavailable):
                 return self._whep_error(503, reason, retry_after=5)
             return self._whep_error(400 if isinstance(exc, WebRTCError) else 504, reason)
+        # a source that is still starting (a relay dialling its camera) may yet fail: answer
+        # once it delivers, so a dead camera is a 503 with its reason, not a 201 and silence
+        deadline = loop.time() + FIRST_FRAME_WAIT
+        while not mount.producer.flowing and rid in mount.whep and loop.time() < deadline:
+            await asyncio.sleep(0.05)
         if rid not in mount.whep:  # failed while we waited
             self.pending.done(rid)
+            if ended and ended[-1].startswith(SOURCE_FAILED):
+                return self._whep_error(503, ended[-1], retry_after=5)
             return self._whep_error(500, "viewer ended during negotiation")
         location = f"/whep/{name}/{rid}"
         log.info("%s: WHEP viewer %s from %s", name, rid, request.remote)
