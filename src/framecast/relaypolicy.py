@@ -12,6 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from framecast import sei
+
+# parameter set NAL types: H.264 SPS, PPS; H.265 VPS, SPS, PPS
+PARAMETER_SETS = {"h264": frozenset({7, 8}), "h265": frozenset({32, 33, 34})}
+
 
 def public_url(url: str) -> str:
     """``url`` without its user and password (what a log line may show)."""
@@ -130,3 +135,25 @@ class TimeMapper:
         if out_dts is not None:
             out_dts = self.last_dts = max(self.last_dts, out_dts)
         return out_pts, out_dts
+
+
+def single_parameter_sets(au: bytes, codec: sei.Codec) -> bytes:
+    """``au`` with each parameter set once: the last copy before the first slice stays.
+
+    The depayloader puts the SDP's parameter sets in front of the first keyframe it outputs,
+    before the AUD, and the parser adds its own after it: served as is, a client got them
+    twice in its first keyframe. AUs without a repeat come back unchanged (same object).
+    """
+    try:
+        nals = sei.split_annexb(au)
+        types = [sei.nal_type(n, codec) for n in nals]
+    except sei.SEIError:
+        return au
+    sets = PARAMETER_SETS[codec]
+    first_vcl = next((i for i, n in enumerate(nals) if sei.is_vcl(n, codec)), len(nals))
+    head = [t for t in types[:first_vcl] if t in sets]
+    if len(head) == len(set(head)):
+        return au
+    keep = [i for i, t in enumerate(types)
+            if i >= first_vcl or t not in sets or t not in types[i + 1:first_vcl]]
+    return sei.join_annexb(nals[i] for i in keep)

@@ -3,10 +3,21 @@ reconnections (pure, no GStreamer)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from framecast.relaypolicy import Backoff, Outage, TimeMapper, public_url
+from framecast import sei
+from framecast.relaypolicy import (
+    PARAMETER_SETS,
+    Backoff,
+    Outage,
+    TimeMapper,
+    public_url,
+    single_parameter_sets,
+)
 
 MS = 1_000_000
 
@@ -115,3 +126,20 @@ def test_pts_only_b_frames_get_a_monotonic_dts() -> None:
     assert all(d is not None for d in dts)
     assert dts == sorted(dts)
     assert all(d <= p for p, d in out if p is not None and d is not None)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+def test_single_parameter_sets(codec: str) -> None:
+    """The depayloader's copy of the SDP's sets before the AUD goes; the parser's stays."""
+    au = (FIXTURES / f"{codec}_idr.bin").read_bytes()
+    nals = sei.split_annexb(au)
+    sets = [n for n in nals if sei.nal_type(n, codec) in PARAMETER_SETS[codec]]
+    aud = b"\x09\xf0" if codec == "h264" else b"\x46\x01\x10"
+    doubled = sei.join_annexb([*sets, aud, *nals])
+    once = single_parameter_sets(doubled, codec)
+    assert sei.split_annexb(once) == [aud, *nals]
+    assert single_parameter_sets(au, codec) is au  # nothing repeated: unchanged
+    assert single_parameter_sets(b"\x00\x00\x01", codec) == b"\x00\x00\x01"

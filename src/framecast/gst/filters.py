@@ -61,6 +61,8 @@ def make_video_filter(mount: Any, info: Any, codec: str) -> Gst.Element | None:
     el: FramecastInject = make_injector(f"inject-{name}" if name else None,
                                         video_pts=video_pts, period_ns=period_ns,
                                         frame_ns=frame_ns or None, stamps=stamps, fmt=fmt)
+    if getattr(mount, "source", None):
+        el.hop = name  # a relay: an origin's stamps stay, ours go to "hops" (framecast.hops)
     if sidecar:
         el.load_sidecar(str(sidecar))
     for fn in providers:

@@ -32,7 +32,8 @@ from gi.repository import GLib, Gst  # noqa: I001 - after runtime's gi.require_v
 
 from framecast.gst.element import make_element
 from framecast.gst.media import DEPAYLOADERS
-from framecast.relaypolicy import Backoff, Outage, TimeMapper
+from framecast.hops import take_origin
+from framecast.relaypolicy import Backoff, Outage, TimeMapper, single_parameter_sets
 
 log = logging.getLogger("framecast.relay")
 
@@ -65,6 +66,7 @@ class Consumer:
     ended: bool = False
     added: float = field(default_factory=time.monotonic)
     session: int = -1                        # the upstream session its mapper is based on
+    injector: Any = None                     # its SEI injector (origin envelopes go to it)
 
 
 def _running_now(el: Gst.Element) -> int | None:
@@ -234,6 +236,7 @@ class RelayHub:
     def _deliver(self, sample: Gst.Sample, now: float) -> None:
         buf = sample.get_buffer()
         self.session_data = True
+        first = not self.session_fed
         if not self.session_fed:
             if buf.has_flags(Gst.BufferFlags.DELTA_UNIT):
                 self.last_data = now
@@ -249,6 +252,12 @@ class RelayHub:
         caps = sample.get_caps()
         pts = None if buf.pts == Gst.CLOCK_TIME_NONE else buf.pts
         dts = None if buf.dts == Gst.CLOCK_TIME_NONE else buf.dts
+        # an origin's envelope (a framecast or Publisher upstream) leaves the AU once, here,
+        # and each consumer's injector writes it back with our stamps in its "hops"
+        raw = buf.extract_dup(0, buf.get_size())
+        data, origin = take_origin(raw, self.codec)
+        if first:  # the depayloader's copy of the SDP's parameter sets goes
+            data = single_parameter_sets(data, self.codec)
         with self.lock:
             consumers = list(self.consumers)
         for c in consumers:
@@ -261,7 +270,13 @@ class RelayHub:
             if running is None:
                 running = 0 if c.mapper.last is None else c.mapper.last
             out_pts, out_dts = c.mapper.map(pts, dts, running)
-            out = buf.copy()
+            if data is raw:
+                out = buf.copy()
+            else:
+                out = Gst.Buffer.new_wrapped(data)
+                out.set_flags(buf.get_flags())
+            if origin is not None and (c.injector is not None or self._find_injector(c)):
+                c.injector.put(out_pts if out_pts is not None else 0, origin)
             out.pts = Gst.CLOCK_TIME_NONE if out_pts is None else out_pts
             out.dts = Gst.CLOCK_TIME_NONE if out_dts is None else out_dts
             if caps is not None and (c.caps is None or not c.caps.is_equal(caps)):
@@ -269,6 +284,10 @@ class RelayHub:
                 c.caps = caps
             c.appsrc.emit("push-buffer", out)
             c.fed = True
+
+    def _find_injector(self, c: Consumer) -> bool:
+        c.injector = c.owner.get_by_name(f"inject-{self.name}")
+        return c.injector is not None
 
     def _failed(self, reason: str) -> None:
         now = time.monotonic()
