@@ -52,6 +52,9 @@ def check_frames(frames: list[tuple[int, dict[str, Any]]], vias: list[str]) -> N
         assert [h["via"] for h in md["hops"]] == vias, md
         clocks = [md["wallclock_ns"]] + [h["wallclock_ns"] for h in md["hops"]]
         assert clocks == sorted(clocks), md  # origin first, then each relay in turn
+    for k in range(len(vias)):
+        seqs = [md["hops"][k]["seq"] for _, md in frames]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (vias[k], seqs)
 
 
 def test_one_hop_keeps_the_origin(chain: dict[str, Server]) -> None:

@@ -187,7 +187,9 @@ class RelayHub:
     def _build(self) -> tuple[Gst.Pipeline, Gst.Element]:
         p = Gst.Pipeline.new(f"relay-{self.name}-{self.session}")
         t_us = int(self.policy.timeout * 1_000_000)
-        src = make_element("rtspsrc", "src", location=self.source, latency=200,
+        # buffer-mode none: PTS from the camera's RTP clock, exactly spaced (the default skew
+        # correction moved them with every arrival delay); TimeMapper follows the drift
+        src = make_element("rtspsrc", "src", location=self.source, latency=200, buffer_mode=0,
                            tcp_timeout=t_us, timeout=t_us)
         depay = make_element(DEPAYLOADERS[self.codec], "depay")
         parse = make_element(PARSERS[self.codec], "parse", config_interval=-1)
@@ -267,9 +269,10 @@ class RelayHub:
                 c.session = self.session
                 c.mapper.rebase()
             running = _running_now(c.appsrc)
+            clocked = running is not None
             if running is None:
                 running = 0 if c.mapper.last is None else c.mapper.last
-            out_pts, out_dts = c.mapper.map(pts, dts, running)
+            out_pts, out_dts = c.mapper.map(pts, dts, running, clocked)
             if data is raw:
                 out = buf.copy()
             else:
