@@ -9,8 +9,9 @@
 (b) true age: a framecast origin relayed once; the frame's age read from the origin's
     ``wallclock_ns`` vs from the relay's own stamp (what a reader took before), and how much
     too low the latter reads;
-(c) WebRTC CPU for a relayed constrained-baseline stream: the producer as decided now vs a
-    forced transcode (the reference), one viewer-less producer each, CPU per second.
+(c) WebRTC CPU for a relayed 720p30 constrained-baseline stream: an always-on producer (no
+    viewer) as decided now vs forced to transcode (the reference); CPU of the whole process
+    (camera, relay hub, producer) per second.
 Run it against another tree (e.g. PYTHONPATH=/work/main/src) for a before/after.
 """
 
@@ -88,6 +89,41 @@ def ages(frames: list[tuple[int, list[dict[str, Any]]]]) -> dict[str, float]:
             "too_low_by_ms": o - r}
 
 
+def producer_cpu(source: str, transcode: bool | None, seconds: float) -> dict[str, Any]:
+    """CPU (this process: camera, relay hub, producer) per second of an always-on WebRTC
+    producer for a relay of ``source``; ``transcode`` None = as decided."""
+    import asyncio
+    import resource
+
+    from framecast.gst.runtime import Bridge
+    from framecast.http.metrics import Registry
+    from framecast.http.server import HttpServer, mount_specs
+
+    async def run() -> dict[str, Any]:
+        (spec,) = await asyncio.to_thread(mount_specs, [Mount(name="r", source=source)])
+        if transcode is not None:
+            spec.transcode = transcode
+        bridge = Bridge(asyncio.get_running_loop())
+        srv = HttpServer(bridge, [spec], port=0, metrics=Registry(), idle_stop=None)
+        await srv.start()
+        try:
+            await asyncio.sleep(3)  # camera connected, first frames through
+            producer = srv.mounts["r"].producer
+            f0, t0 = producer.frames, time.monotonic()
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            await asyncio.sleep(seconds)
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            dt = time.monotonic() - t0
+            cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / dt
+            return {"transcoded": producer.transcoded, "cpu_cores": round(cpu, 3),
+                    "fps": round((producer.frames - f0) / dt, 1)}
+        finally:
+            await srv.stop()
+            bridge.close()
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=15.0)
@@ -107,6 +143,17 @@ def main() -> None:
             print(f"(a) relay seq/PTS, plain camera, {what}:", seq_and_jitter(
                 read(relay.rtsp_url(name), args.seconds)))
         print("(b) age through one relay:", ages(read(relay.rtsp_url("rorigin"), args.seconds)))
+        hd = make_clip(tmp / "hd.mp4", frames=150, fps=FPS, gop=30, width=1280, height=720,
+                       profile="constrained-baseline")
+        hdcam = Server(settings, (Mount(name="hd", file=str(hd), stamps=False),)).start()
+        try:
+            url = hdcam.rtsp_url("hd")
+            ref = producer_cpu(url, True, args.seconds)
+            now = producer_cpu(url, None, args.seconds)
+        finally:
+            hdcam.stop()
+        print("(c) WebRTC producer, relayed 720p30 constrained-baseline: reference (transcode)",
+              ref, "as decided", now, "CPU ratio", round(now["cpu_cores"] / ref["cpu_cores"], 3))
     finally:
         relay.stop()
         cam.stop()

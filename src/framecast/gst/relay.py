@@ -34,6 +34,7 @@ from framecast.gst.element import make_element
 from framecast.gst.media import DEPAYLOADERS
 from framecast.hops import take_origin
 from framecast.relaypolicy import Backoff, Outage, TimeMapper, single_parameter_sets
+from framecast.sps import profile_of_au
 
 log = logging.getLogger("framecast.relay")
 
@@ -103,6 +104,7 @@ class RelayHub:
         self.retry_at = 0.0
         self.attempts = 0
         self.reconnects = 0
+        self.profile: str | None = None  # the camera's, from its caps or its first SPS
 
     # -- consumers (any thread) ----------------------------------------------------------
     def add(self, appsrc: Gst.Element, owner: Gst.Element) -> Consumer:
@@ -260,6 +262,7 @@ class RelayHub:
         data, origin = take_origin(raw, self.codec)
         if first:  # the depayloader's copy of the SDP's parameter sets goes
             data = single_parameter_sets(data, self.codec)
+            self.profile = stream_profile(caps, data, self.codec) or self.profile
         with self.lock:
             consumers = list(self.consumers)
         for c in consumers:
@@ -337,6 +340,66 @@ class RelayHub:
         p, self.pipeline, self.sink = self.pipeline, None, None
         if p is not None:
             p.set_state(Gst.State.NULL)
+
+
+def stream_profile(caps: Gst.Caps | None, au: bytes, codec: str) -> str | None:
+    """The profile the caps say, else the one the keyframe's SPS says (None: neither)."""
+    if caps is not None and caps.get_size():
+        named = caps.get_structure(0).get_string("profile")
+        if named:
+            return named
+    found = profile_of_au(au, codec)  # type: ignore[arg-type]
+    return found.profile if found is not None else None
+
+
+def probe_profile(source: str, codec: str = "h264", timeout: float = 5.0) -> str | None:
+    """The profile of a camera's stream from its first keyframe; None if it does not answer
+    or sends no keyframe within ``timeout`` s."""
+    p = Gst.Pipeline.new("relay-profile")
+    t_us = int(timeout * 1_000_000)
+    src = make_element("rtspsrc", location=source, latency=0, tcp_timeout=t_us, timeout=t_us)
+    depay = make_element(DEPAYLOADERS[codec])
+    chain = [depay, make_element(PARSERS[codec]),
+             make_element("capsfilter", caps=Gst.Caps.from_string(
+                 f"video/x-{codec},stream-format=byte-stream,alignment=au")),
+             make_element("appsink", sync=False, max_buffers=30, drop=True)]
+    for el in (src, *chain):
+        p.add(el)
+    for a, b in zip(chain, chain[1:], strict=False):
+        a.link(b)
+
+    def on_pad(_src: Gst.Element, pad: Gst.Pad) -> None:
+        pcaps = pad.get_current_caps() or pad.query_caps(None)
+        sinkpad = depay.get_static_pad("sink")
+        if pcaps.get_structure(0).get_string("media") == "video" and not sinkpad.is_linked():
+            pad.link(sinkpad)
+
+    src.connect("pad-added", on_pad)
+    sink, bus = chain[-1], p.get_bus()
+    end = time.monotonic() + timeout
+    try:
+        if p.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            return None
+        while time.monotonic() < end:
+            if bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.EOS) is not None:
+                return None
+            sample = sink.emit("try-pull-sample", int(POLL * Gst.SECOND))
+            if sample is None or sample.get_buffer().has_flags(Gst.BufferFlags.DELTA_UNIT):
+                continue
+            buf = sample.get_buffer()
+            return stream_profile(sample.get_caps(), buf.extract_dup(0, buf.get_size()), codec)
+        return None
+    finally:
+        p.set_state(Gst.State.NULL)
+
+
+def camera_profile(mount: Any) -> str | None:
+    """A relay mount's camera profile: as its hub last saw it, else probed now (None when the
+    camera does not answer within ``relay_timeout`` + 2 s)."""
+    hub = hub_for(mount)
+    if hub.profile is None:
+        hub.profile = probe_profile(mount.source, hub.codec, hub.policy.timeout + 2.0)
+    return hub.profile
 
 
 _hubs: dict[tuple[str, str, str], RelayHub] = {}

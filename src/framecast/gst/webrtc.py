@@ -262,8 +262,13 @@ def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
     if media is not None:
         info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps,
                           reordered=has_reordering(media), audio=media.audio_codec)
-    else:  # a relay: the camera's profile is unknown up front, so play safe and transcode
-        info = StreamInfo(getattr(mount, "codec", "h264"), None)
+    else:  # a relay: its camera's profile from its stream's SPS; B-frames possible above
+        # baseline, and a camera that does not answer (None): play safe and transcode
+        from framecast.gst.relay import camera_profile
+
+        profile = camera_profile(mount)
+        info = StreamInfo(getattr(mount, "codec", "h264"), profile,
+                          reordered=profile not in ("constrained-baseline", "baseline"))
     current: list[Any] = []  # the latest run's looper (the producer rebuilds on restart)
 
     def build() -> tuple[Gst.Element, Callable[[Gst.Pipeline], None]]:
