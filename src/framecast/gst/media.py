@@ -76,7 +76,7 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
 
     File mounts: filesrc ! demux ! parse ! [filter] ! pay0 (+ audio parse ! pay1).
     Relay mounts (``mount.source``): appsrc (fed by the mount's RelayHub, parsed there) !
-    [filter] ! pay0.
+    [filter] ! pay0 (+ the camera's audio: appsrc ! pay1).
     """
     name = getattr(mount, "name", "") or ""
     b = MediaBin(name)
@@ -84,7 +84,7 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     if getattr(mount, "source", None):
         # the camera is pulled by the mount's RelayHub (reconnects, outage grace); this
         # media only sees an appsrc that its frames come out of
-        from framecast.gst.relay import make_relay_source
+        from framecast.gst.relay import make_relay_audio_source, make_relay_source
 
         codec = getattr(mount, "codec", "h264")
         src, attach = make_relay_source(mount)
@@ -93,7 +93,10 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
         # second one here put them twice into the first keyframe and moved B-frames' PTS
         head = _video_tail(b, mount, info, codec, parse=False)
         src.link(head)
-        b.relay = attach(b)
+        audio = make_relay_audio_source(mount)  # the camera's audio, parsed by the hub too
+        if audio is not None:
+            _chain(b, [audio[0], make_element(AUDIO[audio[1]][1], "pay1", pt=AUDIO_PT)])
+        b.relay = attach(b, audio[0] if audio is not None else None)
         return b
 
     if info is None:
