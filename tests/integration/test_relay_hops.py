@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from field_helpers import read_framecast, read_pyav, run_concurrently
+from rtsp_helpers import check_pts, ffprobe_packets
 from sei_helpers import write_index_sidecar
 
 import framecast
@@ -85,3 +86,16 @@ def test_true_age_through_relays(chain: dict[str, Server]) -> None:
             if len(ages) >= N:
                 break
     assert all(origin > last for origin, last in ages), ages
+
+
+def test_two_hops_one_packet_group_per_frame(chain: dict[str, Server]) -> None:
+    """ffprobe over TCP and UDP at once: one keyframe packet per GOP, every PTS once and one
+    frame apart (the relay's timeline is its camera's RTP clock), DTS never back."""
+    url = chain["r2"].rtsp_url("r2")
+    got = run_concurrently({t: lambda t=t: ffprobe_packets(url, 3.0, t) for t in ("tcp", "udp")},
+                           timeout=60)
+    for transport, packets in got.items():
+        keys = [p for p in packets if "K" in p.get("flags", "")]
+        assert len(keys) <= len(packets) // GOP + 1, (transport, len(keys))
+        report = check_pts(packets, 1 / FPS)
+        assert report.clean and report.frames >= 2 * GOP, (transport, report)
