@@ -86,6 +86,10 @@ class Server:
                 log.error("/%s: %s", mount.name, exc)
                 return None
         state = MountState(mount, info, stamp=stamp)
+        if mount.source is not None:  # its camera's SDP (audio?) before its first client asks
+            from framecast.gst.relay import describe_soon
+
+            describe_soon(mount)
 
         def build() -> Any:
             if mount.file is not None:

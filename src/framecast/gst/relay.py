@@ -45,6 +45,7 @@ AUDIO_DEPAYLOADERS = {"MPEG4-GENERIC": ("aac", "rtpmp4gdepay"),
 LINGER = 1.0          # s a hub keeps its camera after its last consumer left
 POLL = 0.05           # s the hub thread waits for a sample before looking around
 KEYFRAME_WAIT = 20.0  # s a (re)connection may take to bring its first keyframe
+SDP_WAIT = 1.0        # s a new media waits for the camera's SDP (audio or not), at most
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class RelayHub:
         self.audio: str | None = None    # the camera's audio codec ("aac", "opus"), if any
         self.described = False           # its SDP seen (by a probe or a session)
         self.asink: Gst.Element | None = None
+        self.prober: threading.Thread | None = None  # a probe for its SDP, in the background
 
     # -- consumers (any thread) ----------------------------------------------------------
     def add(self, appsrc: Gst.Element, owner: Gst.Element,
@@ -492,12 +494,28 @@ def camera_profile(mount: Any) -> str | None:
     return hub.profile
 
 
-def camera_audio(mount: Any) -> str | None:
-    """A relay mount's camera audio codec (its SDP, seen by the hub or probed once now)."""
+def describe_soon(mount: Any) -> threading.Thread | None:
+    """Learn the camera's SDP in the background unless known (a mount being added calls it,
+    so its first client does not wait); the probe thread, or None if nothing to learn."""
     hub = hub_for(mount)
-    if not hub.described:
-        _probe(hub, keyframe=False)
-    return hub.audio
+    with hub.lock:
+        if hub.described:
+            return None
+        if hub.prober is None or not hub.prober.is_alive():
+            hub.prober = threading.Thread(target=_probe, args=(hub, False), daemon=True,
+                                          name=f"relay-probe-{hub.name}")
+            hub.prober.start()
+        return hub.prober
+
+
+def camera_audio(mount: Any, wait: float = SDP_WAIT) -> str | None:
+    """A relay mount's camera audio codec, as far as known within ``wait`` s: a media is
+    built on the RTSP server's thread, which must not hang on a camera that does not answer
+    (its media then fails anyway, and the next one has the audio)."""
+    prober = describe_soon(mount)
+    if prober is not None:
+        prober.join(wait)
+    return hub_for(mount).audio
 
 
 _hubs: dict[tuple[str, str, str], RelayHub] = {}
