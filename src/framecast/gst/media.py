@@ -95,7 +95,10 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
         src.link(head)
         audio = make_relay_audio_source(mount)  # the camera's audio, parsed by the hub too
         if audio is not None:
-            _chain(b, [audio[0], make_element(AUDIO[audio[1]][1], "pay1", pt=AUDIO_PT)])
+            # clients that set up the video only leave pay1's stream unlinked: a demuxer
+            # shrugs that off, an appsrc fails the whole media on it (not-linked); tee does not
+            _chain(b, [audio[0], make_element("tee", "atee", allow_not_linked=True),
+                       make_element(AUDIO[audio[1]][1], "pay1", pt=AUDIO_PT)])
         b.relay = attach(b, audio[0] if audio is not None else None)
         return b
 
