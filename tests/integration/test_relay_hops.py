@@ -6,6 +6,7 @@ the relay's ``wallclock_ns``, reading the latency through a relay too low."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -99,3 +100,35 @@ def test_two_hops_one_packet_group_per_frame(chain: dict[str, Server]) -> None:
         assert len(keys) <= len(packets) // GOP + 1, (transport, len(keys))
         report = check_pts(packets, 1 / FPS)
         assert report.clean and report.frames >= 2 * GOP, (transport, report)
+
+
+def test_publisher_through_a_relay_keeps_its_stamps(tmp_path: Any) -> None:
+    """A Publisher's frames relayed: its own fields and stamps (when the app pushed them)
+    arrive untouched, the relay's in ``hops``."""
+    from framecast.pixelindex import render_frame
+
+    settings = Settings(bind="127.0.0.1", rtsp_port=0, http=False)
+    with framecast.Publisher("pub", 320, 240, FPS, gop=GOP) as pub:
+        relay = Server(settings, (Mount(name="rpub", source=pub.url),)).start()
+        got: list[dict[str, Any]] = []
+
+        def read() -> None:
+            with framecast.open(relay.rtsp_url("rpub"), timeout=15) as reader:
+                for frame in reader:
+                    got.extend(frame.metadata)
+                    if len(got) >= GOP:
+                        break
+
+        try:
+            reader = threading.Thread(target=read)
+            reader.start()
+            assert pub.wait_ready(15)
+            pub.run_at_fps((render_frame(i, 320, 240), {"i": i}) for i in range(3 * FPS))
+            reader.join(15)
+        finally:
+            relay.stop()
+    assert len(got) >= GOP
+    for md in got:
+        assert isinstance(md["i"], int) and md["seq"] >= 0  # the Publisher's envelope
+        assert [h["via"] for h in md["hops"]] == ["rpub"]
+        assert md["wallclock_ns"] <= md["hops"][0]["wallclock_ns"]
