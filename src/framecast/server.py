@@ -133,6 +133,10 @@ class Server:
                 log.error("/%s: %s", mount.name, exc)
                 return None
         state = MountState(mount, info, stamp=stamp)
+        if mount.source is not None:  # its camera's SDP (audio?) before its first client asks
+            from framecast.gst.relay import describe_soon
+
+            describe_soon(mount)
 
         def build() -> Any:
             if mount.file is not None:
@@ -168,7 +172,14 @@ class Server:
         from framecast.gst.webrtcsource import source_for_mount
 
         source, info, status = source_for_mount(state.mount, state.info, build)
-        return MountSpec(state.name, producer_factory(state.name, source, info), status=status)
+        describe = None
+        if state.mount.source is not None:  # a relay's profile is learnt after start-up
+            from framecast.gst.webrtcsource import relay_stream_info
+
+            mount = state.mount
+            describe = lambda: relay_stream_info(mount)  # noqa: E731
+        return MountSpec(state.name, producer_factory(state.name, source, info,
+                                                      describe=describe), status=status)
 
     def add_mount(self, name: str, bin_factory: Callable[[], Any], shared: bool = True,
                   stream: StreamInfo | None = None) -> Any:

@@ -38,6 +38,8 @@ def make_video_filter(mount: Mount, info: MediaInfo | None,
     frame_ns = info.frame_ns if info is not None else 0
     el = make_injector(f"inject-{name}" if name else None, video_pts=video_pts,
                        period_ns=period_ns, frame_ns=frame_ns or None, stamps=stamps, fmt=fmt)
+    if mount.source:
+        el.hop = name  # a relay: an origin's stamps stay, ours go to "hops" (framecast.hops)
     if sidecar:
         el.load_sidecar(sidecar)
     for fn in providers:

@@ -101,7 +101,8 @@ class MountProducer:
     def __init__(self, name: str, source: SourceFactory, info: StreamInfo,
                  transcode: bool | None = None, metrics: Any = None,
                  max_viewers: int = DEFAULTS.webrtc_max_viewers,
-                 idle_stop: float | None = DEFAULTS.webrtc_idle_stop) -> None:
+                 idle_stop: float | None = DEFAULTS.webrtc_idle_stop,
+                 describe: Callable[[], StreamInfo] | None = None) -> None:
         init_gst()
         self.max_viewers = max_viewers
         self.name = name
@@ -109,6 +110,9 @@ class MountProducer:
         self.source = source
         self.idle_stop = idle_stop
         self.transcoded = needs_transcode(info) if transcode is None else transcode
+        self._forced = transcode
+        # a relay learns its camera's profile after start-up: looked at again before each run
+        self._describe = describe
         self.metrics = metrics
         self.viewers: dict[str, _Viewer] = {}
         self.carrier: SEICarrier | None = None
@@ -139,6 +143,7 @@ class MountProducer:
 
     def _build(self) -> None:
         """A fresh pipeline (NULL state): source ─ [transcode] ─ clocksync ─ tee."""
+        self._refresh()
         info = self.info
         self.carrier = SEICarrier(info.codec) if self.transcoded else None
         pipeline = Gst.Pipeline.new(f"webrtc-{self.name}")
@@ -578,7 +583,16 @@ class MountProducer:
 
     # -- reporting -------------------------------------------------------------------------------
 
+    def _refresh(self) -> None:
+        if self._describe is None:
+            return
+        self.info = self._describe()
+        if self._forced is None:
+            self.transcoded = needs_transcode(self.info)
+
     def describe(self) -> dict[str, Any]:
+        if not self.running:
+            self._refresh()
         return {
             "codec": self.info.codec,
             "profile": self.info.profile,
@@ -622,12 +636,14 @@ def _promise_error(promise: Gst.Promise) -> str | None:
 
 
 def producer_factory(name: str, source: SourceFactory, info: StreamInfo,
-                     transcode: bool | None = None) -> ProducerFactory:
+                     transcode: bool | None = None,
+                     describe: Callable[[], StreamInfo] | None = None) -> ProducerFactory:
     """How the HTTP side makes this mount's producer (on the GLib thread), given its options."""
 
     def make(opts: ProducerOptions) -> MountProducer:
         prod = MountProducer(name, source, info, transcode=transcode, metrics=opts.metrics,
-                             idle_stop=opts.idle_stop, max_viewers=opts.max_viewers)
+                             idle_stop=opts.idle_stop, max_viewers=opts.max_viewers,
+                             describe=describe)
         if opts.idle_stop is None:
             prod.start()
         return prod

@@ -27,9 +27,14 @@ def stream_info(mount: Any, media: Any) -> StreamInfo:
 
 
 def relay_stream_info(mount: Any) -> StreamInfo:
-    """The one place a relay's stream is described for WebRTC: the camera's profile is unknown
-    up front, so play safe (``needs_transcode`` says yes for an unknown profile)."""
-    return StreamInfo(getattr(mount, "codec", "h264"), None)
+    """The one place a relay's stream is described for WebRTC, without waiting: the camera's
+    profile as its hub knows it (a background probe when the mount was added, or its live
+    stream's caps/SPS). Unknown, or above baseline (B-frames possible): play safe, transcode."""
+    from framecast.gst.relay import known_camera_profile
+
+    profile = known_camera_profile(mount)
+    return StreamInfo(getattr(mount, "codec", "h264"), profile,
+                      reordered=profile not in ("constrained-baseline", "baseline"))
 
 
 def source_for_mount(mount: Any, media: Any = None,
