@@ -6,20 +6,17 @@ Run under tools/netns-run."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from test_webrtc_server import serving
 
 import framecast
 from framecast.config import Mount, Settings
 from framecast.gst.clips import make_clip
 from framecast.gst.runtime import Gst
-from framecast.http.server import mount_specs
 from framecast.server import Server
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,22 +48,23 @@ def test_relayed_baseline_is_passed_through(camera: Server) -> None:
     mounts = [Mount(name="rbase", source=camera.rtsp_url("base")),
               Mount(name="rhigh", source=camera.rtsp_url("high"))]
 
-    async def main() -> tuple[dict[str, Any], list[str], list[Any]]:
-        specs = await asyncio.to_thread(mount_specs, mounts)
-        async with serving(*specs) as (_bridge, srv):
-            def read() -> tuple[dict[str, Any], list[Any]]:
-                with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/api/streams") as r:
-                    streams = {s["name"]: s for s in json.load(r)["streams"]}
-                url = f"webrtc://127.0.0.1:{srv.port}/rbase"
-                with framecast.open(url, decode=True, timeout=20) as reader:
-                    frames = [f for _, f in zip(range(30), reader, strict=False)]
-                return streams, frames
-
-            streams, frames = await asyncio.get_running_loop().run_in_executor(None, read)
-            coders = video_coders(srv.mounts["rbase"].producer.pipeline)
-            return streams, coders, frames
-
-    streams, coders, frames = asyncio.run(main())
+    srv = Server(Settings(bind="127.0.0.1", rtsp_port=0, http_port=0), tuple(mounts)).start()
+    try:
+        # the relays learn their cameras' profiles in the background once added
+        deadline = time.monotonic() + 15
+        while True:
+            with urllib.request.urlopen(f"{srv.http_url}/api/streams") as r:
+                streams = {s["name"]: s for s in json.load(r)["streams"]}
+            if all(streams[m]["profile"] for m in ("rbase", "rhigh")) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        url = f"webrtc://127.0.0.1:{srv.http_port}/rbase"
+        with framecast.open(url, decode=True, timeout=20) as reader:
+            frames = [f for _, f in zip(range(30), reader, strict=False)]
+            coders = video_coders(srv.http.mounts["rbase"].producer.pipeline)
+    finally:
+        srv.stop()
     base, high = streams["rbase"], streams["rhigh"]
     assert base["profile"] == "constrained-baseline"
     assert base["transcoded_for_webrtc"] is False, base

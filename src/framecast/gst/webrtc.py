@@ -211,6 +211,11 @@ class MountProducer:
         self._cancel_idle_stop()
         if self.running:
             return
+        if self.pipeline is not None and self._describe is not None:
+            was = self.transcoded
+            self._refresh()
+            if self.transcoded != was:  # built before the relay knew its camera: again
+                self._free()
         if self.pipeline is None:
             self._build()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
