@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from framecast.codecs import Codec
 from framecast.config import Config, ConfigError, Mount, Settings, User, load_config
 from framecast.errors import (
     ClipError,
@@ -39,7 +40,6 @@ from framecast.errors import (
 )
 from framecast.injectfile import inject_file
 from framecast.reader import Frame, Reader, Transport
-from framecast.sei import Codec
 from framecast.server import Server
 
 if TYPE_CHECKING:

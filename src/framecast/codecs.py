@@ -7,13 +7,14 @@ payload type 96 itself, so adding a codec or changing a recipe is one edit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from framecast.errors import InputError
-from framecast.sei import Codec
 
-__all__ = ["VIDEO_PT", "AUDIO_PT", "VideoCodec", "CODECS", "video_codec", "codec_of_caps",
+__all__ = ["Codec", "VIDEO_PT", "AUDIO_PT", "VideoCodec", "CODECS", "video_codec", "codec_of_caps",
            "encoder_recipe"]
 
+Codec = Literal["h264", "h265"]  # the video codecs framecast carries (sei.Codec too)
 VIDEO_PT = 96  # the video stream's dynamic RTP payload type (RTSP, WHEP offers)
 AUDIO_PT = 97
 

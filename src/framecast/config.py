@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any
 from framecast.errors import ConfigError as ConfigError  # re-exported
 
 if TYPE_CHECKING:  # annotations only: config loads neither msgpack nor GStreamer
+    from framecast.codecs import Codec
     from framecast.gst.inject import Provider
     from framecast.metadata import Format as MetadataFormat
-    from framecast.sei import Codec
 
 AUTH_METHODS = ("basic", "digest")
 METADATA_FORMATS: tuple[MetadataFormat, ...] = ("msgpack", "json")

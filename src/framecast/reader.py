@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from framecast.codecs import Codec
 from framecast.errors import InputError, ReaderError, ReaderTimeout
-from framecast.sei import Codec
 
 if TYPE_CHECKING:
     import numpy as np

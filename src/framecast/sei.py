@@ -32,8 +32,8 @@ import re
 import struct
 import uuid as _uuid
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
+from framecast.codecs import Codec
 from framecast.errors import SEIError
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "parse_sei_nal",
 ]
 
-Codec = Literal["h264", "h265"]
 Buffer = bytes | bytearray | memoryview
 
 SEI_TYPE_USER_DATA_UNREGISTERED = 5

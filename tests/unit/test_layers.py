@@ -13,7 +13,7 @@ PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.c
         "framecast.authguard", "framecast.logbound", "framecast.errors", "framecast",
         "framecast.codecs", "framecast.reader", "framecast.injectfile",
         "framecast.streaminfo", "framecast.producer", "framecast.webrtcsdp", "framecast.urls",
-        "framecast.reorder",
+        "framecast.reorder", "framecast.hops", "framecast.sps",
         # the HTTP side drives producers through framecast.producer only
         "framecast.http.server", "framecast.http.api", "framecast.http.auth",
         "framecast.http.static", "framecast.http.hub", "framecast.http.whep"]
