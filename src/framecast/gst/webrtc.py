@@ -211,11 +211,7 @@ class MountProducer:
         self._cancel_idle_stop()
         if self.running:
             return
-        if self.pipeline is not None and self._describe is not None:
-            was = self.transcoded
-            self._refresh()
-            if self.transcoded != was:  # built before the relay knew its camera: again
-                self._free()
+        self._refresh()
         if self.pipeline is None:
             self._build()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
@@ -593,7 +589,9 @@ class MountProducer:
             return
         self.info = self._describe()
         if self._forced is None:
-            self.transcoded = needs_transcode(self.info)
+            was, self.transcoded = self.transcoded, needs_transcode(self.info)
+            if self.transcoded != was and not self.running:
+                self._free()  # built before the relay knew its camera: build it again
 
     def describe(self) -> dict[str, Any]:
         if not self.running:
