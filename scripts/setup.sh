@@ -11,7 +11,7 @@ APT_PACKAGES=(
   gir1.2-gst-plugins-base-1.0
   gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 gstreamer1.0-python3-plugin-loader python3-gi
   python3-venv python3-pip ffmpeg mpv chromium chromium-driver vlc-bin vlc-plugin-base
-  iproute2 util-linux openssl
+  iproute2 util-linux openssl janus
 )
 
 missing=()

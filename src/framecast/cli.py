@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-http", action="store_true", help="RTSP only")
     serve.add_argument("--sidecar", action="append", default=[], metavar="MOUNT=FILE.jsonl",
                        help="per-frame metadata for a file mount (JSON Lines)")
+    serve.add_argument("--janus", action="append", default=[], metavar="URL",
+                       help="publish every mount to this Janus (HTTP API URL); repeatable")
+    serve.add_argument("--janus-feed", choices=["rtsp", "rtp"],
+                       help="how Janus gets the video: it pulls RTSP, or framecast pushes RTP")
     serve.set_defaults(func=cmd_serve)
 
     watch = sub.add_parser("watch", parents=[common],

@@ -10,7 +10,8 @@ PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.c
         "framecast.pixelindex", "framecast.signalling.protocol", "framecast.signalling.state",
         "framecast.http.pending", "framecast.http.ratelog",
         "framecast.cli", "framecast.logs", "framecast.relaypolicy", "framecast.filestamp",
-        "framecast.authguard", "framecast.logbound"]
+        "framecast.authguard", "framecast.logbound", "framecast.edge.janus_api",
+        "framecast.edge.janus"]
 
 
 @pytest.mark.parametrize("module", PURE)

@@ -151,6 +151,8 @@ class HttpServer:
         self.by_peer: dict[str, _Mount] = {}
         self.sockets: dict[str, _Socket] = {}
         self.sessions: dict[str, _Mount] = {}  # signalling sessions held by our producers
+        # mount → the edges (e.g. Janus) carrying it, for /api/streams (framecast.edge)
+        self.edges: Callable[[str], list[dict[str, Any]]] | None = None
         self.app = web.Application(client_max_size=self.limits.http_max_body,
                                    middlewares=[self._auth])
         self._runner: web.AppRunner | None = None
@@ -350,6 +352,7 @@ class HttpServer:
                 "producer_id": mount.peer_id,
                 "frames": d["frames"],
                 "error": d["error"],
+                "edges": self.edges(name) if self.edges is not None else [],
                 **status,
             })
         return web.json_response({"streams": streams})

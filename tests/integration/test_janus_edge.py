@@ -1,0 +1,95 @@
+"""Janus as the WebRTC edge: framecast keeps exactly its mountpoints on a real Janus (own
+process, generated config, free ports), through framecast restarts and Janus restarts."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
+from browser_helpers import Server, start_server, stop_server  # noqa: E402
+from janus_harness import Janus  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from framecast.gst.clips import make_clip
+
+    d = tmp_path_factory.mktemp("janus-clips")
+    return {"main": make_clip(d / "main.mp4", frames=60, profile="main", bframes=0),
+            "high": make_clip(d / "high.mp4", frames=60, profile="high", bframes=2)}
+
+
+@pytest.fixture
+def janus(tmp_path: Path) -> Iterator[Janus]:
+    j = Janus(tmp_path / "janus").start()
+    yield j
+    j.stop()
+
+
+def ours(mps: list[dict], mount: str) -> list[dict]:
+    return [m for m in mps if m["description"].startswith(f"framecast /{mount} from ")]
+
+
+def serve(clips: dict[str, Path], janus: Janus, artifacts: Path, *extra: str) -> Server:
+    return start_server([clips["main"], clips["high"]], artifacts,
+                        ["--janus", janus.url, *extra])
+
+
+def test_mountpoints_made_removed_and_leftovers_replaced(clips: dict[str, Path], janus: Janus,
+                                                         artifacts_dir: Path) -> None:
+    server = serve(clips, janus, artifacts_dir)
+    try:
+        mps = janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1)
+        # High profile with B-frames: Janus would relay it as is, so not with feed = rtsp
+        assert ours(mps, "high") == []
+        assert "/high not published with feed = \"rtsp\"" in server.log()
+        first = ours(mps, "main")[0]["id"]
+        streams = {s["name"]: s for s in server.streams()}
+        deadline = time.monotonic() + 10
+        while not streams["main"]["edges"] or not streams["main"]["edges"][0]["up"]:
+            assert time.monotonic() < deadline, streams["main"]
+            time.sleep(0.3)
+            streams = {s["name"]: s for s in server.streams()}
+        assert streams["main"]["edges"] == [{"kind": "janus", "url": janus.url, "feed": "rtsp",
+                                             "mountpoint": first, "up": True}]
+        assert streams["high"]["edges"] == []
+        # a crash leaves the mountpoint behind ...
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        assert [m["id"] for m in ours(janus.mountpoints(), "main")] == [first]
+    finally:
+        stop_server(server)
+    # ... the next run (same origin) replaces it: one mountpoint, a new one
+    server = serve(clips, janus, artifacts_dir, "--rtsp-port", str(server.rtsp_port))
+    try:
+        mps = janus.wait_mountpoints(
+            lambda m: [x["id"] for x in ours(m, "main")] not in ([], [first]))
+        assert len(ours(mps, "main")) == 1
+    finally:
+        stop_server(server)
+    # a clean stop removes everything it made
+    assert ours(janus.mountpoints(), "main") == []
+    assert "Traceback" not in server.log()
+
+
+def test_janus_down_and_back(clips: dict[str, Path], janus: Janus, artifacts_dir: Path) -> None:
+    server = serve(clips, janus, artifacts_dir)
+    try:
+        janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1)
+        janus.kill()
+        time.sleep(5)  # a couple of polls and retries while it is down
+        assert server.alive() and [s["name"] for s in server.streams()] == ["main", "high"]
+        log = server.log()
+        assert log.count("unreachable") == 1, log
+        janus.start()  # same port, empty: a restarted edge
+        mps = janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1, timeout=20)
+        assert len(mps) == 1
+        assert "back; mountpoints recreated" in server.log()
+    finally:
+        stop_server(server)
