@@ -317,9 +317,11 @@ def parse_config(data: Mapping[str, Any], fname: str = "<config>",
     return Config(Settings(**kw), tuple(mounts), fname, edges)
 
 
-def _http_url(ctx: _Ctx, value: Any, key: str) -> str:
+def _http_url(ctx: _Ctx, value: Any, key: str, ws: bool = False) -> str:
     url = ctx.string(value, key)
-    if not url.startswith(("http://", "https://")):
+    if not url.startswith(("http://", "https://", *(("ws://", "wss://") if ws else ()))):
+        if ws:
+            raise ctx.err(key, "expected a Janus API URL: http(s):// or ws(s)://")
         raise ctx.err(key, "expected the Janus HTTP API, an http:// or https:// URL")
     return url.rstrip("/")
 
@@ -353,7 +355,8 @@ def _parse_edges(ctx: _Ctx, edge: Any, mount_names: set[str]) -> tuple[JanusEdge
             if k in t:
                 kw[k] = ctx.string(t[k], f"{key}.{k}")
         if "public_url" in t:
-            kw["public_url"] = _http_url(ctx, t["public_url"], key + ".public_url")
+            # browsers may use Janus's WebSocket transport (janus.js speaks both)
+            kw["public_url"] = _http_url(ctx, t["public_url"], key + ".public_url", ws=True)
         out.append(JanusEdge(**kw))
     urls = [e.url for e in out]
     if len(set(urls)) != len(urls):

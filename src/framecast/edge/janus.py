@@ -108,6 +108,7 @@ class EdgeLink:
     feeds: FeedFactory | None = None
     mountpoints: dict[str, Mountpoint] = field(default_factory=dict)
     rtp: dict[str, Feed] = field(default_factory=dict)
+    live: set[str] = field(default_factory=set)  # mounts whose video reaches Janus now
     up: bool = False
     said_down: bool = False
     task: asyncio.Task[None] | None = None
@@ -137,6 +138,11 @@ class EdgeLink:
                 present[name] = await self._create(m)
                 made += 1
         self.mountpoints = present
+        live = set()
+        for name, mp in present.items():
+            if api.live(await self.client.message(api.info(mp.id))):
+                live.add(name)
+        self.live = live
         if made:
             log.info("janus %s: %d mountpoint(s) created (%s feed): %s", self.name, made,
                      self.edge.feed, ", ".join(f"/{n}→{mp.id}" for n, mp in present.items()))
@@ -189,11 +195,13 @@ class EdgeLink:
                 if exc.session_gone:  # Janus restarted (or timed us out): a new session now
                     self.client.session = None
                     self.mountpoints.clear()
+                    self.live.clear()
                     continue
                 reason = str(exc)
             except DOWN_ERRORS as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.up = False
+            self.live.clear()
             self.client.session = None
             if not self.said_down:
                 log.warning("janus %s: unreachable (%s); framecast keeps serving, retrying",
@@ -274,5 +282,7 @@ class EdgeManager:
             if mp is None and all(m.name != mount for m in link.mounts):
                 continue
             out.append({"kind": "janus", "url": link.edge.browser_url, "feed": link.edge.feed,
-                        "mountpoint": mp.id if mp else None, "up": link.up and mp is not None})
+                        "mountpoint": mp.id if mp else None,
+                        # up: viewers can join now (Janus answers and the video reaches it)
+                        "up": link.up and mp is not None and mount in link.live})
         return out

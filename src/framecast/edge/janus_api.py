@@ -20,6 +20,7 @@ ERR_NO_HANDLE = 459
 ERR_NO_MOUNTPOINT = 455
 # The H.264 Chromium accepts (see WEBRTC-NOTES): what an rtp-fed mountpoint announces
 RTP_PT = 96
+LIVE_AGE_MS = 3000  # a mountpoint whose last video packet is older is not live
 
 
 class JanusError(Exception):
@@ -112,7 +113,7 @@ def create_rtsp(mount: str, origin: str, rtsp_url: str, admin_key: str | None = 
         "url": rtsp_url, "video": True, "audio": False, "data": False,
         "permanent": False,
         # framecast may still be starting the media: keep retrying instead of failing create
-        "rtsp_failcheck": False, "rtsp_reconnect_delay": 2,
+        "rtsp_failcheck": False, "rtsp_reconnect_delay": 5,
     }
     if admin_key:
         body["admin_key"] = admin_key
@@ -142,6 +143,18 @@ def created(answer: Mapping[str, Any], mount: str) -> Mountpoint:
         if p.get("type") == "video":
             port = int(p["port"])
     return Mountpoint(int(stream["id"]), mount, port)
+
+
+def info(mountpoint_id: int) -> dict[str, Any]:
+    return {"request": "info", "id": mountpoint_id}
+
+
+def live(answer: Mapping[str, Any], max_age_ms: int = LIVE_AGE_MS) -> bool:
+    """Whether an ``info`` answer shows video reaching the mountpoint (a viewer joining
+    before that is offered no video: an RTSP feed needs a moment to start)."""
+    media = (plugin_data(answer).get("info") or {}).get("media") or []
+    return any(m.get("type") == "video" and isinstance(m.get("age_ms"), int)
+               and m["age_ms"] <= max_age_ms for m in media)
 
 
 def destroy(mountpoint_id: int, admin_key: str | None = None) -> dict[str, Any]:
