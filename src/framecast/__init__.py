@@ -18,7 +18,7 @@ __all__ = ["__version__", "open", "Publisher"]
 
 
 def open(url: str, **kwargs: Any) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
-    """Open ``url`` (rtsp://, webrtc://, or a file path) and return a frame reader."""
+    """Open ``url`` (rtsp://, webrtc://, janus://, or a file path) and return a frame reader."""
     from framecast.reader import open_reader
 
     return open_reader(url, **kwargs)

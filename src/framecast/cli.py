@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", parents=[common],
                            help="print one JSON object per frame of a stream or file")
-    watch.add_argument("url", help="rtsp://…, webrtc://host:port/mount, or a file")
+    watch.add_argument("url", help="rtsp://…, webrtc://host:port/mount, "
+                       "janus://host:port/mount (through a Janus edge), or a file")
     watch.add_argument("--count", type=int, default=0, help="stop after N frames (0 = forever)")
     watch.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for data")
     watch.add_argument("--transport", choices=["tcp", "udp"], default="tcp",

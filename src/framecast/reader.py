@@ -140,10 +140,10 @@ def _codec_of(caps: Gst.Caps) -> str | None:
 def _kind(url: str) -> str:
     if url.startswith(("rtsp://", "rtsps://", "rtspt://")):
         return "rtsp"
-    if url.startswith(("webrtc://", "whep://")) or "/whep/" in url:
+    if url.startswith(("webrtc://", "whep://", "janus://")) or "/whep/" in url:
         return "webrtc"
     if "://" in url and not url.startswith("file://"):
-        raise ValueError(f"{url}: unsupported URL (rtsp://, webrtc:// or a file path)")
+        raise ValueError(f"{url}: unsupported URL (rtsp://, webrtc://, janus:// or a file path)")
     return "file"
 
 
@@ -240,6 +240,12 @@ class Reader:
             src.set_property("tcp-timeout", int((self.timeout + 10) * 1e6))  # ours fires first
             self.pipeline.add(src)
             src.connect("pad-added", self._on_pad)
+        elif self.url.startswith("janus://"):  # through a Janus edge (framecast.edge)
+            from framecast.gst.janus_client import make_janus_source
+
+            src = make_janus_source(self.url, timeout=self.timeout, codec=self._codec or "h264")
+            self.pipeline.add(src)
+            self._link_video(src.get_static_pad("src"), self._codec or "h264", rtp=False)
         else:
             from framecast.gst.whep_client import make_webrtc_source
 
@@ -501,7 +507,7 @@ class Reader:
 
 def open_reader(url: str, decode: bool = False, timeout: float = 10.0,
                 transport: str = "tcp", **kw: Any) -> Reader:
-    """Open ``url`` (``rtsp://``, ``webrtc://`` or a file); see :class:`Reader`."""
+    """Open ``url`` (``rtsp://``, ``webrtc://``, ``janus://`` or a file); see :class:`Reader`."""
     return Reader(url, decode=decode, timeout=timeout, transport=transport, **kw)
 
 

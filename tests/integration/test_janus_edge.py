@@ -93,3 +93,28 @@ def test_janus_down_and_back(clips: dict[str, Path], janus: Janus, artifacts_dir
         assert "back; mountpoints recreated" in server.log()
     finally:
         stop_server(server)
+
+
+def test_reader_through_janus_gets_every_frame_with_its_metadata(
+        clips: dict[str, Path], janus: Janus, artifacts_dir: Path) -> None:
+    import framecast
+    from framecast.pixelindex import read_index
+
+    server = serve(clips, janus, artifacts_dir)
+    try:
+        mp = janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1)
+        port = janus.port
+        for target in ("main", str(ours(mp, "main")[0]["id"])):  # by mount name or by id
+            with framecast.open(f"janus://127.0.0.1:{port}/{target}", decode=True,
+                                timeout=20) as reader:
+                frames = [f for _, f in zip(range(45), reader, strict=False)]
+            assert len(frames) == 45
+            assert all(f.metadata for f in frames)
+            seqs = [f.metadata[0]["seq"] for f in frames]
+            assert [b - a for a, b in zip(seqs, seqs[1:], strict=False)] == [1] * 44, seqs
+            assert all(read_index(f.image) == s % 60 for f, s in zip(frames, seqs, strict=True))
+        with pytest.raises(Exception, match="no mountpoint for /nope"):
+            with framecast.open(f"janus://127.0.0.1:{port}/nope", timeout=5) as reader:
+                next(iter(reader))
+    finally:
+        stop_server(server)

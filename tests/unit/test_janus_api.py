@@ -40,7 +40,7 @@ def test_errors_are_raised_with_their_code() -> None:
 def test_create_bodies_and_created_port() -> None:
     rtsp = api.create_rtsp("cam", ORIGIN, ORIGIN + "/cam", admin_key="k")
     assert rtsp["type"] == "rtsp" and rtsp["url"] == ORIGIN + "/cam" and rtsp["admin_key"] == "k"
-    assert rtsp["audio"] is False and rtsp["permanent"] is False
+    assert rtsp["audio"] is False and rtsp["permanent"] is False and rtsp["rtsp_failcheck"] is True
     rtp = api.create_rtp("cam", ORIGIN, "127.0.0.1", "4d001f")
     media = rtp["media"][0]
     assert media["port"] == 0 and media["codec"] == "h264" and "4d001f" in media["fmtp"]

@@ -109,6 +109,7 @@ class EdgeLink:
     mountpoints: dict[str, Mountpoint] = field(default_factory=dict)
     rtp: dict[str, Feed] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)  # mounts whose video reaches Janus now
+    failing: set[str] = field(default_factory=set)  # mounts Janus refused (said once)
     up: bool = False
     said_down: bool = False
     task: asyncio.Task[None] | None = None
@@ -134,9 +135,21 @@ class EdgeLink:
                 await self._destroy(mp.id)
         made = 0
         for name, m in wanted.items():
-            if name not in present:
+            if name in present:
+                continue
+            try:
                 present[name] = await self._create(m)
-                made += 1
+            except JanusError as exc:
+                if exc.session_gone:
+                    raise
+                # e.g. Janus could not reach our RTSP: said once, tried again every poll
+                if name not in self.failing:
+                    log.warning("janus %s: cannot create /%s: %s (retrying)", self.name, name,
+                                exc.reason)
+                    self.failing.add(name)
+                continue
+            self.failing.discard(name)
+            made += 1
         self.mountpoints = present
         live = set()
         for name, mp in present.items():

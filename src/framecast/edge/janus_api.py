@@ -112,8 +112,9 @@ def create_rtsp(mount: str, origin: str, rtsp_url: str, admin_key: str | None = 
         "request": "create", "type": "rtsp", "description": description(mount, origin),
         "url": rtsp_url, "video": True, "audio": False, "data": False,
         "permanent": False,
-        # framecast may still be starting the media: keep retrying instead of failing create
-        "rtsp_failcheck": False, "rtsp_reconnect_delay": 5,
+        # failcheck: Janus connects now (without it, it first waits rtsp_reconnect_delay: the
+        # mountpoint had no video for ~5 s); a failure is retried at the next poll
+        "rtsp_failcheck": True, "rtsp_reconnect_delay": 5,
     }
     if admin_key:
         body["admin_key"] = admin_key
