@@ -118,3 +118,31 @@ def test_reader_through_janus_gets_every_frame_with_its_metadata(
                 next(iter(reader))
     finally:
         stop_server(server)
+
+
+def test_rtp_feed_sends_every_mount_transcoded_once_where_browsers_need_it(
+        clips: dict[str, Path], janus: Janus, artifacts_dir: Path) -> None:
+    import framecast
+    from framecast.pixelindex import read_index
+
+    server = serve(clips, janus, artifacts_dir, "--janus-feed", "rtp")
+    try:
+        # the High/B-frame mount too: it reaches Janus as constrained baseline
+        mps = janus.wait_mountpoints(
+            lambda m: len(ours(m, "main")) == 1 and len(ours(m, "high")) == 1)
+        assert len(mps) == 2
+        for mount in ("high", "main"):
+            with framecast.open(f"janus://127.0.0.1:{janus.port}/{mount}", decode=True,
+                                timeout=20) as reader:
+                frames = [f for _, f in zip(range(45), reader, strict=False)]
+            assert all(f.metadata for f in frames), mount
+            seqs = [f.metadata[0]["seq"] for f in frames]
+            assert [b - a for a, b in zip(seqs, seqs[1:], strict=False)] == [1] * 44, seqs
+            assert all(read_index(f.image) == s % 60 for f, s in zip(frames, seqs, strict=True))
+        edges = {s["name"]: s["edges"] for s in server.streams()}
+        assert [e["feed"] for e in edges["high"]] == ["rtp"] and edges["high"][0]["up"]
+        # framecast's own WebRTC side has no viewer: the feed is the edge's own producer
+        assert server.webrtcbins() == 0
+    finally:
+        stop_server(server)
+    assert janus.mountpoints() == []
