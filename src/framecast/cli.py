@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="per-frame metadata for a file mount (JSON Lines)")
     serve.add_argument("--janus", action="append", default=[], metavar="URL",
                        help="publish every mount to this Janus (HTTP API URL); repeatable")
-    serve.add_argument("--janus-feed", choices=["rtsp", "rtp"],
-                       help="how Janus gets the video: it pulls RTSP, or framecast pushes RTP")
+    serve.add_argument("--janus-feed", choices=["auto", "rtsp", "rtp"],
+                       help="how Janus gets the video: it pulls RTSP, framecast pushes RTP, or "
+                       "auto (default): RTSP, RTP transcoded once for mounts browsers can't play")
     serve.set_defaults(func=cmd_serve)
 
     watch = sub.add_parser("watch", parents=[common],

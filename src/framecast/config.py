@@ -42,7 +42,8 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
 
     [edge.janus]                    # or [[edge.janus]] several times: one per Janus edge
     url = "http://127.0.0.1:8088/janus"   # the Janus HTTP API framecast drives
-    feed = "rtsp"                   # rtsp: Janus pulls the mount; rtp: framecast pushes RTP
+    feed = "auto"                   # rtsp: Janus pulls the mount; rtp: framecast pushes RTP;
+                                    # auto (default): rtsp, rtp+transcode where browsers need it
     mounts = ["cam"]                # default: every mount
     # api_secret, token, admin_key (streaming plugin), public_url (what browsers use),
     # origin_host (how Janus reaches this framecast's RTSP), rtp_host (where RTP is sent)
@@ -61,7 +62,7 @@ from typing import Any
 AUTH_METHODS = ("basic", "digest")
 METADATA_FORMATS = ("msgpack", "json")
 RELAY_CODECS = ("h264", "h265")
-EDGE_FEEDS = ("rtsp", "rtp")
+EDGE_FEEDS = ("auto", "rtsp", "rtp")
 MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 log = logging.getLogger("framecast.config")
@@ -140,7 +141,9 @@ class JanusEdge:
     """A Janus instance framecast publishes mounts to (streaming plugin mountpoints)."""
 
     url: str                          # HTTP API, e.g. http://127.0.0.1:8088/janus
-    feed: str = "rtsp"                # rtsp: Janus pulls our RTSP; rtp: we push RTP to it
+    feed: str = "auto"                # rtsp: Janus pulls our RTSP; rtp: we push RTP to it;
+                                      # auto: rtsp, or rtp (transcoded) for mounts browsers
+                                      # cannot play as they are
     mounts: tuple[str, ...] = ()      # () = every mount
     api_secret: str | None = None
     token: str | None = None

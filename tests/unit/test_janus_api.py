@@ -82,5 +82,6 @@ def test_config_edge_errors_name_the_key(edge: dict, message: str) -> None:
 def test_cli_adds_edges_and_feed() -> None:
     c = merge_cli(parse_config({}), janus=["http://127.0.0.1:8088/janus"], janus_feed="rtp")
     assert c.edges == (JanusEdge(url="http://127.0.0.1:8088/janus", feed="rtp"),)
+    assert merge_cli(parse_config({}), janus=["http://x/janus"]).edges[0].feed == "auto"
     with pytest.raises(ConfigError, match="--janus"):
         merge_cli(parse_config({}), janus=["janus.example"])

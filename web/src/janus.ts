@@ -33,13 +33,13 @@ function init(): Promise<void> {
   return ready;
 }
 
-/** The edge to use for a mount: ``?via=janus`` takes the first one up (``&edge=N`` picks
- * another), so viewers spread over edges by the link they were given. */
-export function pickEdge(edges: Edge[], index: number | null): Edge | null {
+/** The edge to use for a mount: one of those up, at random (so viewers spread evenly over
+ * the edges without a balancer), or the Nth with ``&edge=N`` (links pinned to an edge). */
+export function pickEdge(edges: Edge[], index: number | null, random = Math.random()): Edge | null {
   const usable = edges.filter((e) => e.kind === "janus" && e.up && e.mountpoint !== null);
   if (!usable.length) return null;
-  if (index === null) return usable[0];
-  return usable[((index % usable.length) + usable.length) % usable.length];
+  const i = index === null || !Number.isFinite(index) ? Math.floor(random * usable.length) : index;
+  return usable[((i % usable.length) + usable.length) % usable.length];
 }
 
 type Handle = JanusJS.PluginHandle;

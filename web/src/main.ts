@@ -75,6 +75,7 @@ const hooks = {
   pc: null as RTCPeerConnection | null, // the current peer connection (tests read getStats)
   streams: [] as StreamInfo[],
   via: "signalling" as string,
+  edge: null as string | null, // the Janus edge playing (?via=janus)
   producers: [] as Producer[],
   play: (name: string) => play(name),
   // The worker's parser, for tests: metadata of one Annex B access unit (null if none).
@@ -578,9 +579,12 @@ function playSignalling(name: string) {
   s.connect();
 }
 
+// One draw per page: the same edge on every refresh while it stays up.
+const edgeDraw = Math.random();
+
 function janusEdge(name: string): Edge | null {
   const info = hooks.streams.find((s) => s.name === name);
-  return pickEdge(Array.isArray(info?.edges) ? (info.edges as Edge[]) : [], edgeIndex);
+  return pickEdge(Array.isArray(info?.edges) ? (info.edges as Edge[]) : [], edgeIndex, edgeDraw);
 }
 
 // Through a Janus edge: the same frames (SEI intact), the same transform, the same overlay.
@@ -605,6 +609,7 @@ function playThroughJanus(name: string) {
     },
     track: (receiver, stream) => {
       if (!current()) return;
+      hooks.edge = edge.url;
       attachTransform(receiver);
       showStream(stream);
     },

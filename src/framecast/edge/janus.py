@@ -157,17 +157,25 @@ class EdgeLink:
                 live.add(name)
         self.live = live
         if made:
-            log.info("janus %s: %d mountpoint(s) created (%s feed): %s", self.name, made,
-                     self.edge.feed, ", ".join(f"/{n}→{mp.id}" for n, mp in present.items()))
+            log.info("janus %s: %d mountpoint(s) created: %s", self.name, made,
+                     ", ".join(f"/{n}→{mp.id} ({self.feed_for(wanted[n])})"
+                               for n, mp in present.items()))
+
+    def feed_for(self, m: EdgeMount) -> str:
+        """auto: Janus pulls the RTSP of a mount browsers play as it is (no extra pipeline
+        here); the others are pushed as RTP, transcoded once."""
+        if self.edge.feed != "auto":
+            return self.edge.feed
+        return "rtsp" if m.browser_ok else "rtp"
 
     async def _create(self, m: EdgeMount) -> Mountpoint:
         key = self.edge.admin_key
-        if self.edge.feed == "rtp":
+        if self.feed_for(m) == "rtp":
             body = api.create_rtp(m.name, self.origin, self.rtp_iface, m.profile_level_id, key)
         else:
             body = api.create_rtsp(m.name, self.origin, self._rtsp_url(m), key)
         mp = api.created(await self.client.message(body), m.name)
-        if self.edge.feed == "rtp" and mp.port is not None and self.feeds is not None:
+        if self.feed_for(m) == "rtp" and mp.port is not None and self.feeds is not None:
             feed = self.rtp.get(m.name)
             if feed is None:
                 feed = self.rtp[m.name] = await self.feeds(m)
@@ -262,11 +270,11 @@ class EdgeManager:
         for m in self._mounts:
             if edge.mounts and m.name not in edge.mounts:
                 continue
-            if edge.feed == "rtsp" and not m.browser_ok:
+            if edge.feed == "rtsp" and not m.browser_ok:  # asked for explicitly
                 # Janus relays the RTSP as it is: a browser could not play it
                 log.warning("janus %s: /%s not published with feed = \"rtsp\" (%s): use "
-                            "feed = \"rtp\", which sends it transcoded", edge.url, m.name,
-                            m.reason)
+                            "feed = \"rtp\" or \"auto\", which send it transcoded", edge.url,
+                            m.name, m.reason)
                 continue
             out.append(m)
         return out
@@ -292,9 +300,10 @@ class EdgeManager:
         out = []
         for link in self.links:
             mp = link.mountpoints.get(mount)
-            if mp is None and all(m.name != mount for m in link.mounts):
+            m = next((m for m in link.mounts if m.name == mount), None)
+            if m is None:
                 continue
-            out.append({"kind": "janus", "url": link.edge.browser_url, "feed": link.edge.feed,
+            out.append({"kind": "janus", "url": link.edge.browser_url, "feed": link.feed_for(m),
                         "mountpoint": mp.id if mp else None,
                         # up: viewers can join now (Janus answers and the video reaches it)
                         "up": link.up and mp is not None and mount in link.live})

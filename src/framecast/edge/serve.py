@@ -40,11 +40,15 @@ async def start_edges(edges: Sequence[JanusEdge], bridge: Any, server: Any,
                                 profile_level_id="4d001f" if ok and info.profile == "main"
                                 else "42e01f"))
 
-    async def feed(m: EdgeMount) -> Feed:
-        from framecast.gst.janus_feed import AsyncRtpFeed
+    shared: dict[str, Any] = {}  # mount → SharedRtpFeed: one producer whatever the edges
 
-        src, info = sources[m.name]
-        return AsyncRtpFeed(bridge, m.name, src, info)
+    async def feed(m: EdgeMount) -> Feed:
+        from framecast.gst.janus_feed import SharedRtpFeed
+
+        if m.name not in shared:
+            src, info = sources[m.name]
+            shared[m.name] = SharedRtpFeed(bridge, m.name, src, info)
+        return shared[m.name].handle()
 
     origin = server.rtsp_url("").rstrip("/")
     manager = await EdgeManager(edges, mounts, origin, feed).start()

@@ -12,6 +12,7 @@ which destroys the session.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -103,7 +104,7 @@ class JanusSource(Gst.Bin):
                     events = json.load(r)
                 for ev in events if isinstance(events, list) else [events]:
                     self._on_event(ev)
-        except (OSError, ValueError, api.JanusError) as exc:
+        except (OSError, ValueError, http.client.HTTPException, api.JanusError) as exc:
             if not self._closed.is_set():
                 self._error(f"janus {self.api_url}: {getattr(exc, 'reason', exc)}")
         finally:
@@ -156,7 +157,7 @@ class JanusSource(Gst.Bin):
         try:
             self._post(f"/{self.session}/{self.handle}", "message",
                        body={"request": "start"}, jsep={"type": "answer", "sdp": sdp})
-        except (OSError, ValueError, api.JanusError) as exc:
+        except (OSError, ValueError, http.client.HTTPException, api.JanusError) as exc:
             self._error(f"janus start: {getattr(exc, 'reason', exc)}")
 
     def _on_pad_added(self, webrtc: Gst.Element, pad: Gst.Pad) -> None:
@@ -189,7 +190,7 @@ class JanusSource(Gst.Bin):
             return
         try:
             self._post(f"/{sid}", "destroy")
-        except (OSError, ValueError, api.JanusError) as exc:
+        except (OSError, ValueError, http.client.HTTPException, api.JanusError) as exc:
             log.debug("janus session destroy: %s", exc)
 
 
