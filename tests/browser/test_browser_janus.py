@@ -23,37 +23,56 @@ VIEWERS = 10
 
 
 @pytest.fixture(scope="module")
-def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Janus]:
-    j = Janus(tmp_path_factory.mktemp("janus")).start()
-    yield j
-    j.stop()
+def edges(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Janus]]:
+    """Two Janus edges at once."""
+    js = [Janus(tmp_path_factory.mktemp("janus")).start() for _ in range(2)]
+    yield js
+    for j in js:
+        j.stop()
 
 
 @pytest.fixture(scope="module")
-def edge_server(index_clip: Path, janus: Janus, artifacts_dir: Path) -> Iterator[Server]:
-    server = start_server([index_clip], artifacts_dir, ["--janus", janus.url])
+def janus(edges: list[Janus]) -> Janus:
+    return edges[0]
+
+
+@pytest.fixture(scope="module")
+def high_clip(clips_dir: Path) -> Path:
+    """The index picture in High profile with B-frames: reaches Janus transcoded (rtp feed)."""
+    from framecast.gst.clips import make_clip
+
+    return make_clip(clips_dir / "idxhigh.mp4", codec="h264", frames=60, fps=30, width=320,
+                     height=240, profile="high", bframes=2, gop=30)
+
+
+@pytest.fixture(scope="module")
+def edge_server(index_clip: Path, high_clip: Path, edges: list[Janus],
+                artifacts_dir: Path) -> Iterator[Server]:
+    server = start_server([index_clip, high_clip], artifacts_dir,
+                          [a for j in edges for a in ("--janus", j.url)])
     yield server
     stop_server(server)
 
 
-def ours(mps: list[dict]) -> list[dict]:
-    return [m for m in mps if m["description"].startswith("framecast /")]
+def ours(mps: list[dict], mount: str = "idx") -> list[dict]:
+    return [m for m in mps if m["description"].startswith(f"framecast /{mount} from ")]
 
 
-def wait_edge_up(server: Server, timeout: float = 30) -> dict:
-    """The mount's Janus edge as /api/streams lists it, once viewers can join it."""
+def wait_edges_up(server: Server, mount: str = "idx", n: int = 2,
+                  timeout: float = 30) -> list[dict]:
+    """The mount's Janus edges as /api/streams lists them, once viewers can join all ``n``."""
     deadline = time.monotonic() + timeout
     while True:
-        edges = server.streams()[0]["edges"]
-        if edges and edges[0]["up"]:
-            return edges[0]
-        assert time.monotonic() < deadline, f"edge never up: {edges}\n{server.log()}"
+        edges = {s["name"]: s["edges"] for s in server.streams()}[mount]
+        if len(edges) == n and all(e["up"] for e in edges):
+            return edges
+        assert time.monotonic() < deadline, f"edges never up: {edges}\n{server.log()}"
         time.sleep(0.3)
 
 
-def open_janus_viewer(page: Page, server: Server, query: str = "") -> None:
+def open_janus_viewer(page: Page, server: Server, query: str = "", mount: str = "idx") -> None:
     page.on("pageerror", lambda e: print(f"pageerror: {e}"))
-    page.goto(f"{server.base}/?stream={server.mounts[0]}&via=janus{query}")
+    page.goto(f"{server.base}/?stream={mount}&via=janus{query}")
 
 
 def wait_playing(page: Page, server: Server, frames: int = 30, timeout_ms: int = 60000) -> None:
@@ -66,10 +85,10 @@ def wait_playing(page: Page, server: Server, frames: int = 30, timeout_ms: int =
         raise AssertionError(f"no frames through Janus: {state}\n{server.log()}") from None
 
 
-def test_ten_viewers_through_janus_get_metadata_on_every_frame(
-        browser: Browser, edge_server: Server, janus: Janus) -> None:
-    janus.wait_mountpoints(lambda m: len(ours(m)) == 1)
-    wait_edge_up(edge_server)
+def test_ten_viewers_through_two_janus_edges_get_metadata_on_every_frame(
+        browser: Browser, edge_server: Server, edges: list[Janus]) -> None:
+    wait_edges_up(edge_server, "idx")
+    wait_edges_up(edge_server, "idxhigh")
     # a context each: janus.js long-polls over HTTP, and one context's 6 connections per host
     # would be held by 6 pages' polls (real viewers each have their own browser)
     contexts = [browser.new_context() for _ in range(VIEWERS)]
@@ -77,11 +96,16 @@ def test_ten_viewers_through_janus_get_metadata_on_every_frame(
         pages = []
         for i, context in enumerate(contexts):
             page = context.new_page()
-            # two pages sample pictures: the overlay's seq against the index drawn in pixels
-            open_janus_viewer(page, edge_server, "&sample=7&samples=20" if i < 2 else "")
+            # pages 0 and 8 sample pictures: the overlay's seq against the index in pixels;
+            # 8 and 9 play the High/B-frame mount (transcoded once by framecast, RTP feed)
+            sample = "&sample=7&samples=20" if i in (0, 8) else ""
+            open_janus_viewer(page, edge_server, f"&edge={i % 2}{sample}",
+                              "idxhigh" if i >= 8 else "idx")
             pages.append(page)
         for page in pages:
             wait_playing(page, edge_server)
+        # spread over both edges as the links asked
+        assert {p.evaluate("window.framecast.edge") for p in pages} == {j.url for j in edges}
         assert edge_server.webrtcbins() == 0  # none of them is framecast's own viewer
         before = [page.evaluate("[performance.now(), window.framecast.received, "
                                 "window.framecast.receivedWithMetadata]") for page in pages]
@@ -100,7 +124,7 @@ def test_ten_viewers_through_janus_get_metadata_on_every_frame(
             assert matched >= 0.95 * len(presented), f"{matched}/{len(presented)}"
             seqs = [p["seq"] for p in presented if p["matched"]]
             assert all(b > a for a, b in zip(seqs, seqs[1:], strict=False)), seqs
-        for page in pages[:2]:
+        for page in (pages[0], pages[8]):
             page.wait_for_function("window.framecast.samples.length >= 20", timeout=30000)
             page.wait_for_timeout(300)
             samples = page.evaluate("window.framecast.samples")
@@ -123,10 +147,11 @@ def test_janus_restarted_viewers_join_again(browser: Browser, edge_server: Serve
     janus.start()
     mps = janus.wait_mountpoints(lambda m: len(ours(m)) == 1, timeout=20)
     assert ours(mps)[0]["id"] != ours(first)[0]["id"]
-    assert wait_edge_up(edge_server)["mountpoint"] == ours(mps)[0]["id"]
+    assert len(mps) == 2  # idx and idxhigh, nothing else
+    assert wait_edges_up(edge_server)[0]["mountpoint"] == ours(mps)[0]["id"]
     page = browser.new_page()
     try:
-        open_janus_viewer(page, edge_server)
+        open_janus_viewer(page, edge_server, "&edge=0")
         wait_playing(page, edge_server)
         assert page.evaluate("window.framecast.presented.slice(-20).every(p => p.matched)")
     finally:
