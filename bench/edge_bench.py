@@ -3,11 +3,12 @@ rtsp feed (Janus pulls our RTSP) vs rtp feed (framecast pushes RTP).
 
 For each feed: a private Janus (tests/janus_harness.py: streaming plugin + HTTP transport only)
 and ``framecast serve --janus URL --janus-feed FEED`` with one looped 640x360 30 fps Main clip
-(passthrough) and, for the rtp feed, the same picture in High profile with B-frames (which
-reaches Janus transcoded once). N Python consumers (webrtcbin answering Janus's offer, no
-decoding: ``janus://`` sources into fakesinks; Chromium tabs cannot run by the 50 on 2 cores)
-watch through Janus for N = 0, 1, 10, 50 (plus the latency reader below: one more viewer in
-every step, so "0" is the edge with one viewer and per-viewer figures are (N step - 0 step)/N).
+(passthrough); then the same picture in High profile with B-frames (feed auto: pushed as RTP,
+transcoded once by framecast) with 0 and 10 viewers. N Python consumers (webrtcbin answering
+Janus's offer, no decoding: ``janus://`` sources into fakesinks; Chromium tabs cannot run by
+the 50 on 2 cores) watch through Janus for N = 0, 1, 10, 50, plus the latency reader below:
+one more viewer in every step, so "0" is the edge with one viewer and per-viewer figures are
+(N step - 0 step) / N.
 CPU = utime+stime from /proc/<pid>/stat over the window, % of one core, for the framecast
 process and the Janus process.
 
@@ -122,7 +123,7 @@ def latencies(url: str, seconds: float) -> list[float]:
         for f in reader:
             now = time.time_ns()
             if t_end is None:
-                t_end = time.monotonic() + 1.0 + seconds  # 1 s to settle
+                t_end = time.monotonic() + 2.0 + seconds  # 2 s to settle (a cold start)
             elif time.monotonic() > t_end - seconds and f.metadata:
                 out.append((now - f.metadata[0]["wallclock_ns"]) / 1e6)
             if time.monotonic() > t_end:
@@ -162,8 +163,7 @@ def wait_up(server: Server, mounts: list[str], timeout: float = 30) -> None:
 def run_feed(feed: str, clips: dict[str, Path], viewers: list[int], window: float,
              tmp: Path) -> list[dict[str, Any]]:
     janus = Janus(tmp / f"janus-{feed}").start()
-    files = [clips["main"]] + ([clips["high"]] if feed == "rtp" else [])
-    server = start_server(files, tmp, ["--janus", janus.url, "--janus-feed", feed])
+    server = start_server([clips["main"]], tmp, ["--janus", janus.url, "--janus-feed", feed])
     rows = []
     try:
         wait_up(server, ["main"])
@@ -180,17 +180,32 @@ def run_feed(feed: str, clips: dict[str, Path], viewers: list[int], window: floa
                 print(f"{feed:>4} {n:>3} viewers: {fmt(rows[-1])}", flush=True)
             finally:
                 cons.stop()
-        if feed == "rtp":  # High + B-frames, transcoded once by framecast: one viewer
-            wait_up(server, ["high"])
-            hurl = f"janus://127.0.0.1:{janus.port}/high"
-            cons = Consumers(hurl, 1).start()
-            try:
-                cons.wait()
-                rows.append({"feed": "rtp (High→transcoded)", "n": 1,
-                             **measure(server, janus, window, hurl)})
-                print(f"rtp High transcoded, 1 viewer: {fmt(rows[-1])}", flush=True)
-            finally:
-                cons.stop()
+    finally:
+        stop_server(server)
+        janus.stop()
+    return rows
+
+
+def transcoded(clips: dict[str, Path], window: float, tmp: Path) -> list[dict[str, Any]]:
+    """High + B-frames (feed auto → rtp, transcoded once by framecast): 0 and 1 viewer."""
+    janus = Janus(tmp / "janus-high").start()
+    server = start_server([clips["high"]], tmp, ["--janus", janus.url])
+    rows = []
+    try:
+        wait_up(server, ["high"])
+        time.sleep(2)
+        url = f"janus://127.0.0.1:{janus.port}/high"
+        rows.append({"feed": "rtp, High→transcoded", "n": 0,
+                     **measure(server, janus, window, url)})
+        print(f"High transcoded, 0 viewers: {fmt(rows[-1])}", flush=True)
+        cons = Consumers(url, 10).start()
+        try:
+            cons.wait()
+            rows.append({"feed": "rtp, High→transcoded", "n": 10,
+                         **measure(server, janus, window, url)})
+            print(f"High transcoded, 10 viewers: {fmt(rows[-1])}", flush=True)
+        finally:
+            cons.stop()
     finally:
         stop_server(server)
         janus.stop()
@@ -242,6 +257,7 @@ def main() -> int:
         rows = []
         for feed in args.feeds.split(","):
             rows += run_feed(feed, clips, viewers, args.window, tmp)
+        rows += transcoded(clips, args.window, tmp)
         print(f"load average at end: {os.getloadavg()[0]:.1f}\n")
     print("| feed | viewers | framecast CPU % | Janus CPU % | Janus % per viewer | "
           "latency p50 ms | p95 ms |")
