@@ -23,6 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to install system packages" >&2; exit 1; fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Janus is for the edge tests and benchmarks, which start their own (generated config, free
+  # ports): Debian's package would otherwise run a system Janus on 8088/8188
+  if [[ " ${missing[*]} " == *" janus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now janus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # The venv must come from Debian's python: it sees gi and gst-python's overrides.

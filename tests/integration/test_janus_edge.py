@@ -89,7 +89,7 @@ def test_janus_down_and_back(clips: dict[str, Path], janus: Janus, artifacts_dir
         time.sleep(5)  # a couple of polls and retries while it is down
         assert server.alive() and [s["name"] for s in server.streams()] == ["main", "high"]
         log = server.log()
-        assert log.count("unreachable") == 1, log
+        assert log.count("down (") == 1, log
         janus.start()  # same port, empty: a restarted edge
         mps = janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1, timeout=20)
         assert len(mps) == 1
@@ -149,3 +149,28 @@ def test_rtp_feed_sends_every_mount_transcoded_once_where_browsers_need_it(
     finally:
         stop_server(server)
     assert janus.mountpoints() == []
+
+
+def test_config_file_edge_with_api_secret(clips: dict[str, Path], tmp_path: Path,
+                                          artifacts_dir: Path) -> None:
+    janus = Janus(tmp_path / "secret-janus", api_secret="s3cret").start()
+    try:
+        for secret, works in (("wrong", False), ("s3cret", True)):
+            cfg = tmp_path / f"{secret}.toml"
+            cfg.write_text(f'[mounts.main]\nfile = "{clips["main"]}"\n\n[edge.janus]\n'
+                           f'url = "{janus.url}"\napi_secret = "{secret}"\n')
+            server = start_server([], artifacts_dir, ["--config", str(cfg)])
+            try:
+                if works:
+                    janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1)
+                else:
+                    time.sleep(3)
+                    assert janus.mountpoints() == []
+                    lines = [x for x in server.log().splitlines() if "down (" in x]
+                    assert len(lines) == 1 and "Unauthorized" in lines[0], server.log()
+                    assert server.alive()
+            finally:
+                stop_server(server)
+        assert janus.mountpoints() == []
+    finally:
+        janus.stop()

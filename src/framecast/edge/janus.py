@@ -225,7 +225,7 @@ class EdgeLink:
             self.live.clear()
             self.client.session = None
             if not self.said_down:
-                log.warning("janus %s: unreachable (%s); framecast keeps serving, retrying",
+                log.warning("janus %s: down (%s); framecast keeps serving, retrying",
                             self.name, reason)
                 self.said_down = True
             await asyncio.sleep(backoff)
@@ -247,6 +247,8 @@ class EdgeLink:
                     break
             await self.client.close()
         self.mountpoints.clear()
+
+    async def stop_feeds(self) -> None:
         for feed in self.rtp.values():
             await feed.stop()
         self.rtp.clear()
@@ -288,8 +290,17 @@ class EdgeManager:
             self.links.append(link)
         return self
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(link.stop() for link in self.links), return_exceptions=True)
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Remove our mountpoints from every edge (at most ``timeout`` s: a hung edge must not
+        hold the shutdown; what it keeps is replaced by the next run)."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(link.stop() for link in self.links),
+                                                  return_exceptions=True), timeout)
+        except TimeoutError:
+            log.warning("janus: edges did not answer within %.0f s; their mountpoints are "
+                        "replaced at the next start", timeout)
+        for link in self.links:  # our own pipelines stop whatever the edges did
+            await link.stop_feeds()
         self.links.clear()
         if self.http is not None:
             await self.http.close()
