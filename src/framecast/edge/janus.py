@@ -155,6 +155,10 @@ class EdgeLink:
         for name, mp in present.items():
             if api.live(await self.client.message(api.info(mp.id))):
                 live.add(name)
+            elif name in self.rtp and mp.port is not None:
+                # no video: our RTP feed may have stalled (a relay's camera gone); the feed
+                # starts itself again if so
+                await self.rtp[name].target(self.rtp_host, mp.port)
         self.live = live
         if made:
             log.info("janus %s: %d mountpoint(s) created: %s", self.name, made,

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
+
+from gi.repository import Gst
 
 from framecast.edge.janus_api import RTP_PT
 from framecast.gst.element import make_element
 from framecast.gst.webrtc import MountProducer, SourceFactory, StreamInfo
 
 log = logging.getLogger("framecast.edge")
+
+STALL = 10.0  # s without a frame (a relay's camera gone past its grace): build it again
 
 
 class RtpFeed:
@@ -39,7 +44,19 @@ class RtpFeed:
         self.queue.link(self.pay)
         self.pay.link(self.sink)
         p.tee.request_pad_simple("src_%u").link(self.queue.get_static_pad("sink"))
+        self.last_frame = time.monotonic()  # start-up counts as a frame
+        self.queue.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._frame)
         p.start()
+
+    def _frame(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        self.last_frame = time.monotonic()
+        return Gst.PadProbeReturn.OK
+
+    @property
+    def stalled(self) -> bool:
+        """The source failed (pipeline freed) or sends nothing any more."""
+        return (self.producer.pipeline is None
+                or time.monotonic() - self.last_frame > STALL)
 
     def target(self, key: str, host: str | None, port: int | None) -> None:
         """Send to ``host:port`` for edge ``key`` (None: that edge no longer)."""
@@ -56,14 +73,19 @@ class RtpFeed:
 
 class SharedRtpFeed:
     """The asyncio side of a mount's :class:`RtpFeed`: each edge gets a handle
-    (:class:`framecast.edge.janus.Feed`); the producer stops with the last handle."""
+    (:class:`framecast.edge.janus.Feed`); the producer stops with the last handle, and is
+    built again when it stalled or could not start (at most every STALL s)."""
 
     def __init__(self, bridge: Any, name: str, source: SourceFactory, info: StreamInfo) -> None:
         self.bridge = bridge
+        self.name = name
         self.args = (name, source, info)
         self.feed: RtpFeed | None = None
+        self.targets: dict[str, tuple[str, int]] = {}
         self.handles = 0
         self.lock = asyncio.Lock()
+        self._tried = 0.0  # monotonic time of the last start attempt
+        self._said = False
 
     def handle(self) -> _EdgeHandle:
         self.handles += 1
@@ -71,13 +93,35 @@ class SharedRtpFeed:
 
     async def target(self, key: str, host: str | None, port: int | None) -> None:
         async with self.lock:
-            if self.feed is None and host is not None:
-                self.feed = await self.bridge.run(RtpFeed, *self.args)
-            if self.feed is not None:
-                await self.bridge.run(self.feed.target, key, host, port)
-                if not self.feed.targets:
+            if host is None or port is None:
+                self.targets.pop(key, None)
+            else:
+                self.targets[key] = (host, port)
+            if not self.targets:
+                if self.feed is not None:
                     feed, self.feed = self.feed, None
                     await self.bridge.run(feed.stop)
+                return
+            if self.feed is not None and self.feed.stalled:
+                feed, self.feed = self.feed, None
+                log.warning("/%s: RTP feed to Janus stalled; starting it again", self.name)
+                await self.bridge.run(feed.stop)
+            if self.feed is None:
+                if time.monotonic() - self._tried < STALL and self._tried:
+                    return
+                self._tried = time.monotonic()
+                try:
+                    self.feed = await self.bridge.run(RtpFeed, *self.args)
+                except Exception as exc:  # the source is down: retried later
+                    if not self._said:
+                        log.warning("/%s: RTP feed to Janus cannot start: %s", self.name, exc)
+                        self._said = True
+                    return
+                self._said = False
+            for k, (h, p) in self.targets.items():
+                await self.bridge.run(self.feed.target, k, h, p)
+            for k in set(self.feed.targets) - set(self.targets):
+                await self.bridge.run(self.feed.target, k, None, None)
 
 
 class _EdgeHandle:
