@@ -4,6 +4,7 @@ process, generated config, free ports), through framecast restarts and Janus res
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
+from browser_helpers import SERVE_CMD as SERVE  # noqa: E402
 from browser_helpers import Server, start_server, stop_server  # noqa: E402
 from janus_harness import Janus  # noqa: E402
 
@@ -174,3 +176,55 @@ def test_config_file_edge_with_api_secret(clips: dict[str, Path], tmp_path: Path
         assert janus.mountpoints() == []
     finally:
         janus.stop()
+
+
+def test_relay_on_the_edge_comes_back_after_its_camera(clips: dict[str, Path], janus: Janus,
+                                                       tmp_path: Path,
+                                                       artifacts_dir: Path) -> None:
+    """A relayed camera (profile unknown: transcoded, RTP feed) that goes away past its grace
+    and comes back: the edge's video comes back without anyone touching Janus."""
+    from ports import free_port
+
+    cam_port = free_port()
+    cam_cmd = [*SERVE, str(clips["main"]), "--rtsp-port", str(cam_port), "--no-http"]
+    camera = subprocess.Popen(cam_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(f'[mounts.cam]\nsource = "rtsp://127.0.0.1:{cam_port}/main"\n'
+                   'relay_grace = 2\nrelay_timeout = 1\nrelay_retry_max = 2\n\n'
+                   f'[edge.janus]\nurl = "{janus.url}"\n')
+    server = start_server([], artifacts_dir, ["--config", str(cfg)])
+
+    def edge_up() -> bool:
+        return bool(server.streams()[0]["edges"][0]["up"])
+
+    try:
+        assert wait_for(edge_up, 40), server.log()
+        assert server.streams()[0]["edges"][0]["feed"] == "rtp"
+        camera.kill()
+        camera.wait(10)
+        assert wait_for(lambda: not edge_up(), 30), server.log()
+        time.sleep(12)  # past the grace and the feed's stall limit: the feed is rebuilt
+        camera = subprocess.Popen(cam_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(edge_up, 60), server.log()
+        import framecast
+
+        with framecast.open(f"janus://127.0.0.1:{janus.port}/cam", timeout=20) as reader:
+            frames = [f for _, f in zip(range(10), reader, strict=False)]
+        assert len(frames) == 10 and all(f.metadata for f in frames)
+        assert server.alive()
+    finally:
+        stop_server(server)
+        camera.kill()
+        camera.wait(10)
+
+
+def wait_for(cond, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return True
+        except (OSError, ValueError, KeyError, IndexError):
+            pass
+        time.sleep(0.5)
+    return False

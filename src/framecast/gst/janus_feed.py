@@ -104,7 +104,10 @@ class SharedRtpFeed:
                 return
             if self.feed is not None and self.feed.stalled:
                 feed, self.feed = self.feed, None
-                log.warning("/%s: RTP feed to Janus stalled; starting it again", self.name)
+                if not self._said:  # once per outage
+                    log.warning("/%s: RTP feed to Janus stalled; starting it again every "
+                                "%.0f s", self.name, STALL)
+                    self._said = True
                 await self.bridge.run(feed.stop)
             if self.feed is None:
                 if time.monotonic() - self._tried < STALL and self._tried:
@@ -117,7 +120,8 @@ class SharedRtpFeed:
                         log.warning("/%s: RTP feed to Janus cannot start: %s", self.name, exc)
                         self._said = True
                     return
-                self._said = False
+            elif not self.feed.stalled:
+                self._said = False  # flowing again
             for k, (h, p) in self.targets.items():
                 await self.bridge.run(self.feed.target, k, h, p)
             for k in set(self.feed.targets) - set(self.targets):
