@@ -45,11 +45,13 @@ class RtpFeed:
         self.pay.link(self.sink)
         p.tee.request_pad_simple("src_%u").link(self.queue.get_static_pad("sink"))
         self.last_frame = time.monotonic()  # start-up counts as a frame
+        self.frames = 0
         self.queue.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._frame)
         p.start()
 
     def _frame(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         self.last_frame = time.monotonic()
+        self.frames += 1
         return Gst.PadProbeReturn.OK
 
     @property
@@ -120,7 +122,7 @@ class SharedRtpFeed:
                         log.warning("/%s: RTP feed to Janus cannot start: %s", self.name, exc)
                         self._said = True
                     return
-            elif not self.feed.stalled:
+            elif self.feed.frames and not self.feed.stalled:
                 self._said = False  # flowing again
             for k, (h, p) in self.targets.items():
                 await self.bridge.run(self.feed.target, k, h, p)
