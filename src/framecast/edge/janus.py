@@ -272,6 +272,10 @@ class EdgeManager:
         self._feeds = feeds
 
     def _published(self, edge: JanusEdge) -> list[EdgeMount]:
+        unknown = sorted(set(edge.mounts) - {m.name for m in self._mounts})
+        if unknown:  # a config's names are checked when read; command-line files only here
+            log.warning("janus %s: no mount named %s: not published", edge.url,
+                        ", ".join(unknown))
         out = []
         for m in self._mounts:
             if edge.mounts and m.name not in edge.mounts:
