@@ -140,20 +140,36 @@ def test_ten_viewers_through_two_janus_edges_get_metadata_on_every_frame(
             context.close()
 
 
-def test_janus_restarted_viewers_join_again(browser: Browser, edge_server: Server,
-                                            janus: Janus) -> None:
+def test_janus_restarted_viewers_come_back_and_join_again(
+        browser: Browser, edge_server: Server, janus: Janus) -> None:
     first = janus.wait_mountpoints(lambda m: len(ours(m)) == 1)
-    janus.kill()
-    janus.start()
-    mps = janus.wait_mountpoints(lambda m: len(ours(m)) == 1, timeout=20)
-    assert ours(mps)[0]["id"] != ours(first)[0]["id"]
-    assert len(mps) == 2  # idx and idxhigh, nothing else
-    assert wait_edges_up(edge_server)[0]["mountpoint"] == ours(mps)[0]["id"]
-    page = browser.new_page()
+    wait_edges_up(edge_server)
+    watching = browser.new_context().new_page()
     try:
-        open_janus_viewer(page, edge_server, "&edge=0")
-        wait_playing(page, edge_server)
-        assert page.evaluate("window.framecast.presented.slice(-20).every(p => p.matched)")
+        open_janus_viewer(watching, edge_server, "&edge=0")
+        wait_playing(watching, edge_server)
+        janus.kill()
+        watching.wait_for_function("window.framecast.message !== null", timeout=30000)
+        assert "retrying" in watching.evaluate("window.framecast.message")
+        janus.start()
+        mps = janus.wait_mountpoints(lambda m: len(ours(m)) == 1, timeout=20)
+        assert ours(mps)[0]["id"] != ours(first)[0]["id"]
+        assert len(mps) == 2  # idx and idxhigh, nothing else
+        assert wait_edges_up(edge_server)[0]["mountpoint"] == ours(mps)[0]["id"]
+        # the page that was watching plays again by itself, on the new mountpoint
+        t0 = watching.evaluate("performance.now()")
+        watching.wait_for_function(
+            f"window.framecast.presented.filter(p => p.t > {t0} && p.matched).length >= 30",
+            timeout=60000)
+        assert watching.evaluate("window.framecast.message") is None
+        # and a new viewer joins
+        page = browser.new_page()
+        try:
+            open_janus_viewer(page, edge_server, "&edge=0")
+            wait_playing(page, edge_server)
+            assert page.evaluate("window.framecast.presented.slice(-20).every(p => p.matched)")
+        finally:
+            page.close()
     finally:
-        page.close()
+        watching.context.close()
     assert edge_server.alive()

@@ -48,6 +48,7 @@ const maxSamples = Number(params.get("samples") ?? 40);
 // Seconds without a presented frame before the page says so (?noframes=N).
 const NO_FRAMES_S = Number(params.get("noframes") ?? 8);
 const MAX_PRESENTED = 5000;
+const JANUS_RETRY_MS = 3000; // a failed Janus playback tries again after this
 const MAX_KEPT_METADATA = 600; // ~20 s at 30 fps: far more than any jitter buffer holds
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -614,7 +615,15 @@ function playThroughJanus(name: string) {
       showStream(stream);
     },
     error: (m) => {
-      if (current()) fail(`janus ${name}: ${m}`, `Could not play "${name}" through Janus: ${m}.`);
+      if (!current()) return;
+      fail(`janus ${name}: ${m}`, `Could not play "${name}" through Janus: ${m}; retrying…`);
+      // an edge that went away (or restarted): play again on one that is up, as listed then
+      const failed = session;
+      setTimeout(async () => {
+        if (session !== failed || hooks.current !== name) return; // moved on meanwhile
+        await refreshStreams();
+        if (session === failed && hooks.current === name) play(name);
+      }, JANUS_RETRY_MS);
     },
   }).then((s) => {
     if (session === pending) {
