@@ -221,10 +221,14 @@ class EdgeLink:
                     self.client.session = None
                     self.mountpoints.clear()
                     self.live.clear()
+                    await asyncio.sleep(0.2)  # never a busy loop, whatever Janus answers
                     continue
                 reason = str(exc)
             except DOWN_ERRORS as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except Exception as exc:  # an answer we did not expect: the edge task must live on
+                log.debug("janus %s: reconcile", self.name, exc_info=True)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
             self.up = False
             self.live.clear()
             self.client.session = None
