@@ -25,9 +25,10 @@ class Janus:
     """``Janus(folder).start()``; ``.url`` is its HTTP API; ``stop()``/``kill()`` end it."""
 
     def __init__(self, folder: Path, port: int | None = None, api_secret: str | None = None,
-                 admin_key: str | None = None) -> None:
+                 admin_key: str | None = None, ws: bool = False) -> None:
         self.folder = folder
         self.port = port or free_port()
+        self.ws_port = free_port() if ws else None  # the WebSocket transport too
         self.api_secret = api_secret
         self.admin_key = admin_key
         self.proc: subprocess.Popen[bytes] | None = None
@@ -37,10 +38,17 @@ class Janus:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/janus"
 
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
     def _write_config(self) -> None:
         f = self.folder
-        for sub, lib in (("plugins", "plugins/libjanus_streaming.so"),
-                         ("transports", "transports/libjanus_http.so")):
+        libs = [("plugins", "plugins/libjanus_streaming.so"),
+                ("transports", "transports/libjanus_http.so")]
+        if self.ws_port:
+            libs.append(("transports", "transports/libjanus_websockets.so"))
+        for sub, lib in libs:
             (f / sub).mkdir(parents=True, exist_ok=True)
             link = f / sub / Path(lib).name
             if not link.exists():
@@ -63,6 +71,11 @@ class Janus:
             "general: {\n\tjson = \"compact\"\n\tbase_path = \"/janus\"\n\thttp = true\n"
             f"\tport = {self.port}\n\tip = \"127.0.0.1\"\n\thttps = false\n}}\n"
             "admin: {\n\tadmin_http = false\n\tadmin_https = false\n}\n")
+        if self.ws_port:
+            (f / "janus.transport.websockets.jcfg").write_text(
+                "general: {\n\tjson = \"compact\"\n\tws = true\n"
+                f"\tws_port = {self.ws_port}\n\tws_ip = \"127.0.0.1\"\n\twss = false\n}}\n"
+                "admin: {\n\tadmin_ws = false\n\tadmin_wss = false\n}\n")
 
     def start(self, timeout: float = 20.0) -> Janus:
         self._write_config()

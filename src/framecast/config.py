@@ -41,7 +41,7 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
     stamps = true
 
     [edge.janus]                    # or [[edge.janus]] several times: one per Janus edge
-    url = "http://127.0.0.1:8088/janus"   # the Janus HTTP API framecast drives
+    url = "http://127.0.0.1:8088/janus"   # the Janus API framecast drives (or ws://…:8188)
     feed = "auto"                   # rtsp: Janus pulls the mount; rtp: framecast pushes RTP;
                                     # auto (default): rtsp, rtp+transcode where browsers need it
     mounts = ["cam"]                # default: every mount
@@ -140,7 +140,7 @@ class Settings:
 class JanusEdge:
     """A Janus instance framecast publishes mounts to (streaming plugin mountpoints)."""
 
-    url: str                          # HTTP API, e.g. http://127.0.0.1:8088/janus
+    url: str                          # API: http://127.0.0.1:8088/janus or ws://…:8188
     feed: str = "auto"                # rtsp: Janus pulls our RTSP; rtp: we push RTP to it;
                                       # auto: rtsp, or rtp (transcoded) for mounts browsers
                                       # cannot play as they are
@@ -343,7 +343,7 @@ def _parse_edges(ctx: _Ctx, edge: Any, mount_names: set[str]) -> tuple[JanusEdge
         ctx.check_keys(t, JANUS_KEYS, key + ".")
         if "url" not in t:
             raise ctx.err(key + ".url", "missing")
-        kw: dict[str, Any] = {"url": _http_url(ctx, t["url"], key + ".url")}
+        kw: dict[str, Any] = {"url": _http_url(ctx, t["url"], key + ".url", ws=True)}
         if "feed" in t:
             kw["feed"] = ctx.choice(t["feed"], key + ".feed", EDGE_FEEDS)
         if "mounts" in t:
@@ -475,7 +475,7 @@ def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = N
     cli = _Ctx("command line")
     edges = list(config.edges)
     for url in janus:
-        url = _http_url(cli, url, "--janus")
+        url = _http_url(cli, url, "--janus", ws=True)
         if all(e.url != url for e in edges):
             edges.append(JanusEdge(url=url))
     if janus_feed is not None:

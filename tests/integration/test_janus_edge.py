@@ -228,3 +228,21 @@ def wait_for(cond, timeout: float) -> bool:
             pass
         time.sleep(0.5)
     return False
+
+
+def test_websocket_api_url(clips: dict[str, Path], tmp_path: Path, artifacts_dir: Path) -> None:
+    """framecast drives Janus over its WebSocket transport just as over HTTP, restarts too."""
+    janus = Janus(tmp_path / "ws-janus", ws=True).start()
+    server = start_server([clips["main"]], artifacts_dir, ["--janus", janus.ws_url])
+    try:
+        first = janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1)
+        assert wait_for(lambda: server.streams()[0]["edges"][0]["up"], 20), server.log()
+        janus.kill()
+        janus.start()
+        mps = janus.wait_mountpoints(lambda m: len(ours(m, "main")) == 1, timeout=20)
+        assert mps[0]["id"] != first[0]["id"]  # a new socket, a new session, made again
+        stop_server(server)
+        assert janus.mountpoints() == []  # a clean stop removed it, over the WebSocket
+    finally:
+        stop_server(server)
+        janus.stop()

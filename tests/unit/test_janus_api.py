@@ -67,7 +67,7 @@ def test_config_edge_table_and_array() -> None:
 
 @pytest.mark.parametrize(("edge", "message"), [
     ({"janus": {}}, "edge.janus.url: missing"),
-    ({"janus": {"url": "ws://x:8188"}}, "edge.janus.url: expected the Janus HTTP API"),
+    ({"janus": {"url": "janus.example:8088"}}, "edge.janus.url: expected a Janus API URL"),
     ({"janus": {"url": "http://x", "feed": "udp"}}, "edge.janus.feed: expected one of"),
     ({"janus": {"url": "http://x", "mounts": ["nope"]}}, "no mount named 'nope'"),
     ({"janus": {"url": "http://x", "colour": 1}}, "edge.janus.colour: unknown key"),

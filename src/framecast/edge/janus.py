@@ -76,6 +76,95 @@ class JanusClient:
                 log.debug("janus session destroy: %s", exc)
 
 
+class JanusWsClient:
+    """The same session and handle over Janus's WebSocket transport (``ws://``/``wss://``):
+    requests and answers are matched by transaction; a closed socket fails what waits."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, api_secret: str | None = None,
+                 token: str | None = None, timeout: float = TIMEOUT) -> None:
+        self.http = http
+        self.url = url
+        self.api_secret = api_secret
+        self.token = token
+        self.timeout = timeout
+        self.session: int | None = None
+        self.handle: int | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.waiting: dict[str, asyncio.Future[Mapping[str, Any]]] = {}
+        self.reader: asyncio.Task[None] | None = None
+
+    async def _socket(self) -> aiohttp.ClientWebSocketResponse:
+        if self.ws is None or self.ws.closed:
+            self.ws = await self.http.ws_connect(self.url, protocols=("janus-protocol",),
+                                                 timeout=aiohttp.ClientWSTimeout(
+                                                     ws_receive=None, ws_close=self.timeout))
+            self.reader = asyncio.create_task(self._read(self.ws))
+        return self.ws
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = msg.json()
+                if not isinstance(data, dict) or data.get("janus") == "ack":
+                    continue  # events and acks: nothing here waits for them
+                fut = self.waiting.pop(str(data.get("transaction")), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+        except (aiohttp.ClientError, ValueError):
+            pass
+        finally:
+            for fut in self.waiting.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionResetError("janus WebSocket closed"))
+            self.waiting.clear()
+
+    async def _send(self, kind: str, **fields: Any) -> Mapping[str, Any]:
+        ws = await self._socket()
+        body = api.request(kind, api_secret=self.api_secret, token=self.token, **fields)
+        fut: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[body["transaction"]] = fut
+        try:
+            await ws.send_json(body)
+            return api.check(await asyncio.wait_for(fut, self.timeout))
+        finally:
+            self.waiting.pop(body["transaction"], None)
+
+    async def connect(self) -> None:
+        self.session = self.handle = None
+        sid = api.new_id(await self._send("create"))
+        self.handle = api.new_id(await self._send("attach", session_id=sid,
+                                                  plugin=api.STREAMING))
+        self.session = sid
+
+    async def message(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        if self.session is None:
+            await self.connect()
+        return await self._send("message", session_id=self.session, handle_id=self.handle,
+                                body=dict(body))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            sid, self.session = self.session, None
+            try:
+                await self._send("destroy", session_id=sid)
+            except (*DOWN_ERRORS, JanusError) as exc:
+                log.debug("janus session destroy: %s", exc)
+        if self.ws is not None:
+            await self.ws.close()
+            self.ws = None
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+            self.reader = None
+
+
+def make_client(http: aiohttp.ClientSession, edge: JanusEdge) -> JanusClient | JanusWsClient:
+    """The HTTP API client, or the WebSocket one for a ``ws://``/``wss://`` url."""
+    cls = JanusWsClient if edge.url.startswith(("ws://", "wss://")) else JanusClient
+    return cls(http, edge.url, edge.api_secret, edge.token)
+
+
 class Feed(Protocol):
     """framecast's RTP sender into an rtp-type mountpoint (lives on the GLib thread)."""
 
@@ -102,7 +191,7 @@ class EdgeLink:
     """One edge: its client, our mountpoints on it, its rtp feeds, its state."""
 
     edge: JanusEdge
-    client: JanusClient
+    client: JanusClient | JanusWsClient
     origin: str
     mounts: list[EdgeMount]
     feeds: FeedFactory | None = None
@@ -296,7 +385,7 @@ class EdgeManager:
     async def start(self) -> EdgeManager:
         self.http = aiohttp.ClientSession()
         for edge in self._edges:
-            client = JanusClient(self.http, edge.url, edge.api_secret, edge.token)
+            client = make_client(self.http, edge)
             link = EdgeLink(edge, client, self.origin, self._published(edge), self._feeds)
             link.task = asyncio.create_task(link.run(self.poll), name=f"janus {edge.url}")
             self.links.append(link)
