@@ -34,6 +34,8 @@ import uuid as _uuid
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+from framecast.errors import SEIError
+
 __all__ = [
     "Codec",
     "SEIError",
@@ -77,10 +79,6 @@ _LENGTH_FORMATS = {1: ">B", 2: ">H", 4: ">I"}
 # 7.3.1: after two zero bytes, a byte <= 3 gets an emulation_prevention_three_byte in front;
 # an RBSP ending in 00 00 gets a final 03 (7.4.1, cabac_zero_word rule).
 _NEEDS_EPB = re.compile(rb"\x00\x00(?=[\x00-\x03]|\Z)")
-
-
-class SEIError(ValueError):
-    """Malformed NAL / SEI data, or a request that cannot be encoded."""
 
 
 # --------------------------------------------------------------------------- helpers

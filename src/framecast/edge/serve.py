@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -12,42 +11,48 @@ from framecast.edge.janus import EdgeManager, EdgeMount, Feed
 
 log = logging.getLogger("framecast.edge")
 
+# not started by the factory (idle_stop=None would): the feed adds its branch first
+_QUIET = 1e9
+
 
 async def start_edges(edges: Sequence[JanusEdge], bridge: Any, server: Any,
                       http: Any = None) -> EdgeManager:
     """Start publishing ``server``'s mounts to ``edges``; ``http`` (if any) lists them."""
-    from framecast.gst.webrtc import needs_transcode, source_for_mount, transcode_reason
+    from framecast.producer import ProducerOptions
+    from framecast.streaminfo import transcode_reason
 
-    # the WebRTC source seam (what the HTTP side offers): the same StreamInfo decides whether
-    # a browser can play the mount as it is
-    sources: dict[str, Any] = {}
-    for name, state in server.mounts.items():
-        spec = http.mounts[name].spec if http is not None and name in http.mounts else None
-        if spec is not None:
-            sources[name] = (spec.source, spec.info)
-        elif state.mount.file or state.mount.source:
+    specs = {name: st.webrtc for name, st in server.mounts.items() if st.webrtc is not None}
+
+    def make(name: str) -> Any:
+        """A fresh producer for ``name`` (GLib thread), as the WebRTC side makes it."""
+        return specs[name].make_producer(ProducerOptions(idle_stop=_QUIET, max_viewers=1))
+
+    def looks() -> dict[str, tuple[bool, str, str | None]]:
+        """Per mount: (browsers play it as is, why not, profile), from its producer."""
+        out = {}
+        for name in specs:
             try:
-                src, info, _status = await asyncio.to_thread(source_for_mount, state.mount)
+                prod = make(name)
             except Exception as exc:  # a bad mount is already reported by the RTSP side
                 log.debug("/%s: no edge source: %s", name, exc)
                 continue
-            sources[name] = (src, info)
-    mounts = []
-    for name, (_src, info) in sources.items():
-        ok = not needs_transcode(info)
-        mounts.append(EdgeMount(name, server.rtsp_url(name), browser_ok=ok,
-                                reason="" if ok else transcode_reason(info),
-                                profile_level_id="4d001f" if ok and info.profile == "main"
-                                else "42e01f"))
+            try:
+                ok = not prod.transcoded
+                out[name] = (ok, "" if ok else transcode_reason(prod.info), prod.info.profile)
+            finally:
+                prod.stop()
+        return out
 
+    mounts = [EdgeMount(name, server.rtsp_url(name), browser_ok=ok, reason=why,
+                        profile_level_id="4d001f" if ok and profile == "main" else "42e01f")
+              for name, (ok, why, profile) in (await bridge.run(looks)).items()]
     shared: dict[str, Any] = {}  # mount → SharedRtpFeed: one producer whatever the edges
 
     async def feed(m: EdgeMount) -> Feed:
         from framecast.gst.janus_feed import SharedRtpFeed
 
         if m.name not in shared:
-            src, info = sources[m.name]
-            shared[m.name] = SharedRtpFeed(bridge, m.name, src, info)
+            shared[m.name] = SharedRtpFeed(bridge, m.name, lambda n=m.name: make(n))
         return shared[m.name].handle()
 
     origin = server.rtsp_url("").rstrip("/")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gi.repository import Gst
 
 from framecast.edge.janus_api import RTP_PT
 from framecast.gst.element import make_element
-from framecast.gst.webrtc import MountProducer, SourceFactory, StreamInfo
 
 log = logging.getLogger("framecast.edge")
 
@@ -27,8 +27,8 @@ class RtpFeed:
     """Created, retargeted and stopped on the GLib thread. One per mount, whatever the number
     of edges: each edge is one destination of the ``multiudpsink`` (one transcode in all)."""
 
-    def __init__(self, name: str, source: SourceFactory, info: StreamInfo) -> None:
-        self.producer = MountProducer(f"{name}-janus", source, info, idle_stop=None)
+    def __init__(self, make_producer: Callable[[], Any]) -> None:
+        self.producer = make_producer()  # a MountProducer, not started yet
         p = self.producer
         self.targets: dict[str, tuple[str, int]] = {}
         self.queue = make_element("queue", leaky=2, max_size_buffers=60, max_size_time=0,
@@ -78,10 +78,10 @@ class SharedRtpFeed:
     (:class:`framecast.edge.janus.Feed`); the producer stops with the last handle, and is
     built again when it stalled or could not start (at most every STALL s)."""
 
-    def __init__(self, bridge: Any, name: str, source: SourceFactory, info: StreamInfo) -> None:
+    def __init__(self, bridge: Any, name: str, make_producer: Callable[[], Any]) -> None:
         self.bridge = bridge
         self.name = name
-        self.args = (name, source, info)
+        self.args = (make_producer,)
         self.feed: RtpFeed | None = None
         self.targets: dict[str, tuple[str, int]] = {}
         self.handles = 0
