@@ -11,7 +11,7 @@ APT_PACKAGES=(
   gir1.2-gst-plugins-base-1.0
   gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 gstreamer1.0-python3-plugin-loader python3-gi
   python3-venv python3-pip ffmpeg mpv chromium chromium-driver vlc-bin vlc-plugin-base
-  iproute2 util-linux openssl
+  iproute2 util-linux openssl janus
 )
 
 missing=()
@@ -23,6 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to install system packages" >&2; exit 1; fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Janus is for the edge tests and benchmarks, which start their own (generated config, free
+  # ports): Debian's package would otherwise run a system Janus on 8088/8188
+  if [[ " ${missing[*]} " == *" janus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now janus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # The venv must come from Debian's python: it sees gi and gst-python's overrides.

@@ -60,7 +60,7 @@ __all__ = [
 
 def open(url: str, decode: bool = False, timeout: float = 10.0,  # noqa: A001 - as builtins.open
          transport: Transport = "tcp", codec: Codec = "h264", latency_ms: int = 200) -> Reader:
-    """Open ``url`` (rtsp://, webrtc://, or a file path) and return a frame :class:`Reader`.
+    """Open ``url`` (rtsp://, webrtc://, janus://, or a file path): a frame :class:`Reader`.
 
     ``decode=True`` adds RGB pixels; ``codec`` is the WebRTC codec to ask for; ``latency_ms``
     the RTSP jitter buffer."""

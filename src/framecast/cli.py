@@ -68,11 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-http", action="store_true", help="RTSP only")
     serve.add_argument("--sidecar", action="append", default=[], metavar="MOUNT=FILE.jsonl",
                        help="per-frame metadata for a file mount (JSON Lines)")
+    serve.add_argument("--janus", action="append", default=[], metavar="URL",
+                       help="publish every mount to this Janus (HTTP API URL); repeatable")
+    serve.add_argument("--janus-feed", choices=["auto", "rtsp", "rtp"],
+                       help="how Janus gets the video: it pulls RTSP, framecast pushes RTP, or "
+                       "auto (default): RTSP, RTP transcoded once for mounts browsers can't play")
     serve.set_defaults(func=cmd_serve)
 
     watch = sub.add_parser("watch", parents=[common],
                            help="print one JSON object per frame of a stream or file")
-    watch.add_argument("url", help="rtsp://…, webrtc://host:port/mount, or a file")
+    watch.add_argument("url", help="rtsp://…, webrtc://host:port/mount, "
+                       "janus://host:port/mount (through a Janus edge), or a file")
     watch.add_argument("--count", type=int, default=0, help="stop after N frames (0 = forever)")
     watch.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for data")
     watch.add_argument("--transport", choices=["tcp", "udp"], default="tcp",

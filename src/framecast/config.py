@@ -39,6 +39,14 @@ key, e.g. ``framecast.toml: mounts.cam.loop: expected a boolean``.
     sidecar = "clip.jsonl"
     metadata_format = "msgpack"     # or "json"
     stamps = true
+
+    [edge.janus]                    # or [[edge.janus]] several times: one per Janus edge
+    url = "http://127.0.0.1:8088/janus"   # the Janus API framecast drives (or ws://…:8188)
+    feed = "auto"                   # rtsp: Janus pulls the mount; rtp: framecast pushes RTP;
+                                    # auto (default): rtsp, rtp+transcode where browsers need it
+    mounts = ["cam"]                # default: every mount
+    # api_secret, token, admin_key (streaming plugin), public_url (what browsers use),
+    # origin_host (how Janus reaches this framecast's RTSP), rtp_host (where RTP is sent)
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ if TYPE_CHECKING:  # annotations only: config loads neither msgpack nor GStreame
 AUTH_METHODS = ("basic", "digest")
 METADATA_FORMATS: tuple[MetadataFormat, ...] = ("msgpack", "json")
 RELAY_CODECS: tuple[Codec, ...] = ("h264", "h265")
+EDGE_FEEDS = ("auto", "rtsp", "rtp")
 MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 log = logging.getLogger("framecast.config")
@@ -143,10 +152,32 @@ modules read them from here instead of repeating the numbers."""
 
 
 @dataclass(frozen=True)
+class JanusEdge:
+    """A Janus instance framecast publishes mounts to (streaming plugin mountpoints)."""
+
+    url: str                          # API: http://127.0.0.1:8088/janus or ws://…:8188
+    feed: str = "auto"                # rtsp: Janus pulls our RTSP; rtp: we push RTP to it;
+                                      # auto: rtsp, or rtp (transcoded) for mounts browsers
+                                      # cannot play as they are
+    mounts: tuple[str, ...] = ()      # () = every mount
+    api_secret: str | None = None
+    token: str | None = None
+    admin_key: str | None = None      # the streaming plugin's admin_key, if it has one
+    public_url: str | None = None     # the API as browsers reach it (default: url)
+    origin_host: str | None = None    # host Janus uses to reach our RTSP (default: bind)
+    rtp_host: str | None = None       # where we send RTP (default: url's host)
+
+    @property
+    def browser_url(self) -> str:
+        return self.public_url or self.url
+
+
+@dataclass(frozen=True)
 class Config:
     settings: Settings = field(default_factory=Settings)
     mounts: tuple[Mount, ...] = ()
     path: str | None = None
+    edges: tuple[JanusEdge, ...] = ()
 
 
 # -- validation helpers -----------------------------------------------------------------
@@ -240,6 +271,8 @@ MOUNT_KEYS = ("file", "source", "loop", "sidecar", "metadata_format", "stamps", 
               # relay mounts only (one block: reconnection and outage handling)
               "relay_retry_max", "relay_grace", "relay_timeout")
 RELAY_KEYS = ("relay_retry_max", "relay_grace", "relay_timeout")
+JANUS_KEYS = ("url", "feed", "mounts", "api_secret", "token", "admin_key", "public_url",
+              "origin_host", "rtp_host")
 
 
 def parse_config(data: Mapping[str, Any], fname: str = "<config>",
@@ -247,7 +280,7 @@ def parse_config(data: Mapping[str, Any], fname: str = "<config>",
     """Validate a decoded TOML document; relative paths resolve against ``base``."""
     ctx = _Ctx(fname)
     base = base or Path.cwd()
-    ctx.check_keys(data, ("server", "mounts"), "")
+    ctx.check_keys(data, ("server", "mounts", "edge"), "")
     server = ctx.table(data.get("server", {}), "server")
     ctx.check_keys(server, SERVER_KEYS, "server.")
     kw: dict[str, Any] = {}
@@ -298,7 +331,55 @@ def parse_config(data: Mapping[str, Any], fname: str = "<config>",
     mounts = []
     for name, m in ctx.table(data.get("mounts", {}), "mounts").items():
         mounts.append(_parse_mount(ctx, name, m, base))
-    return Config(Settings(**kw), tuple(mounts), fname)
+    edges = _parse_edges(ctx, data.get("edge", {}), {m.name for m in mounts})
+    return Config(Settings(**kw), tuple(mounts), fname, edges)
+
+
+def _http_url(ctx: _Ctx, value: Any, key: str, ws: bool = False) -> str:
+    url = ctx.string(value, key)
+    if not url.startswith(("http://", "https://", *(("ws://", "wss://") if ws else ()))):
+        if ws:
+            raise ctx.err(key, "expected a Janus API URL: http(s):// or ws(s)://")
+        raise ctx.err(key, "expected the Janus HTTP API, an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def _parse_edges(ctx: _Ctx, edge: Any, mount_names: set[str]) -> tuple[JanusEdge, ...]:
+    edge = ctx.table(edge, "edge")
+    ctx.check_keys(edge, ("janus",), "edge.")
+    janus = edge.get("janus", [])
+    tables = [janus] if isinstance(janus, Mapping) else janus
+    if not isinstance(tables, list):
+        raise ctx.err("edge.janus", "expected a table ([edge.janus]) or tables ([[edge.janus]])")
+    out = []
+    for i, t in enumerate(tables):
+        key = "edge.janus" if isinstance(janus, Mapping) else f"edge.janus[{i}]"
+        t = ctx.table(t, key)
+        ctx.check_keys(t, JANUS_KEYS, key + ".")
+        if "url" not in t:
+            raise ctx.err(key + ".url", "missing")
+        kw: dict[str, Any] = {"url": _http_url(ctx, t["url"], key + ".url", ws=True)}
+        if "feed" in t:
+            kw["feed"] = ctx.choice(t["feed"], key + ".feed", EDGE_FEEDS)
+        if "mounts" in t:
+            names = t["mounts"]
+            if not isinstance(names, list) or not names:
+                raise ctx.err(key + ".mounts", "expected a non-empty array of mount names")
+            for n in names:
+                if not isinstance(n, str) or (mount_names and n not in mount_names):
+                    raise ctx.err(key + ".mounts", f"no mount named {n!r}")
+            kw["mounts"] = tuple(names)
+        for k in ("api_secret", "token", "admin_key", "origin_host", "rtp_host"):
+            if k in t:
+                kw[k] = ctx.string(t[k], f"{key}.{k}")
+        if "public_url" in t:
+            # browsers may use Janus's WebSocket transport (janus.js speaks both)
+            kw["public_url"] = _http_url(ctx, t["public_url"], key + ".public_url", ws=True)
+        out.append(JanusEdge(**kw))
+    urls = [e.url for e in out]
+    if len(set(urls)) != len(urls):
+        raise ctx.err("edge.janus", "the same url twice")
+    return tuple(out)
 
 
 def _parse_mount(ctx: _Ctx, name: str, m: Any, base: Path) -> Mount:
@@ -368,7 +449,8 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = None,
               rtsp_port: int | None = None, http_port: int | None = None,
-              no_http: bool = False, sidecars: Sequence[str] = ()) -> Config:
+              no_http: bool = False, sidecars: Sequence[str] = (),
+              janus: Sequence[str] = (), janus_feed: str | None = None) -> Config:
     """Command-line arguments over the config: flags win, files add mounts by stem (a stem
     already taken gets the first free ``-2``, ``-3`` …; a file given twice is served once)."""
     s = config.settings
@@ -405,4 +487,13 @@ def merge_cli(config: Config, *, files: Sequence[str] = (), bind: str | None = N
         if mname not in mounts:
             raise ConfigError(f"command line: --sidecar {item}: no mount named {mname!r}")
         mounts[mname] = replace(mounts[mname], sidecar=path)
-    return replace(config, settings=s, mounts=tuple(mounts.values()))
+    cli = _Ctx("command line")
+    edges = list(config.edges)
+    for url in janus:
+        url = _http_url(cli, url, "--janus", ws=True)
+        if all(e.url != url for e in edges):
+            edges.append(JanusEdge(url=url))
+    if janus_feed is not None:
+        feed = cli.choice(janus_feed, "--janus-feed", EDGE_FEEDS)
+        edges = [replace(e, feed=feed) for e in edges]
+    return replace(config, settings=s, mounts=tuple(mounts.values()), edges=tuple(edges))

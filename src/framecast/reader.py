@@ -51,15 +51,15 @@ def source_kind(url: str) -> SourceKind:
     """What ``url`` names; raises :class:`framecast.InputError` for other schemes."""
     if url.startswith(("rtsp://", "rtsps://", "rtspt://")):
         return "rtsp"
-    if url.startswith(("webrtc://", "whep://")) or "/whep/" in url:
+    if url.startswith(("webrtc://", "whep://", "janus://")) or "/whep/" in url:
         return "webrtc"
     if "://" in url and not url.startswith("file://"):
-        raise InputError(f"{url}: unsupported URL (rtsp://, webrtc:// or a file path)")
+        raise InputError(f"{url}: unsupported URL (rtsp://, webrtc://, janus:// or a file path)")
     return "file"
 
 
 class Reader:
-    """Frames of ``url`` (``rtsp://``, ``webrtc://`` or a file) in presentation order.
+    """Frames of ``url`` (``rtsp://``, ``webrtc://``, ``janus://`` or a file) in presentation order.
 
     An iterator and a context manager. ``decode=True`` adds RGB pixels (``Frame.image``).
     Raises :class:`framecast.ReaderError` (:class:`framecast.ReaderTimeout` when nothing
@@ -111,7 +111,7 @@ class Reader:
 def open_reader(url: str, decode: bool = False, timeout: float = 10.0,
                 transport: Transport = "tcp", codec: Codec = "h264",
                 latency_ms: int = 200) -> Reader:
-    """Open ``url`` (``rtsp://``, ``webrtc://`` or a file); see :class:`Reader`."""
+    """Open ``url`` (``rtsp://``, ``webrtc://``, ``janus://`` or a file); see :class:`Reader`."""
     return Reader(url, decode=decode, timeout=timeout, transport=transport, codec=codec,
                   latency_ms=latency_ms)
 

@@ -382,7 +382,9 @@ def build_config(args: argparse.Namespace) -> Config:
     config = merge_cli(config, files=args.files or [], bind=args.bind,
                        rtsp_port=args.rtsp_port, http_port=args.http_port,
                        no_http=bool(getattr(args, "no_http", False)),
-                       sidecars=getattr(args, "sidecar", None) or [])
+                       sidecars=getattr(args, "sidecar", None) or [],
+                       janus=getattr(args, "janus", None) or [],
+                       janus_feed=getattr(args, "janus_feed", None))
     if not config.mounts:
         from framecast.gst.clips import demo_clip, demo_sidecar
 
@@ -413,6 +415,7 @@ async def _serve(config: Config) -> int:
 
     bridge = Bridge(asyncio.get_running_loop())
     server = None
+    edges = None
     try:
         server = Server(config.settings, config.mounts, bridge)
         try:
@@ -428,11 +431,20 @@ async def _serve(config: Config) -> int:
             return 1
         for name in server.mounts:
             print(server.rtsp_url(name), flush=True)
+        if config.edges:  # Janus edges (framecast.edge): their own tasks, never fatal
+            from framecast.edge.serve import start_edges
+
+            edges = await start_edges(config.edges, bridge, server, server.http)
         log.info("ready (Ctrl-C stops)")
         await _wait_for_stop()
         log.info("stopping")
         return 0
     finally:
+        if edges is not None:  # our mountpoints leave the edges before the RTSP side goes
+            try:
+                await edges.stop()
+            except Exception as exc:
+                log.debug("edges stop: %s", exc)
         if server is not None:
             await server.astop()
         bridge.close()

@@ -75,5 +75,5 @@ def test_bad_url_is_refused_before_gstreamer_loads() -> None:
             "except framecast.InputError as exc:\n    print(exc, '|', 'gi' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == ("ftp://x/y.mp4: unsupported URL (rtsp://, webrtc:// or a file "
-                                  "path) | False")
+    assert out.stdout.strip() == ("ftp://x/y.mp4: unsupported URL (rtsp://, webrtc://, janus:// "
+                                  "or a file path) | False")

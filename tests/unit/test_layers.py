@@ -16,7 +16,8 @@ PURE = ["framecast.sei", "framecast.metadata", "framecast.sidecar", "framecast.c
         "framecast.reorder", "framecast.hops", "framecast.sps",
         # the HTTP side drives producers through framecast.producer only
         "framecast.http.server", "framecast.http.api", "framecast.http.auth",
-        "framecast.http.static", "framecast.http.hub", "framecast.http.whep"]
+        "framecast.http.static", "framecast.http.hub", "framecast.http.whep",
+        "framecast.edge.janus_api", "framecast.edge.janus"]
 
 
 @pytest.mark.parametrize("module", PURE)

@@ -1,11 +1,12 @@
-// framecast viewer: lists the server's streams, plays one over WebRTC (gstwebrtc-api, or WHEP
-// with ?whep=1), reads the SEI metadata of each encoded frame in a dedicated worker and draws,
+// framecast viewer: lists the server's streams, plays one over WebRTC (gstwebrtc-api, WHEP
+// with ?whep=1, or through a Janus edge with ?via=janus), reads the SEI metadata of each encoded frame in a dedicated worker and draws,
 // for the frame being presented (matched by RTP timestamp), its metadata over the video.
 import GstWebRTCAPI from "gstwebrtc-api";
 import { attachRtpScriptTransform } from "nal-extractor";
 import type { WorkerReport } from "./sei-worker";
 import { type Box, drawOverlay, metadataBoxes } from "./overlay";
 import { type Codec, framecastMetadata } from "./sei";
+import { type Edge, pickEdge, playJanus } from "./janus";
 
 type Metadata = Record<string, unknown>;
 type Producer = { id: string; meta: Record<string, unknown> };
@@ -38,12 +39,16 @@ type Sample = {
 
 const params = new URLSearchParams(location.search);
 const useWhep = params.get("whep") === "1";
+// ?via=janus: through the mount's Janus edge (from /api/streams); &edge=N picks the Nth
+const useJanus = params.get("via") === "janus";
+const edgeIndex = params.get("edge") === null ? null : Number(params.get("edge"));
 const wanted = params.get("stream");
 const sampleEvery = Number(params.get("sample") ?? 0);
 const maxSamples = Number(params.get("samples") ?? 40);
 // Seconds without a presented frame before the page says so (?noframes=N).
 const NO_FRAMES_S = Number(params.get("noframes") ?? 8);
 const MAX_PRESENTED = 5000;
+const JANUS_RETRY_MS = 3000; // a failed Janus playback tries again after this
 const MAX_KEPT_METADATA = 600; // ~20 s at 30 fps: far more than any jitter buffer holds
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -70,6 +75,8 @@ const hooks = {
   stats: { fps: 0, latencyMs: null as number | null, coverage: null as number | null },
   pc: null as RTCPeerConnection | null, // the current peer connection (tests read getStats)
   streams: [] as StreamInfo[],
+  via: "signalling" as string,
+  edge: null as string | null, // the Janus edge playing (?via=janus)
   producers: [] as Producer[],
   play: (name: string) => play(name),
   // The worker's parser, for tests: metadata of one Annex B access unit (null if none).
@@ -103,7 +110,7 @@ function showMessage(text: string | null, ...names: string[]) {
     messageEl.append(" ");
     names.forEach((n, i) => {
       const a = document.createElement("a");
-      a.href = `?stream=${encodeURIComponent(n)}${useWhep ? "&whep=1" : ""}`;
+      a.href = `?stream=${encodeURIComponent(n)}${useWhep ? "&whep=1" : ""}${useJanus ? "&via=janus" : ""}`;
       a.textContent = n;
       a.onclick = (ev) => {
         ev.preventDefault();
@@ -293,7 +300,7 @@ function producerName(p: Producer): string {
 
 function streamNames(): string[] {
   const names = new Set<string>(hooks.streams.map((s) => s.name));
-  if (!useWhep) for (const p of hooks.producers) names.add(producerName(p));
+  if (!useWhep && !useJanus) for (const p of hooks.producers) names.add(producerName(p));
   return [...names].sort();
 }
 
@@ -327,7 +334,9 @@ function renderList() {
     li.append(b);
     listEl.append(li);
   }
-  const playable = useWhep ? names : hooks.producers.map(producerName);
+  const playable = useJanus
+    ? names.filter((n) => janusEdge(n) !== null)
+    : useWhep ? names : hooks.producers.map(producerName);
   if (wanted && hooks.current === null && !autoplayed && playable.includes(wanted)) {
     autoplayed = true;
     play(wanted);
@@ -347,8 +356,9 @@ function renderList() {
     );
   }
   // A stream picked before its producer was announced starts as soon as it is.
-  if (!useWhep && hooks.state === "waiting" && hooks.current && playable.includes(hooks.current)) {
-    playSignalling(hooks.current);
+  if (hooks.state === "waiting" && hooks.current && playable.includes(hooks.current)) {
+    if (useJanus) play(hooks.current);
+    else if (!useWhep) playSignalling(hooks.current);
   }
 }
 
@@ -389,6 +399,11 @@ function describeStream(info: StreamInfo): Detail[] {
   if (typeof info.error === "string" && info.error) {
     out.push({ kind: "error", text: `error: ${info.error}` });
   }
+  const edges = Array.isArray(info.edges) ? (info.edges as Edge[]) : [];
+  if (edges.length) {
+    const up = edges.filter((e) => e.up).length;
+    out.push({ kind: "edges", text: `Janus edges: ${up} of ${edges.length} up` });
+  }
   return out;
 }
 
@@ -422,7 +437,7 @@ api.registerConnectionListener({
   disconnected: () => {
     hooks.signalling = "disconnected";
     setStatus("signalling disconnected");
-    if (useWhep) return; // WHEP plays without it
+    if (useWhep || useJanus) return; // WHEP and Janus play without it
     signallingLost = true;
     fail("signalling disconnected",
       "Lost the connection to the server (the signalling socket closed); retrying…");
@@ -495,7 +510,9 @@ function play(name: string) {
   renderList();
   if (hooks.state === "not-found") return;
   setStatus(`connecting to ${name}…`);
-  if (useWhep) {
+  if (useJanus) {
+    playThroughJanus(name);
+  } else if (useWhep) {
     const pc = playWhep(name);
     pc.done.catch((e) => {
       // a viewer replaced meanwhile (fast switching) is no failure, and a stream found not
@@ -561,6 +578,61 @@ function playSignalling(name: string) {
     }
   });
   s.connect();
+}
+
+// One draw per page: the same edge on every refresh while it stays up.
+const edgeDraw = Math.random();
+
+function janusEdge(name: string): Edge | null {
+  const info = hooks.streams.find((s) => s.name === name);
+  return pickEdge(Array.isArray(info?.edges) ? (info.edges as Edge[]) : [], edgeIndex, edgeDraw);
+}
+
+// Through a Janus edge: the same frames (SEI intact), the same transform, the same overlay.
+function playThroughJanus(name: string) {
+  const edge = janusEdge(name);
+  if (!edge) {
+    hooks.state = "waiting"; // played as soon as /api/streams lists an edge that is up
+    setStatus(`waiting for a Janus edge for ${name}…`);
+    setTimeout(refreshStreams, 1000);
+    return;
+  }
+  let mine: Session | null = null;
+  const current = () => session !== null && session === mine;
+  const pending = { close: () => { mine = null; } };
+  session = pending;
+  mine = pending;
+  playJanus(edge, {
+    pc: (pc) => {
+      if (!current()) return;
+      hooks.pc = pc;
+      watchIce(pc, name, current);
+    },
+    track: (receiver, stream) => {
+      if (!current()) return;
+      hooks.edge = edge.url;
+      attachTransform(receiver);
+      showStream(stream);
+    },
+    error: (m) => {
+      if (!current()) return;
+      fail(`janus ${name}: ${m}`, `Could not play "${name}" through Janus: ${m}; retrying…`);
+      // an edge that went away (or restarted): play again on one that is up, as listed then
+      const failed = session;
+      setTimeout(async () => {
+        if (session !== failed || hooks.current !== name) return; // moved on meanwhile
+        await refreshStreams();
+        if (session === failed && hooks.current === name) play(name);
+      }, JANUS_RETRY_MS);
+    },
+  }).then((s) => {
+    if (session === pending) {
+      session = s;
+      mine = s;
+    } else {
+      s.close(); // replaced meanwhile
+    }
+  }).catch((e) => fail(`janus ${name}: ${e}`, `Could not play "${name}" through Janus: ${e}.`));
 }
 
 // WHEP (RFC 9725): one POST with the complete offer, 201 + answer; DELETE the resource to end.
@@ -635,6 +707,7 @@ function iceGatheringDone(pc: RTCPeerConnection, timeoutMs = 2000): Promise<void
 }
 
 if (useWhep && wanted) play(wanted);
+hooks.via = useJanus ? "janus" : useWhep ? "whep" : "signalling";
 // A page closed or navigated away ends its viewer now, not when the server notices its RTCP
 // stopped (~30 s for WHEP).
 addEventListener("pagehide", () => stop());

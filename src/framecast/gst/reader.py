@@ -194,6 +194,12 @@ class ReadPipeline:
             src.set_property("tcp-timeout", int((self.timeout + 10) * 1e6))  # ours fires first
             self.pipeline.add(src)
             src.connect("pad-added", self._on_pad)
+        elif self.url.startswith("janus://"):  # through a Janus edge (framecast.edge)
+            from framecast.gst.janus_client import make_janus_source
+
+            src = make_janus_source(self.url, timeout=self.timeout, codec=self._codec or "h264")
+            self.pipeline.add(src)
+            self._link_video(src.get_static_pad("src"), self._codec or "h264", rtp=False)
         else:
             from framecast.gst.whep_client import make_webrtc_source
 

@@ -17,6 +17,7 @@ class ApiRoutes:
     sockets: dict[str, Any]
     sessions: dict[str, Any]
     metrics: Registry
+    edges: Any  # mount → the edges (e.g. Janus) carrying it, or None (framecast.edge)
 
     async def _api_streams(self, request: web.Request) -> web.Response:
         def describe() -> dict[str, dict[str, Any]]:
@@ -44,6 +45,7 @@ class ApiRoutes:
                 "producer_id": mount.peer_id,
                 "frames": d["frames"],
                 "error": d["error"],
+                "edges": self.edges(name) if self.edges is not None else [],
                 **status,
             })
         return web.json_response({"streams": streams})

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,8 @@ class HttpServer(AuthRoutes, StaticRoutes, ApiRoutes, SignallingHub, WhepRoutes)
         self.by_peer: dict[str, _Mount] = {}
         self.sockets: dict[str, _Socket] = {}
         self.sessions: dict[str, _Mount] = {}  # signalling sessions held by our producers
+        # mount → the edges (e.g. Janus) carrying it, for /api/streams (framecast.edge)
+        self.edges: Callable[[str], list[dict[str, Any]]] | None = None
         self.app = web.Application(client_max_size=self.limits.http_max_body,
                                    middlewares=[self._auth])
         self._runner: web.AppRunner | None = None

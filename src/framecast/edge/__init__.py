@@ -1,0 +1,1 @@
+"""Edges: other servers (Janus) that carry framecast mounts to many more viewers."""
