@@ -622,7 +622,7 @@ class MountProducer:
 
 
 def _one_line(text: str | None, limit: int = 300) -> str:
-    from framecast.http.ratelog import bounded
+    from framecast.logs import bounded
 
     return bounded(" ".join((text or "").split()), limit)
 
@@ -632,7 +632,7 @@ def _promise_error(promise: Gst.Promise) -> str | None:
     reply = promise.get_reply()
     if reply is None or not reply.has_field("error"):
         return None
-    from framecast.http.ratelog import bounded
+    from framecast.logs import bounded
 
     err = reply.get_value("error")
     return bounded(getattr(err, "message", err), 160)  # it may quote the peer's SDP

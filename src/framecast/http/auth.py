@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from framecast.http.metrics import Registry
-from framecast.http.ratelog import RateLimitedLog, bounded
+from framecast.logs import RateLimitedLog, bounded
 
 log = logging.getLogger("framecast.http")
 

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from framecast.http.metrics import Registry
 from framecast.http.pending import PendingViewers
-from framecast.http.ratelog import RateLimitedLog, bounded
+from framecast.logs import RateLimitedLog, bounded
 from framecast.producer import ViewerEvents
 from framecast.signalling import protocol as p
 from framecast.signalling.state import Signalling

@@ -38,9 +38,9 @@ from framecast.http.listener import listen_socket
 from framecast.http.logfilters import install_log_filters
 from framecast.http.metrics import REGISTRY, Registry
 from framecast.http.pending import PendingViewers
-from framecast.http.ratelog import RateLimitedLog
 from framecast.http.static import StaticRoutes, web_dir
 from framecast.http.whep import WhepRoutes
+from framecast.logs import RateLimitedLog
 from framecast.producer import MountSpec, ProducerOptions
 from framecast.signalling.state import Signalling
 from framecast.urls import http_url

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from framecast.http.metrics import Registry
 from framecast.http.pending import PendingViewers
-from framecast.http.ratelog import RateLimitedLog, bounded
+from framecast.logs import RateLimitedLog, bounded
 from framecast.producer import (
     SOURCE_FAILED,
     SourceUnavailable,
