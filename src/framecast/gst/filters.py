@@ -16,6 +16,7 @@ from typing import Any
 
 from gi.repository import Gst
 
+from framecast.gst import stamps as native
 from framecast.gst.inject import FramecastInject, Provider, make_injector
 
 log = logging.getLogger("framecast.inject")
@@ -58,8 +59,16 @@ def make_video_filter(mount: Any, info: Any, codec: str) -> Gst.Element | None:
     video_pts = tuple(getattr(info, "video_pts", ()) or ())
     period_ns = int(getattr(info, "period_ns", 0) or 0)
     frame_ns = int(getattr(info, "frame_ns", 0) or 0)
-    el: FramecastInject = make_injector(f"inject-{name}" if name else None,
-                                        video_pts=video_pts, period_ns=period_ns,
+    ename = f"inject-{name}" if name else None
+    if stamps and not sidecar and not providers and native.enabled():
+        # stamps only (the default): the compiled element, a few µs per frame instead of ~180
+        fast = native.make_stamps_injector(ename, video_pts=video_pts, period_ns=period_ns,
+                                           frame_ns=frame_ns or None, fmt=fmt)
+        if fast is not None:
+            log.debug("mount %s: compiled stamps injector (%d frames/loop)", name,
+                      len(video_pts))
+            return fast
+    el: FramecastInject = make_injector(ename, video_pts=video_pts, period_ns=period_ns,
                                         frame_ns=frame_ns or None, stamps=stamps, fmt=fmt)
     if sidecar:
         el.load_sidecar(str(sidecar))
