@@ -105,3 +105,69 @@ def test_compiled_equals_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     if codec == "h264":  # x264 wrote its own SEI (a parser meta): kept once, not duplicated
         x264 = bytes.fromhex("dc45e9bde6d948b7962cd820d923eeef")
         assert sum(u == x264 for u, _ in sei.extract_user_data(got[0][1], codec, ls)) == 1
+
+
+def _parsed_aus(clip: Path, caps: str) -> tuple[Gst.Caps, list[Gst.Buffer]]:
+    pipeline = Gst.parse_launch(f'filesrc location="{clip}" ! qtdemux ! h264parse ! {caps} ! '
+                                "appsink name=sink sync=false")
+    sink = pipeline.get_by_name("sink")
+    pipeline.set_state(Gst.State.PLAYING)
+    out, got_caps = [], None
+    while (sample := sink.emit("try-pull-sample", 20 * Gst.SECOND)) is not None:
+        got_caps = sample.get_caps()
+        out.append(sample.get_buffer())
+    pipeline.set_state(Gst.State.NULL)
+    assert got_caps is not None
+    return got_caps, out
+
+
+def _push_through(element: Gst.Element, caps: Gst.Caps, aus: list[Gst.Buffer],
+                  metas: dict[int, tuple[bytes, bytes]]) -> list[bytes]:
+    pipeline = Gst.Pipeline.new()
+    src = Gst.ElementFactory.make("appsrc")
+    src.set_property("caps", caps)
+    src.set_property("format", Gst.Format.TIME)
+    sink = Gst.ElementFactory.make("appsink")
+    sink.set_property("sync", False)
+    for el in (src, element, sink):
+        pipeline.add(el)
+    assert src.link(element) and element.link(sink)
+    pipeline.set_state(Gst.State.PLAYING)
+    for i, au in enumerate(aus):
+        buf = au.copy_deep()  # ours, so writable: a meta can be added
+        if i in metas:
+            inject.add_sei_meta(buf, *metas[i])
+        assert src.emit("push-buffer", buf) == Gst.FlowReturn.OK
+    src.emit("end-of-stream")
+    out = []
+    while (sample := sink.emit("try-pull-sample", 20 * Gst.SECOND)) is not None:
+        b = sample.get_buffer()
+        out.append(b.extract_dup(0, b.get_size()))
+    pipeline.set_state(Gst.State.NULL)
+    return out
+
+
+@pytest.mark.parametrize("stream_format", ["avc", "byte-stream"])
+def test_compiled_equals_python_with_foreign_sei_metas(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       stream_format: str) -> None:
+    """An upstream GstVideoSEIUserDataUnregisteredMeta the AU does not carry yet becomes its own
+    SEI message after ours, in both elements (and the parser's x264 SEI meta is not doubled)."""
+    clip = make_clip(tmp_path / "in.mp4", frames=12, bframes=2, gop=6)
+    info = probe_file(clip)
+    caps, aus = _parsed_aus(clip, f"video/x-h264,stream-format={stream_format},alignment=au")
+    foreign = bytes(range(16))
+    metas = {i: (foreign, f"app {i}".encode() + b"\x00\x00\x01") for i in range(0, 12, 3)}
+    monkeypatch.setattr(inject, "time", types.SimpleNamespace(time_ns=lambda: WALL))
+    config = dict(video_pts=info.video_pts, period_ns=info.period_ns)
+    expected = _push_through(inject.make_injector(None, **config), caps, aus, metas)
+    c = stamps.make_stamps_injector(None, **config)
+    assert c is not None
+    c.set_property("fixed-wallclock", WALL)
+    got = _push_through(c, caps, aus, metas)
+    assert len(got) == len(expected) == 12
+    assert got == expected
+    ls = None if stream_format == "byte-stream" else 4
+    for i, au in enumerate(got):
+        found = [d for u, d in sei.extract_user_data(au, "h264", ls) if u == foreign]
+        assert found == ([metas[i][1]] if i in metas else [])
