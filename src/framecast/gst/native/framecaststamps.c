@@ -252,19 +252,19 @@ static gssize first_vcl_annexb(const guint8 *au, gsize n, gboolean h265) {
   return -1;
 }
 
-static gssize first_vcl_prefixed(const guint8 *au, gsize n, gboolean h265, int ls) {
-  gsize pos = 0;
-  while (pos < n) {
-    if (pos + ls > n) return -1;
+/* length-prefixed: hop from header to header, reading only those bytes (no map of the AU) */
+static gssize first_vcl_prefixed(GstBuffer *buf, gsize n, gboolean h265, int ls) {
+  gsize pos = 0, hdr_len = ls + (h265 ? 2 : 1);
+  guint8 hdr[6];
+  while (pos + hdr_len <= n) {
+    gst_buffer_extract(buf, pos, hdr, hdr_len);
     gsize len = 0;
-    for (int k = 0; k < ls; k++) len = (len << 8) | au[pos + k];
-    gsize st = pos + ls, e = st + len;
-    if (e > n || len == 0 || (h265 && len < 2)) return -1;
-    if (au[st] & 0x80) return -1;
-    if (h265 && !(au[st + 1] & 7)) return -1;
-    int t = h265 ? (au[st] >> 1) & 0x3f : au[st] & 0x1f;
+    for (int k = 0; k < ls; k++) len = (len << 8) | hdr[k];
+    guint8 b0 = hdr[ls], b1 = h265 ? hdr[ls + 1] : 0;
+    if (b0 & 0x80 || (h265 && !(b1 & 7))) return -1; /* forbidden_zero_bit, temporal id 0 */
+    int t = h265 ? (b0 >> 1) & 0x3f : b0 & 0x1f;
     if (is_vcl_type(t, h265)) return (gssize)pos;
-    pos = e;
+    pos += ls + len;
   }
   return -1;
 }
@@ -332,8 +332,7 @@ static GstFlowReturn stamps_chain(GstPad *pad, GstObject *parent, GstBuffer *buf
   gsize size = gst_buffer_get_size(buf);
   gssize offset;
   if (s->length_size) {
-    if (!mapped) mapped = gst_buffer_map(buf, &map, GST_MAP_READ);
-    offset = mapped ? first_vcl_prefixed(map.data, map.size, s->h265, s->length_size) : -1;
+    offset = first_vcl_prefixed(buf, size, s->h265, s->length_size);
   } else {
     /* Annex B: the parameter sets come first; a prefix is enough unless it has no slice */
     guint8 head[4096];
