@@ -128,6 +128,12 @@ class Session:
         for sk in self.socks:
             sk.setblocking(False)
             if self.sample:
+                # room for seconds of stream: a sampling client starved of CPU for a moment
+                # must not lose what the server sent (its rate is the per-Mbit divisor)
+                try:
+                    sk.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
+                except OSError:
+                    sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
                 loop.add_reader(sk.fileno(), self._drain, sk)
         return self.socks[0].getsockname()[1]
 
@@ -241,6 +247,7 @@ class Session:
 
 
 SAMPLE = 20  # sessions that read and count what they receive
+SO_RCVBUFFORCE = 33  # Linux: root may exceed net.core.rmem_max
 
 
 async def load_run(target: Any, n: int, transport: str, warmup: float, measure: float) -> dict:
