@@ -6,11 +6,13 @@ M = 1, 10, 50 mounts with stamps (compiled or Python injector) and without.
 
     .venv/bin/python bench/loop_bench.py [--quick] [--only fanout|mounts|ttff] [--reps 3]
 
-Clients for (b) are a tiny asyncio RTSP client (RTP over UDP: VLC answers 461 to TCP
-interleaving) in this process, the same for both servers, so the servers' CPU is what differs.
-VLC refuses to run as root: it runs as ``nobody`` through ``setpriv`` (which execs, so its pid is
-VLC's own).
-Bounded: about 2–3 minutes on 2 cores.
+Clients for (b) and (d) are a tiny asyncio RTSP client (one TCP connection and, for UDP, one
+RTP/RTCP socket pair per session) in this process, the same for every server, so the servers' CPU
+is what differs. VLC answers 461 to TCP interleaving: UDP only. VLC refuses to run as root: it
+runs as ``nobody`` through ``setpriv`` (which execs, so its pid is VLC's own). The floor is
+gst-launch of ``filesrc ! qtdemux ! h264parse ! rtph264pay ! multiudpsink`` (UDP) or ``…
+rtpstreampay ! tcpserversink`` (TCP) on the same bitstream, no RTSP.
+Bounded: about 35 minutes on 2 cores (``--quick``: about 5).
 """
 
 from __future__ import annotations
