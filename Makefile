@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup serve test unit lint bench clean
+.PHONY: setup serve test unit lint typecheck bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,6 +12,10 @@ serve: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
+
+# mypy (config in pyproject.toml: strict on the pure layers); not yet part of lint/test
+typecheck: setup
+	$(VENV)/bin/mypy src
 
 # The whole suite runs inside a private network namespace so WebRTC peers get a host candidate.
 test: setup lint

@@ -1,7 +1,8 @@
 """The ``framecast`` command: serve · watch · inject (one thin function per subcommand).
 
 Each subcommand imports its implementation lazily so ``--help`` and ``--version`` start fast
-and never load GStreamer.
+and never load GStreamer. This is the one place that sets up logging and turns errors into
+one ``framecast: error: …`` line and an exit status: the library only raises.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from framecast import __version__
+from framecast.errors import FramecastError
 from framecast.logs import LOG_FORMATS, setup_logging
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -25,15 +23,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from framecast.reader import watch_main
+    from framecast.reader import watch
 
-    return watch_main(args)
+    watch(args.url, count=args.count, timeout=args.timeout, transport=args.transport)
+    return 0
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    from framecast.injectfile import inject_main
+    from framecast.injectfile import inject_file
 
-    return inject_main(args)
+    inject_file(args.input, args.output, sidecar=args.sidecar, stamps=args.stamps,
+                fmt=args.format, quiet=args.quiet)
+    return 0
 
 
 def _add_log_options(parser: argparse.ArgumentParser, default: object = None) -> None:
@@ -90,18 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``."""
+    if isinstance(exc, OSError) and not isinstance(exc, FramecastError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    if args.command != "inject":   # inject prints its own "framecast: warning:" lines
-        setup_logging(bool(args.verbose), args.log_format)
+    # inject is a tool run by hand: its warnings are plain "framecast: warning: …" lines
+    setup_logging(bool(args.verbose), args.log_format, tool=args.command == "inject")
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"framecast: error: {exc}", file=sys.stderr)
+    except (FramecastError, OSError) as exc:
+        print(f"framecast: error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -49,18 +49,21 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from framecast.errors import ConfigError as ConfigError  # re-exported
+
+if TYPE_CHECKING:  # annotations only: config loads neither msgpack nor GStreamer
+    from framecast.codecs import Codec
+    from framecast.gst.inject import Provider
+    from framecast.metadata import Format as MetadataFormat
 
 AUTH_METHODS = ("basic", "digest")
-METADATA_FORMATS = ("msgpack", "json")
-RELAY_CODECS = ("h264", "h265")
+METADATA_FORMATS: tuple[MetadataFormat, ...] = ("msgpack", "json")
+RELAY_CODECS: tuple[Codec, ...] = ("h264", "h265")
 MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 log = logging.getLogger("framecast.config")
-
-
-class ConfigError(ValueError):
-    """A bad config file or flag: one line naming the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -76,17 +79,24 @@ class Mount:
     source: str | None = None        # rtsp:// URL relayed without decoding
     loop: bool = True
     sidecar: str | None = None       # JSON Lines metadata, used by the metadata layer
-    metadata_format: str = "msgpack"
+    metadata_format: MetadataFormat = "msgpack"
     stamps: bool = True
-    codec: str = "h264"              # relay mounts only: the camera's codec
+    codec: Codec = "h264"            # relay mounts only: the camera's codec
     # -- relay mounts only: what happens when the camera goes away --------------------------
     relay_retry_max: float = 10.0    # s: longest wait between reconnection attempts (backoff)
     relay_grace: float = 20.0        # s: clients stay connected this long while it is down
     relay_timeout: float = 3.0       # s: no frame (or no answer) this long = the camera is down
+    # -- set from Python, not TOML: ``fn(FrameInfo) -> dict | None`` per served frame; its
+    # fields join that frame's metadata (each server's mount has its own, no global registry)
+    providers: tuple[Provider, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def is_relay(self) -> bool:
         return self.source is not None
+
+    def with_provider(self, fn: Provider) -> Mount:
+        """This mount with ``fn`` added to its metadata providers."""
+        return replace(self, providers=(*self.providers, fn))
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,11 @@ class Settings:
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert and self.tls_key)
+
+
+DEFAULTS = Settings()
+"""Every server default in one place (ports 8554/8080, WebRTC idle stop 5 s, limits): other
+modules read them from here instead of repeating the numbers."""
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,23 @@ Line i of the sidecar goes to the i-th *presented* frame (B-frames included).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from framecast.cli import CliError
+from framecast.codecs import video_codec
+from framecast.errors import InjectError, InputError
+
+if TYPE_CHECKING:
+    from framecast.gst.probe import MediaInfo
+    from framecast.metadata import Format
 
 FAMILIES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".mkv": "mkv", ".webm": "mkv",
             ".ts": "ts", ".m2ts": "ts", ".mts": "ts"}
 MUXERS = {".mov": "qtmux", "mp4": "mp4mux", "mkv": "matroskamux", "ts": "mpegtsmux"}
-# what each muxer wants from the video parser
-VIDEO_FORMAT = {("mp4", "h264"): "avc", ("mp4", "h265"): "hvc1", ("mkv", "h264"): "avc",
-                ("mkv", "h265"): "hvc1", ("ts", "h264"): "byte-stream",
-                ("ts", "h265"): "byte-stream"}
 BAR = 30
 QUEUE_BYTES = 256 << 20  # per stream; time and buffer counts unlimited, see _run
 STALL_S = 15.0  # no frame and no byte written for this long: give up with an error
@@ -72,58 +72,51 @@ def _audio_parser(caps: Any) -> str | None:
 def _muxer_for(inp: Path, out: Path, container: str) -> str:
     family = FAMILIES.get(out.suffix.lower())
     if family is None:
-        raise CliError(f"{out}: unknown output extension {out.suffix or '(none)'!r} "
+        raise InputError(f"{out}: unknown output extension {out.suffix or '(none)'!r} "
                        f"(use the input's: {inp.suffix})")
     if family != container:
-        raise CliError(f"{out}: must be the same container family as {inp.name} ({container})")
+        raise InputError(f"{out}: must be the same container family as {inp.name} ({container})")
     return MUXERS.get(out.suffix.lower()) or MUXERS[family]
 
 
-def inject_main(args: argparse.Namespace) -> int:
-    """Run ``framecast inject``; expected bad input raises :class:`CliError` (one line)."""
-    from framecast.gst.probe import MediaError, probe_file
-    from framecast.sidecar import SidecarError, load_sidecar
-
-    logging.basicConfig(level=logging.WARNING, format="framecast: warning: %(message)s")
-    inp, out = Path(args.input), Path(args.output)
-    sidecar = getattr(args, "sidecar", None)
-    stamps = bool(getattr(args, "stamps", False))
-    fmt = getattr(args, "format", "msgpack") or "msgpack"
+def inject_file(input: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                sidecar: str | os.PathLike[str] | None = None, stamps: bool = False,
+                fmt: Format = "msgpack", quiet: bool = True) -> int:
+    """Copy ``input`` to ``output`` with per-frame metadata in SEI (no re-encode); returns
+    the frames written. Bad input raises a :class:`framecast.FramecastError` (one line)."""
+    inp, out = Path(input), Path(output)
     if not sidecar and not stamps:
-        raise CliError("nothing to inject: give --sidecar FILE and/or --stamps")
+        raise InputError("nothing to inject: give --sidecar FILE and/or --stamps")
     if inp.exists() and out.exists() and inp.resolve() == out.resolve():
-        raise CliError(f"{out}: output must not be the input file")
-    try:
-        info = probe_file(inp)
-    except MediaError as exc:
-        raise CliError(str(exc)) from None
+        raise InputError(f"{out}: output must not be the input file")
+    from framecast.gst.probe import probe_file  # after the checks: they need no GStreamer
+    from framecast.sidecar import load_sidecar
+
+    info = probe_file(inp)
     mux_name = _muxer_for(inp, out, info.container)
     if sidecar:
-        try:
-            sc = load_sidecar(sidecar)
-        except SidecarError as exc:
-            raise CliError(str(exc)) from None
+        sc = load_sidecar(sidecar)
         table = sc.resolve(info.video_pts, info.frame_ns or None)
         for w in sc.warnings:
             logging.getLogger("framecast.inject").warning("%s", w)
     else:
         table = {}
     if not out.parent.exists():
-        raise CliError(f"{out}: directory {out.parent} does not exist")
+        raise InputError(f"{out}: directory {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.part")
     try:
         frames = _run(inp, tmp, info, mux_name, table, stamps, fmt,
-                      _Progress(info.frames, bool(getattr(args, "quiet", False))))
+                      _Progress(info.frames, quiet))
         if info.container == "mp4":
             _keep_rotation(inp, tmp)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
             tmp.unlink()
-    if not getattr(args, "quiet", False):
+    if not quiet:
         print(f"framecast: wrote {out} ({frames} frames, {len(table)} with sidecar metadata)",
               file=sys.stderr)
-    return 0
+    return frames
 
 
 def _keep_rotation(inp: Path, out: Path) -> None:
@@ -139,43 +132,40 @@ def _keep_rotation(inp: Path, out: Path) -> None:
                                                       inp.name, exc)
 
 
-def _video_format(info: Any, caps: Any) -> str:
+def _video_format(info: MediaInfo, caps: Any) -> str:
     """The stream format the muxer gets: the input's own for MP4 (hev1 stays hev1, avc3
     stays avc3: parameter sets in band), else what the muxer wants."""
-    default = VIDEO_FORMAT[info.container, info.video_codec]
+    # what the muxer wants from the video parser
+    default = "byte-stream" if info.container == "ts" else video_codec(info.video_codec).mp4_format
     own = caps.get_structure(0).get_string("stream-format")
     if info.container == "mp4" and own in ("avc", "avc3", "hvc1", "hev1"):
-        return own
+        return str(own)
     return default
 
 
-def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[str, Any]],
-         stamps: bool, fmt: str, progress: _Progress) -> int:
+def _run(inp: Path, out: Path, info: MediaInfo, mux_name: str,
+         table: dict[int, dict[str, Any]], stamps: bool, fmt: Format, progress: _Progress) -> int:
+    from framecast.gst.element import make_element  # noqa: I001 - before gi: pins versions
     from framecast.gst.inject import make_injector
-    from framecast.gst.runtime import Gst, init_gst
+    from framecast.gst.plumbing import add_chain, drain, error_text, wait_bus
+    from framecast.gst.runtime import init_gst
+    from gi.repository import Gst
 
     init_gst()
     codec = info.video_codec
     pipeline = Gst.Pipeline.new("framecast-inject")
-    src = Gst.ElementFactory.make("filesrc")
-    src.set_property("location", str(inp))
-    demux = Gst.ElementFactory.make(info.demuxer)
-    mux = Gst.ElementFactory.make(mux_name, "mux")
-    sink = Gst.ElementFactory.make("filesink")
-    sink.set_property("location", str(out))
-    for el in (src, demux, mux, sink):
-        pipeline.add(el)
-    src.link(demux)
-    mux.link(sink)
+    demux = make_element(info.demuxer)
+    mux = make_element(mux_name, "mux")
+    add_chain(pipeline, [make_element("filesrc", location=str(inp)), demux])
+    add_chain(pipeline, [mux, make_element("filesink", location=str(out))])
     inj = make_injector("inject", video_pts=info.video_pts, period_ns=info.period_ns,
                         table=table, stamps=stamps, fmt=fmt)
-    state = {"video": False, "dropped": []}
+    linked = {"video": False}
+    dropped: list[str] = []  # media types of the streams not copied
 
-    def add_chain(pad: Gst.Pad, elements: list[Gst.Element]) -> bool:
-        for el in elements:
-            pipeline.add(el)
-        for a, b in zip(elements, elements[1:], strict=False):
-            a.link(b)
+    def to_mux(pad: Gst.Pad, elements: list[Gst.Element]) -> bool:
+        """pad ! elements ! mux; False (and nothing left behind) if the muxer refuses."""
+        add_chain(pipeline, elements)
         if not elements[-1].link(mux):
             for el in elements:
                 el.set_state(Gst.State.NULL)
@@ -183,15 +173,7 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
             return False
         for el in reversed(elements):
             el.sync_state_with_parent()
-        return pad.link(elements[0].get_static_pad("sink")) == Gst.PadLinkReturn.OK
-
-    def drain(pad: Gst.Pad) -> None:
-        fake = Gst.ElementFactory.make("fakesink")
-        fake.set_property("sync", False)
-        fake.set_property("async", False)
-        pipeline.add(fake)
-        fake.sync_state_with_parent()
-        pad.link(fake.get_static_pad("sink"))
+        return bool(pad.link(elements[0].get_static_pad("sink")) == Gst.PadLinkReturn.OK)
 
     def end_after_last(pad: Gst.Pad) -> None:
         """EOS down this stream right after its last buffer: the demuxer sends EOS on every
@@ -219,33 +201,29 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
         end_after_last(pad)
         caps = pad.get_current_caps() or pad.query_caps(None)
         name = caps.get_structure(0).get_name()
-        if name == f"video/x-{codec}" and not state["video"]:
-            state["video"] = True
-            parse = Gst.ElementFactory.make(f"{codec}parse")
-            cf = Gst.ElementFactory.make("capsfilter")
-            cf.set_property("caps", Gst.Caps.from_string(
-                f"video/x-{codec},stream-format={_video_format(info, caps)},alignment=au"))
-            add_chain(pad, [parse, cf, inj, _queue()])
+        if name == video_codec(codec).caps and not linked["video"]:
+            linked["video"] = True
+            vc = video_codec(codec)
+            cf = make_element("capsfilter", caps=Gst.Caps.from_string(
+                f"{vc.caps},stream-format={_video_format(info, caps)},alignment=au"))
+            to_mux(pad, [make_element(vc.parser), cf, inj, _queue()])
             return
         if name.startswith("audio/"):
             chain = [_queue()]
             parser = _audio_parser(caps)
             if parser:  # demuxers give unframed audio; muxers want it parsed
-                chain.insert(0, Gst.ElementFactory.make(parser))
-            if add_chain(pad, chain):
+                chain.insert(0, make_element(parser))
+            if to_mux(pad, chain):
                 return
-        state["dropped"].append(name)
-        drain(pad)
+        dropped.append(name)
+        drain(pipeline, pad)
 
     def _queue() -> Gst.Element:
         # no time limit: the muxer interleaves by running time, and a file whose streams are
         # skewed (an MP4 cut mid-GOP: decode-only video before the edit) needs seconds of
         # one stream queued before the other is taken; 1 s queues deadlocked the demuxer
-        q = Gst.ElementFactory.make("queue")
-        q.set_property("max-size-time", 0)
-        q.set_property("max-size-buffers", 0)
-        q.set_property("max-size-bytes", QUEUE_BYTES)
-        return q
+        return make_element("queue", max_size_time=0, max_size_buffers=0,
+                            max_size_bytes=QUEUE_BYTES)
 
     demux.connect("pad-added", on_pad)
     bus = pipeline.get_bus()
@@ -253,8 +231,7 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
     progress_mark, last_change = (-1, -1), time.monotonic()
     try:
         while True:
-            msg = bus.timed_pop_filtered(Gst.SECOND // 10,
-                                         Gst.MessageType.EOS | Gst.MessageType.ERROR)
+            msg = wait_bus(bus, Gst.SECOND // 10)
             progress.update(inj.buffers)
             if msg is None:
                 mark = (inj.buffers, out.stat().st_size if out.exists() else 0)
@@ -263,20 +240,19 @@ def _run(inp: Path, out: Path, info: Any, mux_name: str, table: dict[int, dict[s
                 elif time.monotonic() - last_change > STALL_S:  # never hang: say so
                     if progress.shown:
                         sys.stderr.write("\n")
-                    raise CliError(f"{inp}: stalled for {STALL_S:.0f} s at frame "
+                    raise InjectError(f"{inp}: stalled for {STALL_S:.0f} s at frame "
                                    f"{inj.buffers} of {info.frames} (the muxer waits for a "
                                    "stream that sends nothing)")
                 continue
             if msg.type == Gst.MessageType.ERROR:
-                err, _dbg = msg.parse_error()
                 if progress.shown:
                     sys.stderr.write("\n")
-                raise CliError(f"{inp}: {err.message}")
+                raise InjectError(f"{inp}: {error_text(msg)}")
             break
     finally:
         pipeline.set_state(Gst.State.NULL)
     progress.update(inj.buffers, final=True)
-    for name in state["dropped"]:
+    for name in dropped:
         logging.getLogger("framecast.inject").warning(
             "%s: stream %s not copied (the %s muxer does not take it)", inp.name, name, mux_name)
     return inj.buffers

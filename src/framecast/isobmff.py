@@ -26,6 +26,8 @@ def mfra_offset_from_tail(tail: bytes, file_size: int) -> int | None:
     """
     if len(tail) < MFRO_SIZE or file_size < MFRO_SIZE:
         return None
+    size: int
+    mfra_size: int
     size, kind, _vflags, mfra_size = struct.unpack(">I4sII", tail[-MFRO_SIZE:])
     if kind != b"mfro" or size != MFRO_SIZE or not MFRO_SIZE <= mfra_size <= file_size:
         return None

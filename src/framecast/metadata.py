@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgpack
 
+from .errors import MetadataError, MetadataTooLarge
 from .sei import Buffer, Codec, extract_user_data
 
 __all__ = [
@@ -42,19 +43,6 @@ _MSGPACK_MAP_FIRST = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
 _JSON_FIRST = frozenset(b"{ \t\r\n")
 
 
-class MetadataError(ValueError):
-    """Metadata that cannot be encoded or decoded."""
-
-
-class MetadataTooLarge(MetadataError):
-    """Encoded metadata over the per-frame size limit."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"metadata for frame is {size} bytes, over the {limit}-byte limit")
-        self.size = size
-        self.limit = limit
-
-
 def _check_keys(d: Mapping[Any, Any]) -> None:
     for k in d:
         if not isinstance(k, str):
@@ -70,7 +58,7 @@ def encode_metadata(
     _check_keys(d)
     try:
         if fmt == "msgpack":
-            data = msgpack.packb(dict(d), use_bin_type=True)
+            data: bytes = msgpack.packb(dict(d), use_bin_type=True)
         elif fmt == "json":
             data = json.dumps(
                 dict(d), ensure_ascii=False, separators=(",", ":"), allow_nan=False

@@ -6,8 +6,13 @@
 Each frame's PTS is the media pipeline's running time when it is pushed; the dict is handed
 to the injector under that PTS, so it lands on exactly that frame (stamps added beside it).
 
-    with framecast.Publisher("cam", 640, 480, 30) as pub:     # own server on :8554
-        pub.push(frame, {"boxes": [[10, 20, 50, 60]]})          # frame: H×W×3 uint8 RGB
+    with framecast.Publisher("cam", 640, 480, 30) as pub:     # own server: RTSP :8554,
+        pub.push(frame, {"boxes": [[10, 20, 50, 60]]})          # viewer/WebRTC :8080
+
+The mount is served on every output of its server: RTSP, WebRTC (signalling, WHEP), the
+viewer, ``/api/streams``. Its H.264 is constrained-baseline, which browsers play as it is (no
+transcode). Each output that is being watched runs its own media from the same frames (one
+encode per watched output: RTSP and WebRTC each).
 
 Frames: ``pixel_format`` RGB/BGR (H×W×3), RGBA/BGRA/RGBx/BGRx (H×W×4), or I420/NV12 as
 OpenCV lays them out (H·3/2 × W, e.g. ``cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)``): half
@@ -34,12 +39,15 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger("framecast.publisher")
 
+# browsers play it as it is: WebRTC passes it through (framecast.streaminfo)
+H264_PROFILE = "constrained-baseline"
 PIXEL_FORMATS = ("RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12")
 
 
@@ -151,13 +159,28 @@ def _owns_memory(a: np.ndarray) -> bool:
         return isinstance(base, bytes)
 
 
+@dataclass(eq=False)
+class _Output:
+    """One built media of the mount (RTSP's shared one, the WebRTC producer's)."""
+
+    appsrc: Any
+    injector: Any
+    ptr: int  # the appsrc's C pointer
+    played: bool = False  # has taken a frame: a stopped media can then be told apart
+
+
 class Publisher:
     """An application video source at ``mount`` (numpy frames in, H.264/H.265 out)."""
 
     def __init__(self, mount: str, width: int, height: int, fps: int = 30, server: Any = None,
                  codec: str = "h264", bitrate_kbps: int = 2048, stamps: bool = True,
                  fmt: str = "msgpack", gop: int | None = None,
-                 pixel_format: str = "RGB") -> None:
+                 pixel_format: str = "RGB", http: bool = True,
+                 http_port: int | None = None, settings: Any = None) -> None:
+        """``server``: join a running :class:`framecast.server.Server` (the mount appears on
+        its outputs at once and leaves them on :meth:`close`); without one, a server of its own
+        with ``settings`` (default ``Settings()``), HTTP on ``http_port`` unless ``http=False``.
+        """
         from framecast.gst.runtime import init_gst
 
         if codec not in ("h264", "h265"):
@@ -177,21 +200,40 @@ class Publisher:
         self.codec, self.bitrate, self.stamps, self.fmt = codec, bitrate_kbps, stamps, fmt
         self.gop = gop or fps  # a keyframe every second: clients joining start fast
         self._lock = threading.Lock()
-        self._live: tuple[Any, Any, int] | None = None  # appsrc, injector, appsrc's C pointer
+        self._live: list[_Output] = []  # one per media built (RTSP, WebRTC)
         self._ready = threading.Event()
         self.pushed = 0
         self.dropped = 0
         self._own_server = server is None
         if server is None:
+            from dataclasses import replace
+
+            from framecast.config import Settings
             from framecast.server import Server
 
-            server = Server().start()
+            s = settings or Settings()
+            s = replace(s, http=s.http and http,
+                        http_port=s.http_port if http_port is None else http_port)
+            server = Server(s).start()
         self.server = server
-        server.add_mount(mount, self._make_bin, True)
+        server.add_mount(mount, self._make_bin, True, self.stream_info())
 
     @property
     def url(self) -> str:
         return self.server.rtsp_url(self.mount)
+
+    @property
+    def http_url(self) -> str | None:
+        """The viewer's URL for this mount (None if its server has no HTTP side)."""
+        base = getattr(self.server, "http_url", None)
+        return f"{base}/?stream={self.mount}" if base else None
+
+    def stream_info(self) -> Any:
+        """What the mount's ``pay0`` carries (how WebRTC decides on passthrough)."""
+        from framecast.streaminfo import StreamInfo
+
+        profile = H264_PROFILE if self.codec == "h264" else None
+        return StreamInfo(self.codec, profile, self.width, self.height, float(self.fps))
 
     @property
     def in_flight(self) -> int:
@@ -230,7 +272,7 @@ class Publisher:
         src.set_property("leaky-type", 2)  # downstream: a stalled encoder drops old frames
         if self.codec == "h264":
             enc = (f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={self.gop} "
-                   f"bitrate={self.bitrate} ! video/x-h264,profile=constrained-baseline "
+                   f"bitrate={self.bitrate} ! video/x-h264,profile={H264_PROFILE} "
                    "! h264parse config-interval=-1")
         else:
             enc = (f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={self.gop} "
@@ -255,7 +297,7 @@ class Publisher:
         tail.link(inj)
         inj.link(pay)
         with self._lock:
-            self._live = (src, inj, _gobject_ptr(src))
+            self._live.append(_Output(src, inj, _gobject_ptr(src)))
         src.connect("need-data", lambda *_: self._ready.set())
         return b
 
@@ -269,20 +311,13 @@ class Publisher:
         """Send one frame (uint8, shaped as ``pixel_format`` says: H×W×3 for RGB) with its
         metadata; False if nobody is watching. ``copy=False``: zero-copy, see the module
         docstring — do not write to ``frame`` while GStreamer still holds it."""
-        from framecast.gst.runtime import Gst
-
         if frame.shape != self.shape or frame.dtype != np.uint8:
             raise ValueError(f"{self.pixel_format} frame must be "
                              f"{'x'.join(map(str, self.shape))} uint8, "
                              f"got {frame.shape} {frame.dtype}")
         with self._lock:
-            live = self._live
-        if live is None:
-            self.dropped += 1
-            return False
-        src, inj, src_ptr = live
-        pts = src.get_current_running_time()
-        if pts == Gst.CLOCK_TIME_NONE:  # media not playing (yet / any more)
+            outputs = list(self._live)
+        if not outputs:
             self.dropped += 1
             return False
         c = _c()
@@ -291,6 +326,26 @@ class Publisher:
             copy = False
         elif not copy and not _owns_memory(frame):
             copy = True
+        sent = False
+        for live in outputs:
+            sent = self._push_to(live, frame, metadata, copy, c) or sent
+        if not sent:
+            self.dropped += 1
+            return False
+        self.pushed += 1
+        return True
+
+    def _push_to(self, live: _Output, frame: np.ndarray,
+                 metadata: Mapping[str, Any] | None, copy: bool, c: _GstC) -> bool:
+        """One frame into one running media (its own PTS: that media's running time)."""
+        from framecast.gst.runtime import Gst
+
+        src, inj, src_ptr = live.appsrc, live.injector, live.ptr
+        pts = src.get_current_running_time()
+        if pts == Gst.CLOCK_TIME_NONE:  # media not playing: not yet, or no more
+            if live.played:  # stopped (e.g. a WebRTC producer's idle stop): forget it
+                self._forget(live)
+            return False
         if copy:  # one copy, in C with the GIL released
             ptr = c.memdup(frame.ctypes.data, self.nbytes)
         else:
@@ -307,14 +362,17 @@ class Publisher:
         if metadata:
             inj.put(pts, metadata)
         if c.push(src_ptr, ptr) != _FLOW_OK:
-            with self._lock:
-                if self._live is live:
-                    self._live = None  # that media ended; the next client makes a new one
-            self._ready.clear()
-            self.dropped += 1
+            self._forget(live)  # that media ended; a new client makes a new one
             return False
-        self.pushed += 1
+        live.played = True
         return True
+
+    def _forget(self, live: _Output) -> None:
+        with self._lock:
+            if live in self._live:
+                self._live.remove(live)
+            if not self._live:
+                self._ready.clear()
 
     def run_at_fps(self, frames: Any) -> None:
         """Push ``(frame, metadata)`` pairs at the configured rate (a simple pacing helper)."""
@@ -327,9 +385,9 @@ class Publisher:
 
     def close(self) -> None:
         with self._lock:
-            live, self._live = self._live, None
-        if live is not None:
-            live[0].emit("end-of-stream")
+            live, self._live = self._live, []
+        for out in live:
+            out.appsrc.emit("end-of-stream")
         try:
             self.server.remove_mount(self.mount)
         except Exception as exc:  # closing must not raise over a server already gone

@@ -9,8 +9,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
+
+from framecast import sei
+
+# parameter set NAL types: H.264 SPS, PPS; H.265 VPS, SPS, PPS
+PARAMETER_SETS = {"h264": frozenset({7, 8}), "h265": frozenset({32, 33, 34})}
 
 
 def public_url(url: str) -> str:
@@ -94,6 +100,14 @@ class TimeMapper:
     session keeps the camera's own spacing (B-frame reordering included). The decode
     timestamp orders buffers; without one the PTS does, and PTS go back a little with
     B-frames, so only a step back of more than ``reset`` counts as a camera clock reset.
+
+    The camera's spacing is its RTP clock's (the relay's jitterbuffer does no skew correction:
+    that moved PTS by up to ±15 ms at start and more under load, so the relay's ``seq``
+    repeated and skipped), and that clock drifts from ours: the lag of each timestamp behind
+    ``now`` (its smallest over ``window`` buffers: arrival delays only add to it) is held
+    within ``tolerance`` of the session's first by moving the offset at most ``slew`` per
+    buffer — far below a frame, so no two frames' order or ``seq`` change. A drift beyond
+    ``reset`` (the camera's clock jumped ahead) re-anchors the session.
     """
 
     gap: int = 100_000_000       # ns between two sessions, at least
@@ -102,25 +116,38 @@ class TimeMapper:
     # TCP backlog aborts on a timestamp that goes back, so a missing DTS is made up, monotonic,
     # ``reorder`` before the PTS (enough for 3 B-frames at 30 fps)
     reorder: int = 100_000_000
+    tolerance: int = 20_000_000  # ns of clock drift let go before slewing
+    slew: int = 500_000          # ns the offset may move per buffer
+    window: int = 60             # buffers over which the smallest lag is taken
     offset: int | None = None
     last: int | None = None      # the latest ordering timestamp handed out
     last_dts: int = 0            # the latest DTS handed out
+    lag0: int | None = None      # the session's first smallest lag behind ``now``
+    lags: deque[int] = field(default_factory=deque, repr=False)
 
     def rebase(self) -> None:
         self.offset = None
 
-    def map(self, pts: int | None, dts: int | None, now: int) -> tuple[int | None, int | None]:
+    def map(self, pts: int | None, dts: int | None, now: int,
+            clocked: bool = True) -> tuple[int | None, int | None]:
+        """``clocked`` False: ``now`` is no clock reading (the consumer is not playing yet)."""
         ref = dts if dts is not None else pts
         if ref is None:
             return pts, dts
         if self.offset is not None and self.last is not None \
                 and ref + self.offset < self.last - self.reset:
             self.offset = None
+        if self.offset is not None and clocked:
+            self._follow_clock(now - (ref + self.offset))
         if self.offset is None:
             start = now if self.last is None else max(now, self.last + self.gap)
             self.offset = start - ref
             if pts is not None and pts + self.offset < 0:
                 self.offset = -pts
+            self.lag0 = None
+            self.lags.clear()
+            if clocked:
+                self._follow_clock(now - (ref + self.offset))
         mapped = ref + self.offset
         self.last = mapped if self.last is None else max(self.last, mapped)
         out_pts = None if pts is None else max(0, pts + self.offset)
@@ -130,3 +157,42 @@ class TimeMapper:
         if out_dts is not None:
             out_dts = self.last_dts = max(self.last_dts, out_dts)
         return out_pts, out_dts
+
+    def _follow_clock(self, lag: int) -> None:
+        assert self.offset is not None
+        self.lags.append(lag)
+        if len(self.lags) > self.window:
+            self.lags.popleft()
+        if len(self.lags) < self.window:
+            return
+        if self.lag0 is None:  # over a window: B-frames' PTS lag more than the P-frames'
+            self.lag0 = min(self.lags)
+        drift = min(self.lags) - self.lag0
+        if abs(drift) > self.reset:  # the camera's clock jumped, or it paused: a new anchor
+            self.offset = None
+        elif abs(drift) > self.tolerance:
+            step = max(-self.slew, min(self.slew, drift))
+            self.offset += step
+            self.lags = deque(x - step for x in self.lags)
+
+
+def single_parameter_sets(au: bytes, codec: sei.Codec) -> bytes:
+    """``au`` with each parameter set once: the last copy before the first slice stays.
+
+    The depayloader puts the SDP's parameter sets in front of the first keyframe it outputs,
+    before the AUD, and the parser adds its own after it: served as is, a client got them
+    twice in its first keyframe. AUs without a repeat come back unchanged (same object).
+    """
+    try:
+        nals = sei.split_annexb(au)
+        types = [sei.nal_type(n, codec) for n in nals]
+    except sei.SEIError:
+        return au
+    sets = PARAMETER_SETS[codec]
+    first_vcl = next((i for i, n in enumerate(nals) if sei.is_vcl(n, codec)), len(nals))
+    head = [t for t in types[:first_vcl] if t in sets]
+    if len(head) == len(set(head)):
+        return au
+    keep = [i for i, t in enumerate(types)
+            if i >= first_vcl or t not in sets or t not in types[i + 1:first_vcl]]
+    return sei.join_annexb(nals[i] for i in keep)

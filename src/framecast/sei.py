@@ -32,7 +32,9 @@ import re
 import struct
 import uuid as _uuid
 from collections.abc import Iterable, Sequence
-from typing import Literal
+
+from framecast.codecs import Codec
+from framecast.errors import SEIError
 
 __all__ = [
     "Codec",
@@ -55,7 +57,6 @@ __all__ = [
     "parse_sei_nal",
 ]
 
-Codec = Literal["h264", "h265"]
 Buffer = bytes | bytearray | memoryview
 
 SEI_TYPE_USER_DATA_UNREGISTERED = 5
@@ -77,10 +78,6 @@ _LENGTH_FORMATS = {1: ">B", 2: ">H", 4: ">I"}
 # 7.3.1: after two zero bytes, a byte <= 3 gets an emulation_prevention_three_byte in front;
 # an RBSP ending in 00 00 gets a final 03 (7.4.1, cabac_zero_word rule).
 _NEEDS_EPB = re.compile(rb"\x00\x00(?=[\x00-\x03]|\Z)")
-
-
-class SEIError(ValueError):
-    """Malformed NAL / SEI data, or a request that cannot be encoded."""
 
 
 # --------------------------------------------------------------------------- helpers

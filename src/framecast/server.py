@@ -1,35 +1,48 @@
-"""``framecast serve``: files looped over RTSP (and, unless --no-http, WebRTC/HTTP).
+"""``framecast serve`` and :class:`Server`: every mount wired to every output, in one place.
 
-asyncio owns the main thread; the RTSP server lives on the GLib thread of a
-:class:`framecast.gst.runtime.Bridge`. :class:`Server` is the programmatic face (the metadata
-layer's ``Publisher`` adds app-frame mounts with :meth:`Server.add_mount`).
+A mount's source is described once (a file is probed once; the probe also sees B-frames) and
+:class:`Server` feeds RTSP (``framecast.gst.rtsp``) and WebRTC/HTTP (``framecast.http``, through
+a :class:`framecast.producer.MountSpec`) from that one description — config file and relay
+mounts, app-frame mounts (``framecast.Publisher``) and the built-in demo alike.
+
+Threads: the RTSP server and every pipeline live on the GLib thread of a
+:class:`framecast.gst.runtime.Bridge`; the HTTP side on its asyncio loop. ``framecast serve``
+gives its own loop (main thread) and uses :meth:`Server.astart`/:meth:`Server.astop`; a
+script's ``Server(...).start()`` runs the loop on a thread of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import logging
 import signal
+import ssl
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from framecast.config import Config, ConfigError, Mount, Settings, load_config, merge_cli
+from framecast.producer import MountSpec
+from framecast.streaminfo import StreamInfo
+from framecast.urls import http_url, rtsp_url
 
 log = logging.getLogger("framecast.server")
 
 
 @dataclass
 class MountState:
-    """A mount the RTSP server offers."""
+    """A mount the server offers (on RTSP, and over WebRTC when ``webrtc`` is set)."""
 
     mount: Mount
-    info: Any = None        # framecast.gst.probe.MediaInfo for file mounts
+    info: Any = None        # framecast.gst.probe.MediaInfo for file mounts (the one probe)
     factory: Any = None     # framecast.gst.rtsp.MountFactory
     stamp: Any = None       # framecast.filestamp.FileStamp of the file when probed
+    webrtc: MountSpec | None = None  # how the HTTP side makes its WebRTC producer
 
     @property
     def name(self) -> str:
@@ -40,20 +53,53 @@ class MountState:
         return self.factory.loop_count if self.factory is not None else 0
 
 
-class Server:
-    """An RTSP server for ``mounts`` with ``settings``; start() listens, stop() ends it.
+class HttpPortError(OSError):
+    """The HTTP side could not listen (one line: which port and why)."""
 
-    Without a ``bridge`` it makes its own GLib thread (handy in scripts and tests).
+
+class _LoopThread:
+    """An asyncio loop on a thread of its own: the HTTP side of a server started from sync code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="framecast-http", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self) -> _LoopThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class Server:
+    """RTSP and (unless ``settings.http`` is off) HTTP/WebRTC for ``mounts``.
+
+    ``start()``/``stop()`` from sync code; ``await astart()``/``astop()`` from asyncio (the
+    blocking work — probing files, binding — runs off the loop). Without a ``bridge`` it makes
+    its own GLib thread (and, with HTTP, its own asyncio loop thread).
     """
 
     def __init__(self, settings: Settings | None = None, mounts: tuple[Mount, ...] = (),
                  bridge: Any = None) -> None:
         from framecast.gst.rtsp import RtspServer, make_auth
-        from framecast.gst.runtime import GLibThread
+        from framecast.gst.runtime import Bridge, GLibThread
 
         self.settings = settings or Settings()
+        self._own_glib: Any = None
+        self._own_loop: _LoopThread | None = None
+        self._own_bridge: Any = None
+        if bridge is None and self.settings.http:
+            self._own_loop = _LoopThread().start()
+            bridge = self._own_bridge = Bridge(self._own_loop.loop)
         self.bridge = bridge
-        self._own_glib = None
         if bridge is not None:
             self.glib = bridge.glib
         else:
@@ -65,12 +111,13 @@ class Server:
         self.mounts: dict[str, MountState] = {}
         self.errors: dict[str, str] = {}     # mount -> one-line reason it is not served
         self.port: int | None = None
-        for m in mounts:
-            self.add_config_mount(m)
+        self.http: Any = None  # framecast.http.server.HttpServer while serving HTTP
+        self._pending = list(mounts)  # config mounts, probed by start()/astart()
 
     # -- mounts ---------------------------------------------------------------------------
     def add_config_mount(self, mount: Mount) -> MountState | None:
-        """Add a file or relay mount; a bad file is logged (one line) and skipped."""
+        """Add a file or relay mount; a bad file is logged (one line) and skipped. Blocks
+        while the file is probed (from asyncio: ``await asyncio.to_thread(...)``)."""
         from framecast.filestamp import FileStamp
         from framecast.gst.media import build_media_bin
         from framecast.gst.probe import MediaError, check_path, probe_file
@@ -80,12 +127,16 @@ class Server:
         if mount.file is not None:
             stamp = FileStamp.of(mount.file)  # before probing: a change during it is seen
             try:
-                info = probe_file(mount.file)
+                info = probe_file(mount.file)  # the mount's one probe (B-frames included)
             except MediaError as exc:
                 self.errors[mount.name] = str(exc)
                 log.error("/%s: %s", mount.name, exc)
                 return None
         state = MountState(mount, info, stamp=stamp)
+        if mount.source is not None:  # its camera's SDP (audio?) before its first client asks
+            from framecast.gst.relay import describe_soon
+
+            describe_soon(mount)
 
         def build() -> Any:
             if mount.file is not None:
@@ -110,45 +161,186 @@ class Server:
                 b.file_stamp = state.stamp  # the media ends if the file changes in place
             return b
 
-        state.factory = self.add_mount(mount.name, build)
         self.mounts[mount.name] = state
+        self._wire(state, build, self._config_spec(state, build))
         return state
 
-    def add_mount(self, name: str, bin_factory: Callable[[], Any], shared: bool = True) -> Any:
-        """Serve ``bin_factory()`` at /name: a Gst.Bin with payloaders ``pay0`` (``pay1``…).
+    def _config_spec(self, state: MountState, build: Callable[[], Any]) -> MountSpec:
+        """The WebRTC side of a file/relay mount: its RTSP bin minus payloaders, described by
+        the same probe."""
+        from framecast.gst.webrtc import producer_factory
+        from framecast.gst.webrtcsource import source_for_mount
+
+        source, info, status = source_for_mount(state.mount, state.info, build)
+        describe = None
+        if state.mount.source is not None:  # a relay's profile is learnt after start-up
+            from framecast.gst.webrtcsource import relay_stream_info
+
+            mount = state.mount
+            describe = lambda: relay_stream_info(mount)  # noqa: E731
+        return MountSpec(state.name, producer_factory(state.name, source, info,
+                                                      describe=describe), status=status)
+
+    def add_mount(self, name: str, bin_factory: Callable[[], Any], shared: bool = True,
+                  stream: StreamInfo | None = None) -> Any:
+        """Serve ``bin_factory()`` at /name: a Gst.Bin with payloaders ``pay0`` (``pay1``…),
+        on RTSP and over WebRTC. ``stream`` says what ``pay0`` carries (default: H.264 of an
+        unknown profile, which WebRTC transcodes once); a constrained-baseline stream passes.
 
         Called on the GLib thread when a client asks for the media (once while shared). A
         :class:`framecast.gst.media.MediaBin` with a ``looper`` loops; any other bin plays as is.
         """
-        factory = self.glib.call_sync(self.rtsp.add, name, bin_factory, shared)
-        if name not in self.mounts:
-            self.mounts[name] = MountState(Mount(name=name), None, factory)
-        else:
-            self.mounts[name].factory = factory
+        from framecast.gst.webrtc import producer_factory
+        from framecast.gst.webrtcsource import bin_source
+
+        state = self.mounts.get(name) or MountState(Mount(name=name))
+        self.mounts[name] = state
+        info = stream or StreamInfo("h264", None)
+        spec = MountSpec(name, producer_factory(name, bin_source(bin_factory), info))
+        self._wire(state, bin_factory, spec, shared)
+        return state.factory
+
+    def _wire(self, state: MountState, bin_factory: Callable[[], Any], spec: MountSpec,
+              shared: bool = True) -> None:
+        """The one place a mount meets its outputs: RTSP now, HTTP/WebRTC if it is serving."""
+        state.factory = self.glib.call_sync(self.rtsp.add, state.name, bin_factory, shared)
+        state.webrtc = spec
         if self.port is not None:
-            log.info("serving %s", self.rtsp_url(name))
-        return factory
+            log.info("serving %s", self.rtsp_url(state.name))
+        if self.http is not None:
+            self._on_loop(self.http.add_mount(self._http_spec(state)))
 
     def remove_mount(self, name: str) -> None:
+        """Stop serving ``name`` everywhere (WebRTC viewers get endSession)."""
         self.glib.call_sync(self.rtsp.remove, name)
         self.mounts.pop(name, None)
+        if self.http is not None:
+            self._on_loop(self.http.remove_mount(name))
+
+    def _http_spec(self, state: MountState) -> MountSpec:
+        assert state.webrtc is not None
+        return replace(state.webrtc, rtsp_url=self.rtsp_url(state.name))
+
+    def _on_loop(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+        """Run ``coro`` on the HTTP side's loop: waited for from another thread (so a mount is
+        listed when the call returns), scheduled when already on that loop."""
+        loop = self.bridge.aio
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is loop:
+            task = running.create_task(coro)
+            task.add_done_callback(_log_failure)
+            return task
+        if self.glib.in_thread:  # the coroutine needs this thread (bridge.run): do not wait
+            asyncio.run_coroutine_threadsafe(coro, loop).add_done_callback(_log_failure)
+            return None
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+        except concurrent.futures.TimeoutError:
+            log.error("HTTP side did not answer in %.0f s", timeout)
+            return None
 
     # -- life -----------------------------------------------------------------------------
-    def start(self) -> Server:
-        """Listen; raises :class:`framecast.gst.rtsp.PortInUse`."""
+    def _add_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for m in pending:
+            self.add_config_mount(m)
+
+    def _listen_rtsp(self) -> None:
         from framecast.gst.rtsp import raise_fd_limit
 
         raise_fd_limit()
         self.port = self.glib.call_sync(self.rtsp.attach, self.glib.context)
+
+    def start(self) -> Server:
+        """Probe the mounts and listen; raises :class:`framecast.gst.rtsp.PortInUse` (RTSP) or
+        :class:`HttpPortError`. From asyncio code use ``await astart()``."""
+        self._add_pending()
+        self._listen_rtsp()
+        if self.settings.http:
+            try:
+                self._on_loop(self._start_http())
+            except BaseException:
+                self.stop()
+                raise
         return self
 
+    async def astart(self) -> Server:
+        """:meth:`start` without blocking the running loop (which must be the bridge's)."""
+        await asyncio.to_thread(self._add_pending)
+        await asyncio.to_thread(self._listen_rtsp)
+        if self.settings.http:
+            await self._start_http()
+        return self
+
+    async def _start_http(self) -> None:
+        from framecast.http.server import HttpLimits, HttpServer
+
+        s = self.settings
+        ctx = None
+        if s.tls:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))  # both set: s.tls
+        idle = s.webrtc_idle_stop if s.webrtc_idle_stop >= 0 else None
+        specs = [self._http_spec(st) for st in self.mounts.values() if st.webrtc is not None]
+        http = HttpServer(self.bridge, specs, host=s.bind, port=s.http_port,
+                          users={u.name: u.password for u in s.users}, ssl_context=ctx,
+                          idle_stop=idle, limits=HttpLimits.of(s))
+        try:
+            await http.start()
+        except OSError as exc:
+            await http.stop()
+            raise HttpPortError(f"HTTP port {s.http_port}: {exc.strerror or exc} "
+                                "(choose another HTTP port, or turn HTTP off)") from None
+        except BaseException:
+            await http.stop()
+            raise
+        self.http = http
+
+    @property
+    def http_port(self) -> int | None:
+        return self.http.port if self.http is not None else None
+
+    @property
+    def http_url(self) -> str | None:
+        """The viewer's URL (None without HTTP)."""
+        if self.http is None:
+            return None
+        return http_url(self.settings.bind, self.http.port, self.settings.tls)
+
     def stop(self) -> None:
+        if self.http is not None:
+            http, self.http = self.http, None
+            try:
+                self._on_loop(http.stop())
+            except Exception as exc:  # stopping must not raise over a stuck client
+                log.debug("http stop: %s", exc)
+        self._stop_rtsp()
+
+    async def astop(self) -> None:
+        if self.http is not None:
+            http, self.http = self.http, None
+            try:
+                await http.stop()
+            except Exception as exc:
+                log.debug("http stop: %s", exc)
+        await asyncio.to_thread(self._stop_rtsp)
+
+    def _stop_rtsp(self) -> None:
         if self.port is not None:
             try:
                 self.glib.call_sync(self.rtsp.detach, timeout=10)
             except Exception as exc:  # stopping must not raise over a stuck client
                 log.debug("detach: %s", exc)
             self.port = None
+        if self._own_bridge is not None:
+            self._own_bridge.close()
+            self._own_bridge = None
+        if self._own_loop is not None:
+            self._own_loop.stop()
+            self._own_loop = None
         if self._own_glib is not None:
             self._own_glib.stop()
             self._own_glib = None
@@ -164,13 +356,13 @@ class Server:
         return "rtsps" if self.settings.tls else "rtsp"
 
     def rtsp_url(self, mount: str) -> str:
-        host = self.settings.bind
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
         port = self.port if self.port is not None else self.settings.rtsp_port
-        return f"{self.scheme}://{host}:{port}/{mount}"
+        return rtsp_url(self.settings.bind, port, mount, self.settings.tls)
+
+
+def _log_failure(task: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("HTTP side: %s", exc)
 
 
 def _failing_bin(b: Any) -> Any:
@@ -221,53 +413,29 @@ async def _serve(config: Config) -> int:
 
     bridge = Bridge(asyncio.get_running_loop())
     server = None
-    http = None
     try:
         server = Server(config.settings, config.mounts, bridge)
-        if not server.mounts:
-            print("framecast: error: no usable mount (see the errors above)", file=sys.stderr)
-            return 1
         try:
-            server.start()
+            await server.astart()
         except PortInUse as exc:
             print(f"framecast: error: {exc}", file=sys.stderr)
             return 1
+        except HttpPortError as exc:  # --no-http skips it
+            print(f"framecast: error: {exc}", file=sys.stderr)
+            return 1
+        if not server.mounts:
+            print("framecast: error: no usable mount (see the errors above)", file=sys.stderr)
+            return 1
         for name in server.mounts:
             print(server.rtsp_url(name), flush=True)
-        settings = replace(config.settings, rtsp_port=server.port or config.settings.rtsp_port)
-
-        # -- HTTP / WebRTC (viewer, signalling, WHEP, /api): skipped with --no-http --------
-        if settings.http:
-            try:
-                http = await _start_http(bridge, server, settings)
-            except OSError as exc:
-                print(f"framecast: error: HTTP port {settings.http_port}: {exc.strerror or exc}",
-                      file=sys.stderr)
-                return 1
-
         log.info("ready (Ctrl-C stops)")
         await _wait_for_stop()
         log.info("stopping")
         return 0
     finally:
-        if http is not None:
-            try:
-                await http.stop()
-            except Exception as exc:
-                log.debug("http stop: %s", exc)
         if server is not None:
-            server.stop()
+            await server.astop()
         bridge.close()
-
-
-async def _start_http(bridge: Any, server: Server, settings: Settings) -> Any:
-    """Start the HTTP/WebRTC side (framecast.http.server.start_http) for the served mounts."""
-    try:
-        from framecast.http.server import start_http
-    except ImportError:
-        return None
-    mounts = [s.mount for s in server.mounts.values() if s.mount.file or s.mount.source]
-    return await start_http(bridge, mounts, settings)
 
 
 async def _wait_for_stop() -> None:

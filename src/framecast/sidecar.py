@@ -18,11 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from framecast.errors import SidecarError as SidecarError  # re-exported
+
 MAX_WARNINGS = 20  # per file: after that one summary line, so a broken file cannot flood logs
-
-
-class SidecarError(ValueError):
-    """The sidecar file cannot be used at all (missing, unreadable)."""
 
 
 @dataclass

@@ -28,8 +28,10 @@ def _require_netns() -> None:
         "tools/netns-run .venv/bin/python -m pytest tests/browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # per module: Playwright's sync API runs an asyncio loop on the main thread while it is
+    # open, and the other directories' tests (run after these) call asyncio.run()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b

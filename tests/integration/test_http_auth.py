@@ -7,10 +7,11 @@ import base64
 
 import aiohttp
 
-from framecast.gst import webrtc
+from framecast.gst import demosources, webrtc
 from framecast.gst.runtime import Bridge
+from framecast.http.auth import check_basic_auth
 from framecast.http.metrics import Registry
-from framecast.http.server import HttpServer, MountSpec, check_basic_auth
+from framecast.http.server import HttpServer
 
 
 def basic(name: str, password: str) -> dict[str, str]:
@@ -31,8 +32,8 @@ def test_check_basic_auth() -> None:
 def test_users_configured_refuse_wrong_credentials() -> None:
     async def main() -> None:
         bridge = Bridge(asyncio.get_running_loop())
-        source, info = webrtc.test_source(fps=30, stamp=False)
-        srv = HttpServer(bridge, [MountSpec("demo", source, info)], port=0,
+        source, info = demosources.test_source(fps=30, stamp=False)
+        srv = HttpServer(bridge, [webrtc.mount_spec("demo", source, info)], port=0,
                          metrics=Registry(), users={"ann": "s3cret"})
         await srv.start()
         try:

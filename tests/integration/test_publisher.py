@@ -190,7 +190,7 @@ class _Mounts:
 
     factory: Any = None
 
-    def add_mount(self, name: str, factory: Any, shared: bool = True) -> None:
+    def add_mount(self, name: str, factory: Any, shared: bool = True, stream: Any = None) -> None:
         self.factory = factory
 
     def remove_mount(self, name: str) -> None:

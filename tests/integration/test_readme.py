@@ -269,7 +269,7 @@ def test_publisher_example_serves_its_frames_and_boxes(monkeypatch: pytest.Monke
     from framecast.server import Server
 
     code = block_with("framecast.Publisher(", "python")
-    server = Server(Settings(rtsp_port=0)).start()
+    server = Server(Settings(rtsp_port=0, http=False)).start()
     real = framecast.Publisher
     made: list[Any] = []
 

@@ -103,7 +103,7 @@ def make_vfr_clip(path: Path, frames: int = 15) -> Path:
 @pytest.fixture(scope="module")
 def server(clips: dict[str, Path]):
     mounts = tuple(Mount(name=n, file=str(p)) for n, p in clips.items())
-    srv = Server(Settings(rtsp_port=0), mounts).start()
+    srv = Server(Settings(rtsp_port=0, http=False), mounts).start()
     assert not srv.errors
     yield srv
     srv.stop()

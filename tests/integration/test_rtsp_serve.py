@@ -218,7 +218,7 @@ def test_file_gone_at_request_time_costs_only_that_mount(media: dict[str, Path],
     caplog.set_level("INFO")
     doomed = shutil.copy(media["good"], tmp_path / "doomed.mp4")
     mounts = (Mount(name="doomed", file=str(doomed)), Mount(name="good", file=str(media["good"])))
-    with Server(Settings(rtsp_port=0), mounts) as srv:
+    with Server(Settings(rtsp_port=0, http=False), mounts) as srv:
         Path(doomed).unlink()  # known only when a client asks
         bad = subprocess.run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp",
                               srv.rtsp_url("doomed")], capture_output=True, text=True,
@@ -231,7 +231,8 @@ def test_file_gone_at_request_time_costs_only_that_mount(media: dict[str, Path],
 
 
 def test_client_vanishing_mid_stream_costs_nothing(media: dict[str, Path]) -> None:
-    with Server(Settings(rtsp_port=0), (Mount(name="good", file=str(media["good"])),)) as srv:
+    good = (Mount(name="good", file=str(media["good"])),)
+    with Server(Settings(rtsp_port=0, http=False), good) as srv:
         url = srv.rtsp_url("good")
         for transport in ("tcp", "udp"):
             p = subprocess.Popen(["ffmpeg", "-v", "error", "-rtsp_transport", transport, "-i",
@@ -247,7 +248,7 @@ def test_client_vanishing_mid_stream_costs_nothing(media: dict[str, Path]) -> No
 @pytest.mark.parametrize("method", ["basic", "digest"])
 def test_auth_accepts_good_and_refuses_bad_credentials(media: dict[str, Path],
                                                        method: str) -> None:
-    settings = Settings(rtsp_port=0, users=(User("alice", "s3cret"),), auth=method)
+    settings = Settings(rtsp_port=0, http=False, users=(User("alice", "s3cret"),), auth=method)
     with Server(settings, (Mount(name="cam", file=str(media["good"])),)) as srv:
         url = srv.rtsp_url("cam")
         # the challenge offers exactly the configured scheme
@@ -275,7 +276,7 @@ def test_tls_rtsps(media: dict[str, Path], tmp_path: Path) -> None:
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
                    check=True, capture_output=True)
-    settings = Settings(rtsp_port=0, tls_cert=str(cert), tls_key=str(key),
+    settings = Settings(rtsp_port=0, http=False, tls_cert=str(cert), tls_key=str(key),
                         users=(User("alice", "s3cret"),))
     with Server(settings, (Mount(name="cam", file=str(media["good"])),)) as srv:
         url = srv.rtsp_url("cam")
@@ -289,9 +290,10 @@ def test_tls_rtsps(media: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_relay_mount_passes_a_camera_through(media: dict[str, Path]) -> None:
-    with Server(Settings(rtsp_port=0), (Mount(name="cam", file=str(media["good"])),)) as cam:
+    cam_mount = (Mount(name="cam", file=str(media["good"])),)
+    with Server(Settings(rtsp_port=0, http=False), cam_mount) as cam:
         relay_mount = Mount(name="relay", source=cam.rtsp_url("cam"), stamps=False)
-        with Server(Settings(rtsp_port=0), (relay_mount,)) as relay:
+        with Server(Settings(rtsp_port=0, http=False), (relay_mount,)) as relay:
             factory = relay.mounts["relay"].factory
             packets = ffprobe_packets(relay.rtsp_url("relay"), 2.0)
             assert len(packets) > 30
@@ -310,7 +312,7 @@ def test_relay_mount_passes_a_camera_through(media: dict[str, Path]) -> None:
 
 def test_loop_off_plays_once_then_ends(media: dict[str, Path]) -> None:
     mount = Mount(name="once", file=str(media["good"]), loop=False)
-    with Server(Settings(rtsp_port=0), (mount,)) as srv:
+    with Server(Settings(rtsp_port=0, http=False), (mount,)) as srv:
         client = RtspsrcClient(srv.rtsp_url("once")).run_for(FRAMES / 30 + 2.0)
         client.stop()
     assert client.errors == ["EOS"]

@@ -20,11 +20,17 @@ from framecast.gst.runtime import Bridge, init_gst
 init_gst()
 from gi.repository import Gst, GstSdp, GstWebRTC  # noqa: E402
 
-from framecast.gst import webrtc  # noqa: E402
+from framecast.gst import (
+    demosources,  # noqa: E402
+    webrtc,  # noqa: E402
+)
+from framecast.gst.webrtcsource import bin_source, file_source  # noqa: E402
 from framecast.gst.whep_client import make_webrtc_source  # noqa: E402
 from framecast.http.metrics import Registry  # noqa: E402
-from framecast.http.server import HttpServer, MountSpec  # noqa: E402
+from framecast.http.server import HttpServer  # noqa: E402
 from framecast.pixelindex import read_index  # noqa: E402
+from framecast.producer import MountSpec  # noqa: E402
+from framecast.streaminfo import StreamInfo  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,8 +53,8 @@ async def serving(*specs: MountSpec, idle_stop: float | None = 5.0,
 
 
 def demo(fps: int = 30, stamp: bool = True) -> MountSpec:
-    source, info = webrtc.test_source(fps=fps, stamp=stamp)
-    return MountSpec("demo", source, info, rtsp_url="rtsp://127.0.0.1:1/demo")
+    source, info = demosources.test_source(fps=fps, stamp=stamp)
+    return webrtc.mount_spec("demo", source, info, rtsp_url="rtsp://127.0.0.1:1/demo")
 
 
 class Received:
@@ -376,33 +382,6 @@ def test_signalling_session_where_the_consumer_offers() -> None:
     run(main())
 
 
-def test_payload_choice_and_candidates_in_answers() -> None:
-    offer = ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102 108 116\r\n"
-             "a=rtpmap:102 H264/90000\r\n"
-             "a=fmtp:102 packetization-mode=1;profile-level-id=42001f\r\n"
-             "a=rtpmap:108 H264/90000\r\n"
-             "a=fmtp:108 packetization-mode=1;profile-level-id=42e01f\r\n"
-             "a=rtpmap:116 H264/90000\r\n"
-             "a=fmtp:116 level-asymmetry-allowed=1;packetization-mode=1;"
-             "profile-level-id=4d001f\r\n")
-    assert webrtc.choose_h264_payload(offer, "42e01e") == (108, "42e01f")
-    assert webrtc.choose_h264_payload(offer, "4d0028") == (116, "4d001f")
-    with pytest.raises(webrtc.WebRTCError, match="profile-level-id 640028"):
-        webrtc.choose_h264_payload(offer, "640028")
-    no_plid = ("v=0\r\nm=video 9 X 96\r\na=rtpmap:96 H264/90000\r\n"
-               "a=fmtp:96 packetization-mode=1\r\n")
-    assert webrtc.choose_h264_payload(no_plid, "4d0028") == (96, "4d0028")
-    mode0 = no_plid.replace("packetization-mode=1", "packetization-mode=0")
-    with pytest.raises(webrtc.WebRTCError):
-        webrtc.choose_h264_payload(mode0, "42e01f")
-    sdp = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\nm=audio 9 X 111\r\na=mid:1\r\n"
-    out = webrtc._with_candidates(sdp, [(0, "candidate:1 1 UDP 1 10.0.0.1 5 typ host")])
-    assert out.split("\r\n")[3] == "a=candidate:1 1 UDP 1 10.0.0.1 5 typ host"
-    assert webrtc._with_candidates(out, [(0, "other")]) == out
-
-
-# -- WHEP ----------------------------------------------------------------------------------------
-
 def test_whep_round_trip_frames_carry_our_sei() -> None:
     async def main() -> None:
         async with serving(demo()) as (bridge, srv):
@@ -534,8 +513,8 @@ def test_high_profile_mount_is_transcoded_once_and_keeps_its_metadata() -> None:
     the index drawn in its pixels (the metadata followed its frame through decode/encode)."""
 
     async def main() -> None:
-        source, info = webrtc.index_source(fps=15, profile="high", bframes=2)
-        spec = MountSpec("high", source, info)
+        source, info = demosources.index_source(fps=15, profile="high", bframes=2)
+        spec = webrtc.mount_spec("high", source, info)
         async with serving(spec) as (bridge, srv):
             assert srv.mounts["high"].producer.transcoded
             got = Received()
@@ -570,12 +549,13 @@ def test_file_mount_loops_over_webrtc(tmp_path: Any, profile: str, bframes: int,
     h265 = profile == "h265"
     clip = make_clip(tmp_path / f"{profile}.mp4", frames=15, fps=15, gop=15, bframes=bframes,
                      codec="h265" if h265 else "h264", profile=None if h265 else profile)
-    source, info, status = webrtc.file_source(str(clip), profile)
+    source, info, status = file_source(str(clip), profile)
     assert info.codec == ("h265" if h265 else "h264")
     assert h265 or info.profile == profile
 
     async def main() -> None:
-        async with serving(MountSpec(profile, source, info, status=status)) as (bridge, srv):
+        spec = webrtc.mount_spec(profile, source, info, status=status)
+        async with serving(spec) as (bridge, srv):
             assert srv.mounts[profile].producer.transcoded == transcoded
             got = Received()
             src = make_webrtc_source(f"webrtc://127.0.0.1:{srv.port}/{profile}")
@@ -642,8 +622,8 @@ def test_mounts_added_and_removed_at_run_time() -> None:
     async def main() -> None:
         async with serving() as (bridge, srv), aiohttp.ClientSession() as s:
             ws, _me = await listener(s, srv.url)
-            info = webrtc.StreamInfo("h264", "constrained-baseline")
-            assert await srv.add_mount(MountSpec("app", webrtc.bin_source(rtsp_style_bin), info))
+            info = StreamInfo("h264", "constrained-baseline")
+            assert await srv.add_mount(webrtc.mount_spec("app", bin_source(rtsp_style_bin), info))
             added = await recv_type(ws, "peerStatusChanged")
             assert added["roles"] == ["producer"] and added["meta"]["name"] == "app"
             c = SignallingConsumer(bridge, ws)

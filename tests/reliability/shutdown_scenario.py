@@ -18,7 +18,7 @@ from framecast.server import Server  # noqa: E402
 
 def main(workdir: str, mounts: int) -> None:
     clip = make_clip(Path(workdir) / "s.mp4", frames=10, fps=30, width=160, height=120)
-    srv = Server(Settings(rtsp_port=0),
+    srv = Server(Settings(rtsp_port=0, http=False),
                  tuple(Mount(name=f"m{i}", file=str(clip)) for i in range(mounts))).start()
     raws = []
     for i in range(mounts):

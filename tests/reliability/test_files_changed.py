@@ -47,7 +47,9 @@ def served(tmp_path: Path, sources: tuple[Path, Path]) -> Iterator[tuple[Serve, 
 
 def _playing(server: Serve) -> RtspsrcClient:
     c = RtspsrcClient(server.url("clip")).start()
-    assert wait_until(lambda: len(c.video) >= 20, 15), "clip never played"
+    assert wait_until(lambda: len(c.video) >= 20, 15), \
+        f"clip never played: {len(c.video)} frames, errors {c.poll_errors()}\n" \
+        f"{server.log()[-3000:]}"
     return c
 
 

@@ -22,7 +22,7 @@ WINDOW = 2.0
 def server(tmp_path_factory: pytest.TempPathFactory):
     clip = make_clip(tmp_path_factory.mktemp("auth") / "a.mp4", frames=10, fps=30,
                      width=160, height=120)
-    settings = Settings(rtsp_port=0, users=(User("alice", "s3cret"),), auth="basic",
+    settings = Settings(rtsp_port=0, http=False, users=(User("alice", "s3cret"),), auth="basic",
                         auth_max_failures=3, auth_failure_window=WINDOW)
     srv = Server(settings, (Mount(name="a", file=str(clip)),)).start()
     yield srv

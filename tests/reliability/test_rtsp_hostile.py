@@ -22,7 +22,7 @@ from framecast.server import Server
 def server(tmp_path_factory: pytest.TempPathFactory):
     clip = make_clip(tmp_path_factory.mktemp("hostile") / "small.mp4", frames=20, fps=30,
                      bframes=2, gop=10)
-    srv = Server(Settings(rtsp_port=0), (Mount(name="small", file=str(clip)),
+    srv = Server(Settings(rtsp_port=0, http=False), (Mount(name="small", file=str(clip)),
                                          Mount(name="other", file=str(clip)))).start()
     yield srv
     srv.stop()
@@ -269,7 +269,7 @@ def test_bad_transport_header_is_one_bounded_line(server: Server,
     import logging
 
     import framecast.gst.rtsp as rtsp_mod
-    from framecast.logbound import RateLimiter
+    from framecast.logs import RateLimiter
 
     rtsp_mod._gst_warnings = RateLimiter(burst=5, interval_s=10.0)  # the fuzzer's used up
     caplog.set_level(logging.INFO, logger="framecast")

@@ -40,7 +40,7 @@ def _rss_mb() -> float:
 def server(tmp_path_factory: pytest.TempPathFactory):
     clip = make_clip(tmp_path_factory.mktemp("starts") / "tiny.mp4", frames=10, fps=30,
                      width=160, height=120, gop=10)
-    srv = Server(Settings(rtsp_port=0), (Mount(name="tiny", file=str(clip)),)).start()
+    srv = Server(Settings(rtsp_port=0, http=False), (Mount(name="tiny", file=str(clip)),)).start()
     yield srv
     srv.stop()
 

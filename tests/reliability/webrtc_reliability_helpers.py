@@ -318,21 +318,23 @@ async def _serve(spec: dict[str, Any]) -> None:
 
     from framecast.config import Mount, Settings, User
     from framecast.gst import webrtc
+    from framecast.gst.demosources import test_source
     from framecast.gst.runtime import Bridge
-    from framecast.http.server import MountSpec, start_http
+    from framecast.server import Server
 
-    kw = {"http_port": 0, **spec["settings"]}
+    kw = {"http_port": 0, "rtsp_port": 0, **spec["settings"]}
     kw["users"] = tuple(User(n, pw) for n, pw in kw.get("users", {}).items())
     settings = Settings(**kw)
-    source, info = webrtc.test_source(fps=spec["fps"], stamp=False)
+    source, info = test_source(fps=spec["fps"], stamp=False)
     bridge = Bridge(asyncio.get_running_loop())
-    relays = [Mount(name=n, source=url) for n, url in spec["relays"].items()]
-    srv = await start_http(bridge, [MountSpec("demo", source, info), *relays], settings)
-    print(f"PORT {srv.port}", flush=True)
+    relays = tuple(Mount(name=n, source=url) for n, url in spec["relays"].items())
+    srv = await Server(settings, relays, bridge).astart()
+    await srv.http.add_mount(webrtc.mount_spec("demo", source, info))
+    print(f"PORT {srv.http_port}", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    await srv.stop()
+    await srv.astop()
     bridge.close()
 
 

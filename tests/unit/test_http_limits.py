@@ -1,4 +1,4 @@
-"""Pure helpers of the HTTP side: pending-viewer admission/expiry and the rate-limited log."""
+"""Pure helpers of the HTTP side: pending-viewer admission/expiry, the accept guard."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 import pytest
 
 from framecast.http.pending import PendingViewers
-from framecast.http.ratelog import RateLimitedLog, bounded
 
 
 class Clock:
@@ -50,34 +49,6 @@ def test_pending_expire_after_timeout() -> None:
     assert pv.expired() == [] and len(pv) == 0
 
 
-def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
-    rl = RateLimitedLog(logging.getLogger("t"), interval=10, clock=clock)
-    with caplog.at_level(logging.INFO, "t"):
-        assert rl.log(logging.WARNING, "k", "bad from %s", "x")
-        for _ in range(500):
-            assert not rl.log(logging.WARNING, "k", "bad from %s", "x")
-        assert rl.log(logging.WARNING, "other", "other")
-        clock.t += 10
-        assert rl.log(logging.WARNING, "k", "bad from %s", "y")
-    assert [r.getMessage() for r in caplog.records] == [
-        "bad from x", "other", "bad from y (500 more like it in the last 10 s)"]
-
-
-def test_rate_limited_log_forgets_old_keys() -> None:
-    rl = RateLimitedLog(logging.getLogger("t"), interval=10, clock=Clock())
-    for i in range(5000):
-        rl.log(logging.DEBUG, f"peer{i}", "x")
-    assert len(rl._next) <= 1024
-
-
-def test_bounded_text() -> None:
-    assert bounded("abc") == "abc"
-    assert bounded("a\r\nb\x1b[31m") == "a??b?[31m"
-    long = bounded("x" * 20_000, 80)
-    assert len(long) == 80 and long.endswith("…")
-
-
 def test_listener_refuses_when_out_of_fds(caplog: pytest.LogCaptureFixture) -> None:
     """EMFILE from accept(): the waiting connection is accepted with the spare fd and closed,
     asyncio sees "nothing to accept", and one line is logged however often it happens."""
@@ -99,7 +70,7 @@ def test_listener_refuses_when_out_of_fds(caplog: pytest.LogCaptureFixture) -> N
     sock = OutOfFds(fileno=srv.detach())
     sock.reserve()
     port = sock.getsockname()[1]
-    listener._ratelog._next.clear()
+    listener._ratelog.limiter.clear()
     clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
     try:
         with caplog.at_level(logging.WARNING, "framecast.http"):

@@ -3,10 +3,21 @@ reconnections (pure, no GStreamer)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from framecast.relaypolicy import Backoff, Outage, TimeMapper, public_url
+from framecast import sei
+from framecast.relaypolicy import (
+    PARAMETER_SETS,
+    Backoff,
+    Outage,
+    TimeMapper,
+    public_url,
+    single_parameter_sets,
+)
 
 MS = 1_000_000
 
@@ -115,3 +126,52 @@ def test_pts_only_b_frames_get_a_monotonic_dts() -> None:
     assert all(d is not None for d in dts)
     assert dts == sorted(dts)
     assert all(d <= p for p, d in out if p is not None and d is not None)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+def test_single_parameter_sets(codec: str) -> None:
+    """The depayloader's copy of the SDP's sets before the AUD goes; the parser's stays."""
+    au = (FIXTURES / f"{codec}_idr.bin").read_bytes()
+    nals = sei.split_annexb(au)
+    sets = [n for n in nals if sei.nal_type(n, codec) in PARAMETER_SETS[codec]]
+    aud = b"\x09\xf0" if codec == "h264" else b"\x46\x01\x10"
+    doubled = sei.join_annexb([*sets, aud, *nals])
+    once = single_parameter_sets(doubled, codec)
+    assert sei.split_annexb(once) == [aud, *nals]
+    assert single_parameter_sets(au, codec) is au  # nothing repeated: unchanged
+    assert single_parameter_sets(b"\x00\x00\x01", codec) == b"\x00\x00\x01"
+
+
+def test_clock_drift_is_followed_without_moving_frames() -> None:
+    """The camera's clock runs 0.1 % slow (its frames come later and later by ours), with
+    arrival delays of up to 15 ms on top: the served PTS keep within ~tolerance of ``now``
+    while the spacing between frames moves by at most ``slew`` (never a frame's order)."""
+    frame, m = 33_333_333, TimeMapper()
+    out, lags = [], []
+    for i in range(3000):  # 100 s
+        arrival = i * frame * 1001 // 1000 + (i * 7919 % 16) * MS
+        pts, _ = m.map(i * frame, None, 10_000 * MS + arrival)
+        assert pts is not None
+        out.append(pts)
+        lags.append(10_000 * MS + arrival - pts)
+    steps = [b - a for a, b in zip(out, out[1:], strict=False)]
+    assert all(abs(s - frame) <= m.slew for s in steps)
+    assert max(lags[-600:]) <= 40 * MS  # uncorrected: 80-100 ms behind by then
+
+
+def test_exact_camera_clock_is_left_alone() -> None:
+    frame, m = 33_333_333, TimeMapper()
+    out = [m.map(i * frame, None, 5_000 * MS + i * frame + (i % 5) * MS)[0] for i in range(600)]
+    assert out == [5_000 * MS + i * frame for i in range(600)]
+
+
+def test_camera_clock_jump_ahead_reanchors() -> None:
+    frame, m = 33_333_333, TimeMapper()
+    for i in range(100):
+        m.map(i * frame, None, i * frame)
+    for i in range(100, 300):  # the camera's clock jumped 30 s ahead; ours did not
+        pts, _ = m.map(30_000 * MS + i * frame, None, i * frame)
+    assert pts is not None and pts < 12_000 * MS  # back near now, not 30 s in the future

@@ -4,7 +4,8 @@
 // under the picture, where it hides no box.
 type Metadata = Record<string, unknown>;
 
-const STAMPS = new Set(["seq", "loop", "pts_ns", "wallclock_ns", "boxes"]);
+// hops: the relays' own stamps (the top-level wallclock_ns is the origin's, so latency is true)
+const STAMPS = new Set(["seq", "loop", "pts_ns", "wallclock_ns", "boxes", "hops"]);
 
 /** A box as drawn, in video pixels. */
 export type Box = [number, number, number, number, string];

@@ -12,10 +12,14 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import CODECS, encoder_recipe, video_codec
+from framecast.errors import ClipError
+from framecast.gst.plumbing import error_text, wait_bus
 from framecast.gst.runtime import init_gst
 from framecast.pixelindex import DEMO_PERIOD, demo_objects, render_demo_frame, render_frame
 
@@ -25,26 +29,12 @@ CONTAINERS = {"mp4": "mp4mux", "mov": "qtmux", "mkv": "matroskamux", "webm": "we
 AUDIO_RATE = 48000
 
 
-class ClipError(RuntimeError):
-    """Making a clip failed (encoder/muxer error)."""
-
-
 def _video_encoder(codec: str, container: str, bframes: int, gop: int, profile: str | None,
                    slices: int = 0) -> str:
-    if codec == "h264":
-        prof = f",profile={profile}" if profile else ""
-        fmt = "byte-stream" if container == "ts" else "avc"
-        sl = f"option-string=slices={slices} " if slices > 1 else ""
-        return (f"x264enc speed-preset=veryfast key-int-max={gop} bframes={bframes} {sl}"
-                f"b-adapt=false byte-stream={'true' if fmt == 'byte-stream' else 'false'} "
-                f"! video/x-h264{prof} ! h264parse ! video/x-h264,stream-format={fmt}")
-    if codec == "h265":
-        fmt = "byte-stream" if container == "ts" else "hvc1"
-        opts = f"bframes={bframes}:b-adapt=0:keyint={gop}:min-keyint={gop}:scenecut=0"
-        if slices > 1:
-            opts += f":slices={slices}"
-        return (f"x265enc speed-preset=veryfast key-int-max={gop} option-string={opts} "
-                f"! h265parse ! video/x-h265,stream-format={fmt}")
+    if codec in CODECS:
+        fmt = "byte-stream" if container == "ts" else video_codec(codec).mp4_format
+        return encoder_recipe(codec, gop=gop, live=False, bframes=bframes, slices=slices,
+                              profile=profile if codec == "h264" else None, stream_format=fmt)
     if codec == "vp9":
         return f"vp9enc deadline=1 keyframe-max-dist={gop}"
     if codec == "mjpeg":
@@ -96,13 +86,11 @@ def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: s
             if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
                 break
         src.emit("end-of-stream")
-        bus = pipeline.get_bus()
-        msg = bus.timed_pop_filtered(60 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+        msg = wait_bus(pipeline.get_bus(), 60 * Gst.SECOND)
         if msg is None:
             raise ClipError(f"{path}: timed out writing the clip")
         if msg.type == Gst.MessageType.ERROR:
-            err, _ = msg.parse_error()
-            raise ClipError(f"{path}: {err.message}")
+            raise ClipError(f"{path}: {error_text(msg)}")
     finally:
         pipeline.set_state(Gst.State.NULL)
     return path
@@ -125,8 +113,8 @@ def demo_clip(variant: str = "demo") -> Path:
     WebRTC side must transcode. Both: 10 s at 30 fps with AAC audio, a ball and a block moving
     (:func:`framecast.pixelindex.render_demo_frame`); :func:`demo_sidecar` has their boxes.
     """
-    opts = {"demo": {"profile": "main", "bframes": 0},
-            "demo-high": {"profile": "high", "bframes": 2}}[variant]
+    opts: dict[str, Any] = {"demo": {"profile": "main", "bframes": 0},
+                             "demo-high": {"profile": "high", "bframes": 2}}[variant]
     path = cache_dir() / f"{variant}-v{DEMO_VERSION}.mp4"
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.part.mp4")

@@ -25,7 +25,12 @@ def close_media_clients(server: GstRtspServer.RTSPServer, media: Any) -> int:
     def on_client(_server: Any, client: Any, *_a: Any) -> Any:
         def on_session(_client: Any, session: Any, *_b: Any) -> Any:
             medias: list[Any] = []
-            session.filter(lambda _s, sm, *_c: medias.append(sm.get_media()) or keep)
+
+            def collect(_s: Any, sm: Any, *_c: Any) -> Any:
+                medias.append(sm.get_media())
+                return keep
+
+            session.filter(collect)
             if any(m == media for m in medias) and client not in closing:
                 closing.append(client)
             return keep

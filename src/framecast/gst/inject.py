@@ -35,6 +35,7 @@ from framecast import metadata as md
 from framecast import sei
 from framecast.gst.element import AccessUnitElement
 from framecast.gst.runtime import init_gst
+from framecast.hops import with_hop
 
 init_gst()  # the pad templates below need an initialised Gst
 log = logging.getLogger("framecast.inject")
@@ -278,6 +279,7 @@ class FramecastInject(AccessUnitElement, Gst.Element):
         self._segment = Gst.Segment()
         self._segment.init(Gst.Format.TIME)
         self._warn = _Warner(self.get_name() or ELEMENT_NAME)
+        self.hop: str | None = None  # relays: their mount; an origin's stamps stay (hops.py)
         self.frames = 0  # access units given SEI (for tests and stats)
         self.buffers = 0  # access units seen
 
@@ -504,7 +506,8 @@ class FramecastInject(AccessUnitElement, Gst.Element):
         stamps = (md.stamps(seq, loop, running if running >= 0 else pts, time.time_ns())
                   if self.stamps else {})
         try:
-            payload = md.encode_metadata({**user, **stamps}, fmt=self.fmt, limit=self.limit)
+            payload = md.encode_metadata(with_hop(user, stamps, self.hop), fmt=self.fmt,
+                                         limit=self.limit)
         except (md.MetadataError, TypeError, ValueError, OverflowError) as exc:
             kind = "too large" if isinstance(exc, md.MetadataTooLarge) else "not serialisable"
             self._warn(kind, f"metadata of frame seq {seq} (pts {pts / 1e9:.3f} s) {kind}, "

@@ -53,11 +53,13 @@ def _chain(b: Gst.Bin, elements: list[Gst.Element]) -> None:
             raise RuntimeError(f"cannot link {a.get_name()} to {z.get_name()}")
 
 
-def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str) -> Gst.Element:
-    """parse ! [filter] ! pay0, added to ``b``; returns the parser (the branch's sink)."""
-    parser = "h264parse" if codec == "h264" else "h265parse"
-    parse = make_element(parser, "vparse", config_interval=-1)
-    chain = [parse]
+def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str,
+                parse: bool = True) -> Gst.Element:
+    """[parse !] [filter] ! pay0, added to ``b``; returns the branch's sink."""
+    chain = []
+    if parse:
+        parser = "h264parse" if codec == "h264" else "h265parse"
+        chain.append(make_element(parser, "vparse", config_interval=-1))
     flt = make_video_filter(mount, info, codec)
     if flt is not None:
         chain.append(flt)
@@ -70,15 +72,15 @@ def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str) -> Gst.Element:
     Gst.util_set_object_arg(pay, "aggregate-mode", "zero-latency")
     chain.append(pay)
     _chain(b, chain)
-    return parse
+    return chain[0]
 
 
 def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     """The bin for ``mount`` (a :class:`framecast.config.Mount`) probed as ``info``.
 
     File mounts: filesrc ! demux ! parse ! [filter] ! pay0 (+ audio parse ! pay1).
-    Relay mounts (``mount.source``): appsrc (fed by the mount's RelayHub) ! parse ! [filter] !
-    pay0.
+    Relay mounts (``mount.source``): appsrc (fed by the mount's RelayHub, parsed there) !
+    [filter] ! pay0 (+ the camera's audio: appsrc ! pay1).
     """
     name = getattr(mount, "name", "") or ""
     b = MediaBin(name)
@@ -86,14 +88,22 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     if getattr(mount, "source", None):
         # the camera is pulled by the mount's RelayHub (reconnects, outage grace); this
         # media only sees an appsrc that its frames come out of
-        from framecast.gst.relay import make_relay_source
+        from framecast.gst.relay import make_relay_audio_source, make_relay_source
 
         codec = getattr(mount, "codec", "h264")
         src, attach = make_relay_source(mount)
         b.add(src)
-        parse = _video_tail(b, mount, info, codec)
-        src.link(parse)
-        b.relay = attach(b)
+        # the hub's own parser already made the AUs (parameter sets before each keyframe): a
+        # second one here put them twice into the first keyframe and moved B-frames' PTS
+        head = _video_tail(b, mount, info, codec, parse=False)
+        src.link(head)
+        audio = make_relay_audio_source(mount)  # the camera's audio, parsed by the hub too
+        if audio is not None:
+            # clients that set up the video only leave pay1's stream unlinked: a demuxer
+            # shrugs that off, an appsrc fails the whole media on it (not-linked); tee does not
+            _chain(b, [audio[0], make_element("tee", "atee", allow_not_linked=True),
+                       make_element(AUDIO[audio[1]][1], "pay1", pt=AUDIO_PT)])
+        b.relay = attach(b, audio[0] if audio is not None else None)
         return b
 
     if info is None:

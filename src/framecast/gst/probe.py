@@ -15,8 +15,20 @@ from pathlib import Path
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import CODECS
+from framecast.errors import (
+    CorruptMedia,
+    MediaError,
+    MediaNotFound,
+    MediaUnreadable,
+    NoVideo,
+    UnsupportedMedia,
+)
+from framecast.gst.element import make_element
+from framecast.gst.plumbing import add_chain, drain, wait_bus
 from framecast.gst.runtime import init_gst
 from framecast.isobmff import mfra_offset
+from framecast.sei import Codec
 
 log = logging.getLogger("framecast.probe")
 
@@ -31,8 +43,8 @@ CONTAINERS = {
     "video/mpegts": ("ts", "tsdemux"),
 }
 DEMUXERS = {"mp4": "qtdemux", "mkv": "matroskademux", "ts": "tsdemux"}
-PARSERS = {"h264": "h264parse", "h265": "h265parse"}
-VIDEO_CODECS = {"video/x-h264": "h264", "video/x-h265": "h265"}
+PARSERS = {c.name: c.parser for c in CODECS.values()}
+VIDEO_CODECS = {c.caps: c.name for c in CODECS.values()}
 AUDIO_CODECS = {"audio/mpeg": "aac", "audio/x-opus": "opus"}
 # names for the codecs we refuse, so the error says what the file holds
 OTHER_VIDEO = {"video/x-vp9": "VP9", "video/x-vp8": "VP8", "image/jpeg": "MJPEG",
@@ -41,35 +53,11 @@ OTHER_VIDEO = {"video/x-vp9": "VP9", "video/x-vp8": "VP8", "image/jpeg": "MJPEG"
 PROBE_TIMEOUT_S = 60.0
 
 
-class MediaError(Exception):
-    """A file cannot be served; ``str()`` is one line naming the file and the reason."""
-
-
-class MediaNotFound(MediaError, FileNotFoundError):
-    pass
-
-
-class MediaUnreadable(MediaError, PermissionError):
-    pass
-
-
-class CorruptMedia(MediaError):
-    """Truncated, corrupt or not a media file at all."""
-
-
-class NoVideo(MediaError):
-    pass
-
-
-class UnsupportedMedia(MediaError):
-    """A readable file whose container or video codec framecast does not serve."""
-
-
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
     container: str                 # mp4 | mkv | ts
-    video_codec: str               # h264 | h265
+    video_codec: Codec
     profile: str | None
     width: int
     height: int
@@ -205,7 +193,7 @@ class _Probe:
         self.error: MediaError | None = None
         self.container: str | None = None
         self.video_caps: Gst.Caps | None = None
-        self.video_codec: str | None = None
+        self.video_codec: Codec | None = None
         self.audio_codec: str | None = None
         self.dropped_audio: str | None = None
         self.pts: list[int] = []
@@ -225,12 +213,8 @@ class _Probe:
                 self.error = exc
 
     def run(self) -> MediaInfo:
-        src = Gst.ElementFactory.make("filesrc")
-        src.set_property("location", str(self.path))
-        tf = Gst.ElementFactory.make("typefind")
-        self.pipeline.add(src)
-        self.pipeline.add(tf)
-        src.link(tf)
+        tf = make_element("typefind")
+        add_chain(self.pipeline, [make_element("filesrc", location=str(self.path)), tf])
         tf.connect("have-type", self._on_type)
         bus = self.pipeline.get_bus()
         self.pipeline.set_state(Gst.State.PLAYING)
@@ -238,9 +222,7 @@ class _Probe:
             deadline = Gst.util_get_timestamp() + int(PROBE_TIMEOUT_S * Gst.SECOND)
             while True:
                 left = max(0, deadline - Gst.util_get_timestamp())
-                msg = bus.timed_pop_filtered(
-                    min(left, Gst.SECOND // 10),
-                    Gst.MessageType.EOS | Gst.MessageType.ERROR)
+                msg = wait_bus(bus, min(left, Gst.SECOND // 10))
                 if self.error is not None:
                     raise self.error
                 if msg is None:
@@ -288,12 +270,6 @@ class _Probe:
         tf.link(demux)
         demux.sync_state_with_parent()
 
-    def _sink(self) -> Gst.Element:
-        sink = Gst.ElementFactory.make("fakesink")
-        sink.set_property("sync", False)
-        sink.set_property("async", False)
-        return sink
-
     def _count(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         name = pad.get_name()
         self.pad_buffers[name] = self.pad_buffers.get(name, 0) + 1
@@ -315,31 +291,25 @@ class _Probe:
             if self.video_codec is not None:
                 return  # only the first video stream is served
             self.video_codec = codec
-            parse = Gst.ElementFactory.make(PARSERS[codec])
-            sink = self._sink()
-            for el in (parse, sink):
-                self.pipeline.add(el)
-            parse.link(sink)
+            parse = make_element(PARSERS[codec])
+            sink = make_element("fakesink", sync=False)
+            sink.set_property("async", False)
             parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
-            for el in (sink, parse):
-                el.sync_state_with_parent()
+            add_chain(self.pipeline, [parse, sink], start=True)
             pad.link(parse.get_static_pad("sink"))
             # the container's own durations (the parser rewrites them from the average rate)
             pad.add_probe(Gst.PadProbeType.BUFFER, self._on_demuxed)
             return
         if cname.startswith("audio/") and self.audio_codec is None:
-            codec = AUDIO_CODECS.get(cname)
+            acodec = AUDIO_CODECS.get(cname)
             if cname == "audio/mpeg" and s.get_value("mpegversion") not in (2, 4):
-                codec = None
-            if codec is None:
+                acodec = None
+            if acodec is None:
                 self.dropped_audio = cname
                 return
-            self.audio_codec = codec
+            self.audio_codec = acodec
         # audio and anything else: drain it so the demuxer never sees not-linked
-        sink = self._sink()
-        self.pipeline.add(sink)
-        sink.sync_state_with_parent()
-        pad.link(sink.get_static_pad("sink"))
+        drain(self.pipeline, pad)
 
     def _on_no_more_pads(self, _demux: Gst.Element) -> None:
         if self.video_codec is None and self.error is None:

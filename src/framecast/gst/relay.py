@@ -31,15 +31,21 @@ from typing import Any
 from gi.repository import GLib, Gst  # noqa: I001 - after runtime's gi.require_version
 
 from framecast.gst.element import make_element
-from framecast.gst.media import DEPAYLOADERS
-from framecast.relaypolicy import Backoff, Outage, TimeMapper
+from framecast.gst.media import AUDIO, DEPAYLOADERS
+from framecast.hops import take_origin
+from framecast.relaypolicy import Backoff, Outage, TimeMapper, single_parameter_sets
+from framecast.sps import profile_of_au
 
 log = logging.getLogger("framecast.relay")
 
 PARSERS = {"h264": "h264parse", "h265": "h265parse"}
+# a camera's audio, by the SDP's encoding name: (our codec name, depayloader)
+AUDIO_DEPAYLOADERS = {"MPEG4-GENERIC": ("aac", "rtpmp4gdepay"),
+                      "MP4A-LATM": ("aac", "rtpmp4adepay"), "OPUS": ("opus", "rtpopusdepay")}
 LINGER = 1.0          # s a hub keeps its camera after its last consumer left
 POLL = 0.05           # s the hub thread waits for a sample before looking around
 KEYFRAME_WAIT = 20.0  # s a (re)connection may take to bring its first keyframe
+SDP_WAIT = 1.0        # s a new media waits for the camera's SDP (audio or not), at most
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class Consumer:
     ended: bool = False
     added: float = field(default_factory=time.monotonic)
     session: int = -1                        # the upstream session its mapper is based on
+    injector: Any = None                     # its SEI injector (origin envelopes go to it)
+    audio: Gst.Element | None = None         # its audio appsrc (the camera has audio)
+    audio_caps: Gst.Caps | None = None
+    audio_last: int = -1                     # the latest audio PTS handed out
 
 
 def _running_now(el: Gst.Element) -> int | None:
@@ -101,10 +111,17 @@ class RelayHub:
         self.retry_at = 0.0
         self.attempts = 0
         self.reconnects = 0
+        self.profile: str | None = None  # the camera's, from its caps or its first SPS
+        self.audio: str | None = None    # the camera's audio codec ("aac", "opus"), if any
+        self.described = False           # its SDP seen (by a probe or a session)
+        self.asink: Gst.Element | None = None
+        self.prober: threading.Thread | None = None  # a probe for its SDP, in the background
+        self.sdp_done = threading.Event()  # that probe's SDP step is over (answered or not)
 
     # -- consumers (any thread) ----------------------------------------------------------
-    def add(self, appsrc: Gst.Element, owner: Gst.Element) -> Consumer:
-        c = Consumer(appsrc, owner)
+    def add(self, appsrc: Gst.Element, owner: Gst.Element,
+            audio: Gst.Element | None = None) -> Consumer:
+        c = Consumer(appsrc, owner, audio=audio)
         with self.lock:
             if not any(o.fed and not o.ended for o in self.consumers):
                 # no stream is waiting out an outage: a new request tries the camera now,
@@ -185,7 +202,9 @@ class RelayHub:
     def _build(self) -> tuple[Gst.Pipeline, Gst.Element]:
         p = Gst.Pipeline.new(f"relay-{self.name}-{self.session}")
         t_us = int(self.policy.timeout * 1_000_000)
-        src = make_element("rtspsrc", "src", location=self.source, latency=200,
+        # buffer-mode none: PTS from the camera's RTP clock, exactly spaced (the default skew
+        # correction moved them with every arrival delay); TimeMapper follows the drift
+        src = make_element("rtspsrc", "src", location=self.source, latency=200, buffer_mode=0,
                            tcp_timeout=t_us, timeout=t_us)
         depay = make_element(DEPAYLOADERS[self.codec], "depay")
         parse = make_element(PARSERS[self.codec], "parse", config_interval=-1)
@@ -202,11 +221,35 @@ class RelayHub:
         def on_pad(_src: Gst.Element, pad: Gst.Pad) -> None:
             pcaps = pad.get_current_caps() or pad.query_caps(None)
             sinkpad = depay.get_static_pad("sink")
-            if pcaps.get_structure(0).get_string("media") == "video" and not sinkpad.is_linked():
+            st = pcaps.get_structure(0)
+            if st.get_string("media") == "video" and not sinkpad.is_linked():
                 pad.link(sinkpad)
+            elif st.get_string("media") == "audio" and self.asink is None:
+                self._link_audio(p, pad, st)
 
         src.connect("pad-added", on_pad)
+        src.connect("no-more-pads", lambda _src: setattr(self, "described", True))
         return p, sink
+
+    def _link_audio(self, p: Gst.Pipeline, pad: Gst.Pad, st: Gst.Structure) -> None:
+        """The camera's audio: depay ! parse ! appsink (its frames follow the video's
+        timeline, ``_deliver_audio``)."""
+        found = AUDIO_DEPAYLOADERS.get((st.get_string("encoding-name") or "").upper())
+        if found is None:
+            return  # an audio codec we cannot serve: video only, as before
+        codec, depayloader = found
+        chain = [make_element(depayloader), make_element(AUDIO[codec][0]),
+                 make_element("appsink", "asink", sync=False, max_buffers=200, drop=True,
+                              emit_signals=False)]
+        for el in chain:
+            p.add(el)
+        for a, b in zip(chain, chain[1:], strict=False):
+            a.link(b)
+        for el in chain:
+            el.sync_state_with_parent()
+        if pad.link(chain[0].get_static_pad("sink")) == Gst.PadLinkReturn.OK:
+            self.audio = codec
+            self.asink = chain[-1]
 
     def _pump(self) -> None:
         assert self.sink is not None and self.pipeline is not None
@@ -214,6 +257,9 @@ class RelayHub:
         now = time.monotonic()
         if sample is not None:
             self._deliver(sample, now)
+        asink = self.asink
+        while asink is not None and (audio := asink.emit("try-pull-sample", 0)) is not None:
+            self._deliver_audio(audio)
         bus = self.pipeline.get_bus()
         msg = bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.EOS)
         if msg is not None:
@@ -234,6 +280,7 @@ class RelayHub:
     def _deliver(self, sample: Gst.Sample, now: float) -> None:
         buf = sample.get_buffer()
         self.session_data = True
+        first = not self.session_fed
         if not self.session_fed:
             if buf.has_flags(Gst.BufferFlags.DELTA_UNIT):
                 self.last_data = now
@@ -249,6 +296,13 @@ class RelayHub:
         caps = sample.get_caps()
         pts = None if buf.pts == Gst.CLOCK_TIME_NONE else buf.pts
         dts = None if buf.dts == Gst.CLOCK_TIME_NONE else buf.dts
+        # an origin's envelope (a framecast or Publisher upstream) leaves the AU once, here,
+        # and each consumer's injector writes it back with our stamps in its "hops"
+        raw = buf.extract_dup(0, buf.get_size())
+        data, origin = take_origin(raw, self.codec)
+        if first:  # the depayloader's copy of the SDP's parameter sets goes
+            data = single_parameter_sets(data, self.codec)
+            self.profile = stream_profile(caps, data, self.codec) or self.profile
         with self.lock:
             consumers = list(self.consumers)
         for c in consumers:
@@ -258,10 +312,17 @@ class RelayHub:
                 c.session = self.session
                 c.mapper.rebase()
             running = _running_now(c.appsrc)
+            clocked = running is not None
             if running is None:
                 running = 0 if c.mapper.last is None else c.mapper.last
-            out_pts, out_dts = c.mapper.map(pts, dts, running)
-            out = buf.copy()
+            out_pts, out_dts = c.mapper.map(pts, dts, running, clocked)
+            if data is raw:
+                out = buf.copy()
+            else:
+                out = Gst.Buffer.new_wrapped(data)
+                out.set_flags(buf.get_flags())
+            if origin is not None and (c.injector is not None or self._find_injector(c)):
+                c.injector.put(out_pts if out_pts is not None else 0, origin)
             out.pts = Gst.CLOCK_TIME_NONE if out_pts is None else out_pts
             out.dts = Gst.CLOCK_TIME_NONE if out_dts is None else out_dts
             if caps is not None and (c.caps is None or not c.caps.is_equal(caps)):
@@ -269,6 +330,34 @@ class RelayHub:
                 c.caps = caps
             c.appsrc.emit("push-buffer", out)
             c.fed = True
+
+    def _deliver_audio(self, sample: Gst.Sample) -> None:
+        """An audio frame on each consumer's video timeline: the same offset as the video of
+        this session (rtspsrc syncs the camera's streams), none before its first keyframe."""
+        buf = sample.get_buffer()
+        if not self.session_fed or buf.pts == Gst.CLOCK_TIME_NONE:
+            return
+        caps = sample.get_caps()
+        with self.lock:
+            consumers = list(self.consumers)
+        for c in consumers:
+            offset = c.mapper.offset
+            if c.ended or c.audio is None or c.session != self.session or offset is None:
+                continue
+            pts = buf.pts + offset
+            if pts <= c.audio_last:
+                continue  # never back into gst-rtsp-server's TCP backlog
+            c.audio_last = pts
+            out = buf.copy()
+            out.pts = out.dts = pts
+            if caps is not None and (c.audio_caps is None or not c.audio_caps.is_equal(caps)):
+                c.audio.set_property("caps", caps)
+                c.audio_caps = caps
+            c.audio.emit("push-buffer", out)
+
+    def _find_injector(self, c: Consumer) -> bool:
+        c.injector = c.owner.get_by_name(f"inject-{self.name}")
+        return c.injector is not None
 
     def _failed(self, reason: str) -> None:
         now = time.monotonic()
@@ -312,9 +401,129 @@ class RelayHub:
                 log.debug("/%s: on_end: %s", self.name, exc)
 
     def _stop_pipeline(self) -> None:
-        p, self.pipeline, self.sink = self.pipeline, None, None
+        p, self.pipeline, self.sink, self.asink = self.pipeline, None, None, None
         if p is not None:
             p.set_state(Gst.State.NULL)
+
+
+def stream_profile(caps: Gst.Caps | None, au: bytes, codec: str) -> str | None:
+    """The profile the caps say, else the one the keyframe's SPS says (None: neither)."""
+    if caps is not None and caps.get_size():
+        named = caps.get_structure(0).get_string("profile")
+        if named:
+            return named
+    found = profile_of_au(au, codec)  # type: ignore[arg-type]
+    return found.profile if found is not None else None
+
+
+@dataclass
+class CameraProbe:
+    answered: bool = False          # its SDP came (DESCRIBE answered, pads made)
+    audio: str | None = None        # "aac" / "opus" if it has audio we can relay
+    profile: str | None = None      # from its first keyframe (when asked for)
+
+
+def probe_camera(source: str, codec: str = "h264", timeout: float = 5.0,
+                 keyframe: bool = True) -> CameraProbe:
+    """What a camera sends: its audio (from the SDP) and, with ``keyframe``, its video profile
+    (from its first keyframe). Gives up after ``timeout`` s with what it has."""
+    found = CameraProbe()
+    p = Gst.Pipeline.new("relay-probe")
+    t_us = int(timeout * 1_000_000)
+    src = make_element("rtspsrc", location=source, latency=0, tcp_timeout=t_us, timeout=t_us)
+    depay = make_element(DEPAYLOADERS[codec])
+    chain = [depay, make_element(PARSERS[codec]),
+             make_element("capsfilter", caps=Gst.Caps.from_string(
+                 f"video/x-{codec},stream-format=byte-stream,alignment=au")),
+             make_element("appsink", sync=False, max_buffers=30, drop=True)]
+    for el in (src, *chain):
+        p.add(el)
+    for a, b in zip(chain, chain[1:], strict=False):
+        a.link(b)
+
+    def on_pad(_src: Gst.Element, pad: Gst.Pad) -> None:
+        st = (pad.get_current_caps() or pad.query_caps(None)).get_structure(0)
+        sinkpad = depay.get_static_pad("sink")
+        if st.get_string("media") == "video" and not sinkpad.is_linked():
+            pad.link(sinkpad)
+        elif st.get_string("media") == "audio":
+            got = AUDIO_DEPAYLOADERS.get((st.get_string("encoding-name") or "").upper())
+            found.audio = found.audio or (got[0] if got else None)
+            sink = make_element("fakesink", sync=False)
+            sink.set_property("async", False)
+            p.add(sink)
+            sink.sync_state_with_parent()
+            pad.link(sink.get_static_pad("sink"))
+
+    src.connect("pad-added", on_pad)
+    src.connect("no-more-pads", lambda _src: setattr(found, "answered", True))
+    sink, bus = chain[-1], p.get_bus()
+    end = time.monotonic() + timeout
+    try:
+        if p.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            return found
+        while time.monotonic() < end:
+            if bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.EOS) is not None:
+                return found
+            if found.answered and (found.profile or not keyframe):
+                return found
+            sample = sink.emit("try-pull-sample", int(POLL * Gst.SECOND))
+            if keyframe and not found.profile and sample is not None \
+                    and not sample.get_buffer().has_flags(Gst.BufferFlags.DELTA_UNIT):
+                buf = sample.get_buffer()
+                found.profile = stream_profile(sample.get_caps(),
+                                               buf.extract_dup(0, buf.get_size()), codec)
+        return found
+    finally:
+        p.set_state(Gst.State.NULL)
+
+
+def _probe(hub: RelayHub, keyframe: bool) -> None:
+    try:
+        got = probe_camera(hub.source, hub.codec, hub.policy.timeout + 2.0, keyframe)
+        if got.answered:
+            hub.described = True
+            hub.audio = got.audio
+        hub.profile = got.profile or hub.profile
+    finally:
+        hub.sdp_done.set()
+
+
+def _describe(hub: RelayHub) -> None:
+    """The SDP first (a media being built waits for its audio), then the profile from a
+    keyframe (WebRTC decides on it when its first viewer comes)."""
+    _probe(hub, keyframe=False)
+    if hub.described and hub.profile is None:
+        _probe(hub, keyframe=True)
+
+
+def known_camera_profile(mount: Any) -> str | None:
+    """A relay mount's camera profile as far as known now (never waits)."""
+    return hub_for(mount).profile
+
+
+def describe_soon(mount: Any) -> threading.Thread | None:
+    """Learn the camera's SDP in the background unless known (a mount being added calls it,
+    so its first client does not wait); the probe thread, or None if nothing to learn."""
+    hub = hub_for(mount)
+    with hub.lock:
+        if hub.described:
+            return None
+        if hub.prober is None or not hub.prober.is_alive():
+            hub.sdp_done.clear()
+            hub.prober = threading.Thread(target=_describe, args=(hub,), daemon=True,
+                                          name=f"relay-probe-{hub.name}")
+            hub.prober.start()
+        return hub.prober
+
+
+def camera_audio(mount: Any, wait: float = SDP_WAIT) -> str | None:
+    """A relay mount's camera audio codec, as far as known within ``wait`` s: a media is
+    built on the RTSP server's thread, which must not hang on a camera that does not answer
+    (its media then fails anyway, and the next one has the audio)."""
+    if describe_soon(mount) is not None:
+        hub_for(mount).sdp_done.wait(wait)
+    return hub_for(mount).audio
 
 
 _hubs: dict[tuple[str, str, str], RelayHub] = {}
@@ -335,8 +544,10 @@ def hub_for(mount: Any) -> RelayHub:
         return hub
 
 
-def make_relay_source(mount: Any) -> tuple[Gst.Element, Callable[[Gst.Element], Consumer]]:
-    """The served side's source: a live appsrc, and ``attach(owner_bin)`` to start feeding it."""
+def make_relay_source(mount: Any) -> tuple[Gst.Element,
+                                           Callable[[Gst.Element, Gst.Element | None], Consumer]]:
+    """The served side's source: a live appsrc, and ``attach(owner_bin, audio_appsrc)`` to
+    start feeding it (and the audio appsrc, if any: :func:`make_relay_audio_source`)."""
     codec = getattr(mount, "codec", "h264") or "h264"
     appsrc = make_element("appsrc", "relaysrc", is_live=True, format=Gst.Format.TIME,
                           do_timestamp=False, max_bytes=8_000_000, block=False,
@@ -347,7 +558,21 @@ def make_relay_source(mount: Any) -> tuple[Gst.Element, Callable[[Gst.Element], 
     except TypeError:
         pass
     hub = hub_for(mount)
-    return appsrc, lambda owner: hub.add(appsrc, owner)
+    return appsrc, lambda owner, audio=None: hub.add(appsrc, owner, audio)
+
+
+def make_relay_audio_source(mount: Any) -> tuple[Gst.Element, str] | None:
+    """A live appsrc for the camera's audio and its codec, or None if it has none we relay."""
+    codec = camera_audio(mount)
+    if codec is None:
+        return None
+    appsrc = make_element("appsrc", "relayasrc", is_live=True, format=Gst.Format.TIME,
+                          do_timestamp=False, max_bytes=1_000_000, block=False)
+    try:
+        appsrc.set_property("leaky-type", 2)
+    except TypeError:
+        pass
+    return appsrc, codec
 
 
 def end_media_after_outage(consumer: Consumer, media: Any, server: Any,

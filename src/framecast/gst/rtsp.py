@@ -24,7 +24,10 @@ gi.require_version("GstRtsp", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402, I001
 
 from framecast.authguard import FailureGuard
-from framecast.logbound import RateLimiter, bounded
+from framecast.config import Settings
+from framecast.errors import PortInUse
+from framecast.logs import RateLimiter, bounded
+from framecast.gst.looping import Looper
 from framecast.gst.media import MediaBin
 from framecast.gst.rtspguard import ClientGuard
 from framecast.gst.timestamps import monotonic_payloader_input
@@ -35,10 +38,6 @@ BinFactory = Callable[[], Gst.Element]
 
 
 _DONE = (GstRtspServer.RTSPMediaStatus.UNPREPARED, GstRtspServer.RTSPMediaStatus.ERROR)
-
-
-class PortInUse(OSError):
-    pass
 
 
 class LoopingMedia(GstRtspServer.RTSPMedia):
@@ -80,7 +79,7 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
         self.mount_name = name
         self.bin_factory = bin_factory
         self.medias: list[GstRtspServer.RTSPMedia] = []
-        self.last_looper: Any = None
+        self.last_looper: Looper | None = None
         self.owner: RtspServer | None = None  # set by RtspServer.add
         self.set_shared(shared)
         self.set_media_gtype(LoopingMedia)
@@ -97,9 +96,8 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
                 # identity; relays stamp a monotonic DTS themselves (relaypolicy.TimeMapper:
                 # 1.22's timestamper stalls an appsrc-fed media) and encoders (app mounts)
                 # write one
-                info = getattr(element, "info", None)
-                derive = info is not None and (getattr(info, "reordered", True) and
-                                               not getattr(info, "has_dts", False))
+                info = element.info if isinstance(element, MediaBin) else None
+                derive = info is not None and info.reordered and not info.has_dts
                 monotonic_payloader_input(element, derive_dts=derive)
             return element
         except Exception as exc:  # a request-time failure costs this request only
@@ -108,7 +106,7 @@ class MountFactory(GstRtspServer.RTSPMediaFactory):
 
     def _on_media_configure(self, _factory: Any, media: GstRtspServer.RTSPMedia) -> None:
         element = media.get_element()
-        looper = getattr(element, "looper", None) if isinstance(element, MediaBin) else None
+        looper = element.looper if isinstance(element, MediaBin) else None
         self.last_looper = looper
         _refuse_seeking(element)
         name = self.mount_name
@@ -320,9 +318,8 @@ class RtspServer:
     """
 
     def __init__(self, bind: str = "127.0.0.1", port: int = 8554,
-                 auth: GstRtspServer.RTSPAuth | None = None, limits: Any = None) -> None:
-        from framecast.config import Settings
-
+                 auth: GstRtspServer.RTSPAuth | None = None,
+                 limits: Settings | None = None) -> None:
         lim = limits if limits is not None else Settings()
         bound_rtsp_warnings()
         self.server = GstRtspServer.RTSPServer()

@@ -23,7 +23,7 @@ from typing import Any
 
 from gi.repository import GLib  # noqa: I001 - after runtime's gi.require_version
 
-from framecast.logbound import RateLimiter, bounded
+from framecast.logs import RateLimiter, bounded
 
 log = logging.getLogger("framecast.rtsp")
 

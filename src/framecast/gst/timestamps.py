@@ -26,8 +26,11 @@ from __future__ import annotations
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
-TIMESTAMPERS = {"video/x-h264": "h264timestamper", "video/x-h265": "h265timestamper",
-                "rtph264pay": "h264timestamper", "rtph265pay": "h265timestamper"}
+from framecast.codecs import CODECS
+
+# by media type or by payloader name
+TIMESTAMPERS = {**{c.caps: c.timestamper for c in CODECS.values()},
+                **{c.payloader: c.timestamper for c in CODECS.values()}}
 
 
 def _payloaders(b: Gst.Bin) -> list[Gst.Element]:

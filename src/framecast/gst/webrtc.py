@@ -10,19 +10,19 @@ The payloader sits after the tee, one per viewer, because a WHEP offer chooses t
 (and webrtcbin 1.22 sends whatever payload type arrives); payloading is a cheap copy.
 
 Chromium here cannot decode High profile (``64xxxx``): such mounts (and H.265 ones) are
-transcoded once per mount to constrained-baseline, and our SEI is carried across the decoder by
-PTS. Everything in this module runs on the GLib thread except the signal handlers, which do
-pure work and hand results to asyncio through the callbacks they were given.
+transcoded once per mount to constrained-baseline (``framecast.gst.transcode``), and our SEI is
+carried across the decoder by PTS. Everything in this module runs on the GLib thread except the
+signal handlers, which do pure work and hand results to asyncio through the callbacks they were
+given. Sources: ``framecast.gst.webrtcsource`` (a mount's RTSP bin) and
+``framecast.gst.demosources``; SDP logic: ``framecast.webrtcsdp``.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,508 +33,32 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
+from framecast.config import DEFAULTS  # noqa: E402
 from framecast.gst import stamps as stamps_native  # noqa: E402
-from framecast.gst.element import AccessUnitElement, make_element  # noqa: E402
+from framecast.gst.aufilter import AUFilter  # noqa: E402
+from framecast.gst.chain import caps, walk  # noqa: E402
+from framecast.gst.element import make_element  # noqa: E402
 from framecast.gst.nice import no_upnp  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
+from framecast.gst.transcode import SEICarrier, transcoder  # noqa: E402
+from framecast.gst.webrtcsource import SourceFactory  # noqa: E402
+from framecast.producer import (  # noqa: E402
+    SOURCE_FAILED,
+    SOURCE_RETRY,
+    MountSpec,
+    ProducerFactory,
+    ProducerOptions,
+    SourceUnavailable,
+    TooManyViewers,
+    ViewerEvents,
+    WebRTCError,
+)
+from framecast.streaminfo import StreamInfo, needs_transcode, transcode_reason  # noqa: E402
+from framecast.webrtcsdp import choose_h264_payload, profile_level_id, with_candidates  # noqa: E402
 
-init_gst()  # the element classes below need an initialised GStreamer
+init_gst()
 
 log = logging.getLogger("framecast.webrtc")
-
-# Profiles Chromium's H.264 receiver accepts (WEBRTC-NOTES: 42001f, 42e01f, 4d001f, f4001f).
-BROWSER_SAFE_PROFILES = {"constrained-baseline", "baseline", "main"}
-_PROFILE_IDC = {"constrained-baseline": "42e0", "baseline": "4200", "main": "4d00",
-                "high": "6400"}
-
-
-class WebRTCError(Exception):
-    """A viewer could not be set up (bad offer, no common codec): one line for the client."""
-
-
-class TooManyViewers(WebRTCError):
-    """The mount already has ``max_viewers`` viewers."""
-
-
-class SourceUnavailable(WebRTCError):
-    """The mount's source pipeline failed (e.g. a relay's camera is unreachable)."""
-
-
-SOURCE_FAILED = "source failed"  # how a viewer's end reason starts when its source failed
-SOURCE_RETRY = 5.0  # s after a source failure before a new viewer makes it try again
-
-
-# -- a tiny Python element that rewrites whole access units ---------------------------------------
-
-class AUFilter(AccessUnitElement, Gst.Element):
-    """Calls ``fn(au_bytes, pts) -> bytes | None`` per buffer; None passes the buffer unchanged.
-
-    A pad probe cannot replace a buffer (GSTREAMER-NOTES), an element with a chain function can.
-    """
-
-    __gtype_name__ = "FramecastAUFilter"
-    __gstmetadata__ = ("framecast AU filter", "Filter", "Rewrites access units", "framecast")
-    __gsttemplates__ = (
-        Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS,
-                            Gst.Caps.new_any()),
-        Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS,
-                            Gst.Caps.new_any()),
-    )
-
-    def __init__(self, fn: Callable[[bytes, int], bytes | None] | None = None) -> None:
-        super().__init__()
-        self.fn = fn
-        self.failures = 0
-        self.init_pads()
-
-    def chain(self, pad: Gst.Pad, parent: Any, buf: Gst.Buffer) -> Gst.FlowReturn:
-        fn = self.fn
-        if fn is None:
-            return self.srcpad.push(buf)
-        ok, info = buf.map(Gst.MapFlags.READ)
-        if not ok:
-            return Gst.FlowReturn.ERROR
-        try:
-            data = bytes(info.data)
-        finally:
-            buf.unmap(info)
-        try:
-            new = fn(data, buf.pts)
-        except Exception as exc:  # a bad AU must not stop the stream
-            self.failures += 1
-            if self.failures <= 3 or self.failures % 1000 == 0:
-                log.warning("%s: AU filter failed (%d so far), AU passed unchanged: %s",
-                            self.get_name(), self.failures, exc)
-            new = None
-        if new is None:
-            return self.srcpad.push(buf)
-        out = Gst.Buffer.new_wrapped(new)
-        Gst.Buffer.copy_into(out, buf, Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS
-                             | Gst.BufferCopyFlags.META, 0, 0)
-        return self.srcpad.push(out)
-
-
-# -- stream description and sources --------------------------------------------------------------
-
-@dataclass
-class StreamInfo:
-    """What a mount's source produces (parsed access units, byte-stream)."""
-
-    codec: str = "h264"  # "h264" | "h265"
-    profile: str | None = None  # as h264parse/h265parse name it, e.g. "high"
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    reordered: bool = False  # B-frames (decode order ≠ presentation order)
-    audio: str | None = None  # the mount's audio codec (served over RTSP; not over WebRTC yet)
-
-
-SourceFactory = Callable[[], "Gst.Element | tuple[Gst.Element, Callable[[Gst.Pipeline], None]]"]
-"""Returns a fresh element/bin with one ``src`` pad of parsed AUs carrying our SEI, or
-``(element, on_pipeline)`` where ``on_pipeline(pipeline)`` runs once the element is in its
-pipeline (before PLAYING; e.g. to wire a :class:`~framecast.gst.looping.Looper` to the bus)."""
-
-
-
-
-def _bin_of(elements: list[Gst.Element], name: str | None = None) -> Gst.Bin:
-    """Link ``elements`` in a row inside a bin with ghost ``sink`` (if any) and ``src`` pads."""
-    b = Gst.Bin.new(name)
-    for el in elements:
-        b.add(el)
-    for a, z in zip(elements, elements[1:], strict=False):
-        if not a.link(z):
-            raise WebRTCError(f"cannot link {a.get_name()} to {z.get_name()}")
-    first_sink = elements[0].get_static_pad("sink")
-    if first_sink is not None:
-        b.add_pad(Gst.GhostPad.new("sink", first_sink))
-    b.add_pad(Gst.GhostPad.new("src", elements[-1].get_static_pad("src")))
-    return b
-
-
-def test_source(fps: int = 30, width: int = 320, height: int = 240,
-                stamp: bool = True, pattern: str = "ball") -> tuple[SourceFactory, StreamInfo]:
-    """A live test pattern encoded once (constrained-baseline) with framecast SEI stamps."""
-
-    def build() -> Gst.Element:
-        enc = make_element("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
-                    bitrate=800, sliced_threads=False)
-        src = make_element("videotestsrc", is_live=True)
-        src.set_property("pattern", pattern)
-        els = [
-            src,
-            _caps(f"video/x-raw,format=I420,width={width},height={height},framerate={fps}/1"),
-            enc,
-            _caps("video/x-h264,profile=constrained-baseline"),
-            make_element("h264parse", config_interval=-1),
-            _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
-        ]
-        if stamp:
-            els.append(AUFilter(_Stamper("h264").stamp))
-        return _bin_of(els)
-
-    return build, StreamInfo("h264", "constrained-baseline", width, height, fps)
-
-
-class _Stamper:
-    """Adds framecast stamps (seq, loop, pts_ns, wallclock_ns) as SEI to each AU.
-
-    With ``frame_ns`` the seq is the presented index taken from the PTS (right with B-frames;
-    x264enc shifts PTS by 1000 h, so it counts from the first AU's PTS, which in a closed-GOP
-    stream is the lowest); without it, AUs are counted in arrival order.
-    """
-
-    def __init__(self, codec: str, frame_ns: int | None = None) -> None:
-        self.codec = codec
-        self.frame_ns = frame_ns
-        self.seq = 0
-        self.base: int | None = None
-
-    def stamp(self, au: bytes, pts: int) -> bytes:
-        import time
-
-        from framecast import metadata, sei
-
-        pts = pts if pts != Gst.CLOCK_TIME_NONE else 0
-        if self.base is None:
-            self.base = pts
-        seq = round((pts - self.base) / self.frame_ns) if self.frame_ns else self.seq
-        self.seq += 1
-        payload = metadata.encode_metadata(metadata.stamps(seq, 0, pts, time.time_ns()))
-        return sei.insert_sei(au, self.codec, [(metadata.FRAMECAST_UUID, payload)])
-
-
-def index_source(fps: int = 30, width: int = 320, height: int = 240, profile: str = "high",
-                 bframes: int = 0) -> tuple[SourceFactory, StreamInfo]:
-    """Live frames showing their index in pixels (``framecast.pixelindex``), encoded once with
-    ``profile``/``bframes``, stamped with SEI whose ``seq`` is that same presented index."""
-    from framecast.pixelindex import render_frame
-
-    frame_ns = Gst.SECOND // fps
-
-    def build() -> Gst.Element:
-        src = make_element("appsrc", is_live=True, format=Gst.Format.TIME, do_timestamp=False,
-                    max_bytes=width * height * 3 * 4, block=True)
-        src.set_property("caps", Gst.Caps.from_string(
-            f"video/x-raw,format=RGB,width={width},height={height},framerate={fps}/1"))
-        state = {"i": 0}
-
-        def need_data(appsrc: Gst.Element, _length: int) -> None:
-            i = state["i"]
-            state["i"] += 1
-            buf = Gst.Buffer.new_wrapped(render_frame(i % 65536, width, height).tobytes())
-            buf.pts, buf.duration = i * frame_ns, frame_ns
-            appsrc.emit("push-buffer", buf)
-
-        src.connect("need-data", need_data)
-        enc = make_element("x264enc", speed_preset="ultrafast", key_int_max=fps, bframes=bframes,
-                    b_adapt=False, bitrate=800, sliced_threads=False)
-        if not bframes:
-            enc.set_property("tune", "zerolatency")
-        els = [src, make_element("videoconvert"), _caps("video/x-raw,format=I420"), enc,
-               _caps(f"video/x-h264,profile={profile}"),
-               make_element("h264parse", config_interval=-1),
-               _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
-               AUFilter(_Stamper("h264", frame_ns).stamp)]
-        return _bin_of(els)
-
-    return build, StreamInfo("h264", profile, width, height, fps)
-
-
-def _caps(text: str) -> Gst.Element:
-    return make_element("capsfilter", caps=Gst.Caps.from_string(text))
-
-
-def source_for_mount(mount: Any) -> tuple[SourceFactory, StreamInfo,
-                                          Callable[[], dict[str, Any]]]:
-    """The one coupling point to the RTSP side: its mount bin, minus its payloaders.
-
-    ``media.build_media_bin(mount, info)`` gives demux/rtspsrc → parse → SEI injector → ``pay0``
-    (+ audio ``pay1``) with a ``Looper`` for file mounts. The WebRTC producer payloads per
-    viewer, so ``pay0`` is cut off (its upstream becomes our ghost ``src``) and audio ends in a
-    fakesink (video only over WebRTC for now). Returns (factory, info, status) with
-    ``status()`` giving ``{"loops": n}``. Raises ``probe.MediaError`` for a bad file.
-    """
-    from framecast.gst.media import build_media_bin
-    from framecast.gst.probe import probe_file
-
-    file = getattr(mount, "file", None)
-    media = probe_file(file) if file else None
-    if media is not None:
-        info = StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps,
-                          reordered=has_reordering(media), audio=media.audio_codec)
-    else:  # a relay: the camera's profile is unknown up front, so play safe and transcode
-        info = StreamInfo(getattr(mount, "codec", "h264"), None)
-    current: list[Any] = []  # the latest run's looper (the producer rebuilds on restart)
-
-    def build() -> tuple[Gst.Element, Callable[[Gst.Pipeline], None]]:
-        b = strip_payloaders(build_media_bin(mount, media))
-        looper = getattr(b, "looper", None)
-        current[:] = [looper]
-        demux = b.get_by_name("demux")
-
-        def on_pipeline(pipeline: Gst.Pipeline) -> None:
-            if looper is None or demux is None:
-                return
-            ctx = GLib.MainContext.ref_thread_default()
-            # the producer's own signal watch delivers it (Looper.watch_bus would add a second
-            # watch that nobody removes when the producer frees the pipeline)
-            pipeline.get_bus().connect("message::segment-done",
-                                       lambda _b, _m: looper.on_segment_done())
-
-            def start() -> bool:
-                looper.start()  # the first FLUSH|SEGMENT seek, once the demuxer has its pads
-                return GLib.SOURCE_REMOVE
-
-            def no_more_pads(_demux: Gst.Element) -> None:
-                source = GLib.idle_source_new()
-                source.set_callback(lambda *_: start())
-                source.attach(ctx)
-
-            demux.connect("no-more-pads", no_more_pads)
-
-        return b, on_pipeline
-
-    def status() -> dict[str, Any]:
-        looper = current[0] if current else None
-        return {"loops": looper.loop_count if looper is not None else 0}
-
-    return build, info, status
-
-
-def strip_payloaders(b: Gst.Bin) -> Gst.Bin:
-    """An RTSP-style bin (``pay0`` video, maybe ``pay1`` audio) made into a WebRTC source:
-    ``pay0``'s upstream becomes the ghost ``src`` pad; other payloaders end in fakesinks."""
-    pay0 = b.get_by_name("pay0")
-    if pay0 is None:
-        raise WebRTCError(f"{b.get_name()}: no pay0 payloader to feed WebRTC from")
-    upstream = pay0.get_static_pad("sink").get_peer()
-    upstream.unlink(pay0.get_static_pad("sink"))
-    b.remove(pay0)
-    b.add_pad(Gst.GhostPad.new("src", upstream))
-    i = 1
-    while (pay := b.get_by_name(f"pay{i}")) is not None:
-        peer = pay.get_static_pad("sink").get_peer()
-        b.remove(pay)
-        sink = make_element("fakesink", sync=False)
-        sink.set_property("async", False)
-        b.add(sink)
-        if peer is not None:
-            peer.link(sink.get_static_pad("sink"))
-        i += 1
-    return b
-
-
-def bin_source(bin_factory: Callable[[], Gst.Bin]) -> SourceFactory:
-    """A WebRTC source from an RTSP ``add_mount``-style factory (e.g. app-frame mounts)."""
-    return lambda: strip_payloaders(bin_factory())
-
-
-def file_source(path: str, name: str = "file") -> tuple[SourceFactory, StreamInfo,
-                                                        Callable[[], dict[str, Any]]]:
-    """A file looped forever: the same bin as its RTSP mount (stamps on)."""
-    from framecast.config import Mount
-
-    return source_for_mount(Mount(name=name, file=str(path)))
-
-
-def needs_transcode(info: StreamInfo) -> bool:
-    """True when browsers here cannot play the mount's stream as it is: not H.264, a profile
-    Chromium rejects (High), or B-frames (WebRTC receivers expect presentation order; with
-    reordering Chromium showed ~2 of 30 frames per second)."""
-    return (info.codec != "h264" or info.reordered
-            or (info.profile or "high") not in BROWSER_SAFE_PROFILES)
-
-
-def transcode_reason(info: StreamInfo) -> str:
-    if info.codec != "h264":
-        return f"{info.codec.upper()} is not received by browsers here"
-    if (info.profile or "high") not in BROWSER_SAFE_PROFILES:
-        return f"profile {info.profile or 'unknown'} is not received by browsers here"
-    if info.reordered:
-        return "B-frames (WebRTC receivers expect presentation order)"
-    return "requested"
-
-
-def has_reordering(media: Any, max_buffers: int = 90) -> bool:
-    """Whether a file's video has B-frames: its first access units in decode order carry
-    PTS ≠ DTS or decreasing PTS. Reads (never decodes) up to ``max_buffers`` buffers."""
-    pipe = Gst.parse_launch(
-        f"filesrc name=src ! {media.demuxer} name=demux "
-        f"{media.parser} name=parse ! fakesink name=sink sync=false")
-    pipe.get_by_name("src").set_property("location", str(media.path))
-    parse = pipe.get_by_name("parse")
-    found = {"n": 0, "reordered": False, "last": -1}
-    done = threading.Event()
-
-    def on_pad(_demux: Gst.Element, pad: Gst.Pad) -> None:
-        if pad.get_name().startswith("video"):
-            pad.link(parse.get_static_pad("sink"))
-
-    def on_buffer(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        buf = info.get_buffer()
-        pts, dts = buf.pts, buf.dts
-        if pts != Gst.CLOCK_TIME_NONE:
-            if (dts != Gst.CLOCK_TIME_NONE and dts != pts) or pts < found["last"]:
-                found["reordered"] = True
-            found["last"] = pts
-        found["n"] += 1
-        if found["reordered"] or found["n"] >= max_buffers:
-            done.set()
-            return Gst.PadProbeReturn.DROP
-        return Gst.PadProbeReturn.OK
-
-    pipe.get_by_name("demux").connect("pad-added", on_pad)
-    parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
-    pipe.set_state(Gst.State.PLAYING)
-    bus = pipe.get_bus()
-    deadline = 5 * Gst.SECOND
-    while not done.is_set():
-        msg = bus.timed_pop_filtered(50 * Gst.MSECOND,
-                                     Gst.MessageType.EOS | Gst.MessageType.ERROR)
-        deadline -= 50 * Gst.MSECOND
-        if msg is not None or deadline <= 0:
-            break
-    pipe.set_state(Gst.State.NULL)
-    return bool(found["reordered"])
-
-
-class _SEICarrier:
-    """Carries our SEI across decode → encode.
-
-    Before the decoder the messages are remembered by PTS (decode order); on the decoder's
-    output (presentation order, same PTS) they are queued; the encoder (zerolatency: one
-    output per input, in order, no reordering) takes them from the queue. Matching by order
-    after the decoder, not by PTS, because x264enc shifts output PTS (min-pts, 1000 h) by an
-    amount that depends on the first frame and on loops.
-    """
-
-    def __init__(self, in_codec: str, keep: int = 600) -> None:
-        self.in_codec = in_codec
-        self.by_pts: collections.OrderedDict[int, list[tuple[bytes, bytes]]] = (
-            collections.OrderedDict())
-        self.queue: collections.deque[list[tuple[bytes, bytes]]] = collections.deque(
-            maxlen=keep)
-        self.keep = keep
-        self.lock = threading.Lock()
-        self.reinjected = 0
-
-    def remember(self, au: bytes, pts: int) -> None:
-        from framecast import metadata, sei
-
-        msgs = [m for m in sei.extract_user_data(au, self.in_codec)
-                if m[0] == metadata.FRAMECAST_UUID]
-        with self.lock:
-            self.by_pts[pts] = msgs
-            while len(self.by_pts) > self.keep:
-                self.by_pts.popitem(last=False)
-        return None
-
-    def decoded(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        buf = info.get_buffer()
-        if buf is not None:
-            with self.lock:
-                self.queue.append(self.by_pts.pop(buf.pts, []))
-        return Gst.PadProbeReturn.OK
-
-    def reinsert(self, au: bytes, pts: int) -> bytes | None:
-        from framecast import sei
-
-        with self.lock:
-            msgs = self.queue.popleft() if self.queue else []
-        if not msgs:
-            return None
-        self.reinjected += 1
-        return sei.insert_sei(au, "h264", [(uuid, _restamp(data)) for uuid, data in msgs])
-
-
-def _restamp(payload: bytes) -> bytes:
-    """The same envelope with ``wallclock_ns`` = now (when the frame leaves the server)."""
-    import time
-
-    from framecast import metadata
-
-    try:
-        d = metadata.decode_metadata(payload)
-    except metadata.MetadataError:
-        return payload
-    if "wallclock_ns" not in d:
-        return payload
-    d["wallclock_ns"] = time.time_ns()
-    fmt = "json" if payload[:1] == b"{" else "msgpack"
-    return metadata.encode_metadata(d, fmt, limit=None)
-
-
-def _transcoder(info: StreamInfo, carrier: _SEICarrier) -> list[Gst.Element]:
-    fps = int(round(info.fps or 30))
-    decoder = make_element("avdec_h264" if info.codec == "h264" else "avdec_h265")
-    decoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, carrier.decoded)
-    return [
-        AUFilter(carrier.remember),
-        decoder,
-        make_element("videoconvert"),
-        # without format=I420 x264enc may pick High 4:4:4 (GSTREAMER-NOTES)
-        _caps("video/x-raw,format=I420"),
-        make_element("x264enc", tune="zerolatency", speed_preset="ultrafast", key_int_max=fps,
-              bitrate=2000, sliced_threads=False),
-        _caps("video/x-h264,profile=constrained-baseline"),
-        make_element("h264parse", config_interval=-1),
-        _caps("video/x-h264,stream-format=byte-stream,alignment=au"),
-    ]
-
-
-# -- SDP helpers ---------------------------------------------------------------------------------
-
-def _profile_level_id(profile: str | None, level: str | None) -> str:
-    idc = _PROFILE_IDC.get(profile or "", "42e0")
-    try:
-        lvl = int(round(float(level) * 10)) if level else 31
-    except ValueError:
-        lvl = 31
-    return f"{idc}{lvl:02x}"
-
-
-def choose_h264_payload(offer_sdp: str, profile_level_id: str) -> tuple[int, str]:
-    """Pick the offer's H.264 payload (packetization-mode=1) that fits our stream.
-
-    Our stream is what it is (no per-viewer encode): the offer must accept its profile
-    (same profile_idc and constraint flags; browsers offer 42e01f, 4d001f, ...). An offer
-    without profile-level-id accepts ours. Returns (payload type, profile-level-id to answer).
-    """
-    best: tuple[int, int, str] | None = None
-    ours = profile_level_id.lower()
-    for line in offer_sdp.splitlines():
-        if not line.startswith("a=rtpmap:") or "H264/90000" not in line.upper():
-            continue
-        try:
-            pt = int(line[9:].split()[0])
-        except (ValueError, IndexError):
-            continue
-        fmtp = _fmtp(offer_sdp, pt)
-        if fmtp.get("packetization-mode", "0") != "1":
-            continue
-        plid = fmtp.get("profile-level-id", "").lower()
-        if not plid or plid[:4] == ours[:4]:
-            score = 3
-        elif plid[:2] == ours[:2]:
-            score = 2
-        else:
-            continue
-        if best is None or score > best[0]:
-            best = (score, pt, plid or ours)
-    if best is None:
-        raise WebRTCError(f"offer has no H.264 (packetization-mode=1) matching the stream's "
-                          f"profile-level-id {ours}")
-    return best[1], best[2]
-
-
-def _fmtp(sdp: str, pt: int) -> dict[str, str]:
-    prefix = f"a=fmtp:{pt} "
-    for line in sdp.splitlines():
-        if line.startswith(prefix):
-            items = (kv.split("=", 1) for kv in line[len(prefix):].split(";") if "=" in kv)
-            return {k.strip().lower(): v.strip() for k, v in items}
-    return {}
 
 
 def _sdp_message(text: str) -> GstSdp.SDPMessage:
@@ -542,20 +66,6 @@ def _sdp_message(text: str) -> GstSdp.SDPMessage:
     if res != GstSdp.SDPResult.OK or msg.medias_len() == 0:
         raise WebRTCError("malformed SDP")
     return msg
-
-
-# -- viewers and the per-mount producer -----------------------------------------------------------
-
-@dataclass
-class ViewerEvents:
-    """Callbacks for one viewer, each invoked on the asyncio loop (via ``post``)."""
-
-    post: Callable[..., None]  # bridge.to_asyncio
-    on_sdp: Callable[[str, str], None] = lambda t, s: None  # (type, sdp) to send to the peer
-    on_ice: Callable[[int, str], None] = lambda m, c: None  # (mline index, candidate)
-    on_gathered: Callable[[str], None] = lambda sdp: None  # local SDP with all candidates
-    on_closed: Callable[[str], None] = lambda reason: None  # ICE failed / pipeline error
-    on_connected: Callable[[], None] = lambda: None  # ICE connected: no longer pending
 
 
 @dataclass
@@ -591,7 +101,9 @@ class MountProducer:
 
     def __init__(self, name: str, source: SourceFactory, info: StreamInfo,
                  transcode: bool | None = None, metrics: Any = None,
-                 max_viewers: int = 100, idle_stop: float | None = 5.0) -> None:
+                 max_viewers: int = DEFAULTS.webrtc_max_viewers,
+                 idle_stop: float | None = DEFAULTS.webrtc_idle_stop,
+                 describe: Callable[[], StreamInfo] | None = None) -> None:
         init_gst()
         self.max_viewers = max_viewers
         self.name = name
@@ -599,13 +111,17 @@ class MountProducer:
         self.source = source
         self.idle_stop = idle_stop
         self.transcoded = needs_transcode(info) if transcode is None else transcode
+        self._forced = transcode
+        # a relay learns its camera's profile after start-up: looked at again before each run
+        self._describe = describe
         self.metrics = metrics
         self.viewers: dict[str, _Viewer] = {}
-        self.carrier: _SEICarrier | None = None
+        self.carrier: SEICarrier | None = None
         self.pipeline: Gst.Pipeline | None = None
         self.tee: Gst.Element | None = None
         self.injectors: list[Gst.Element] = []
         self.running = False
+        self.flowing = False  # this run's source has reached the tee (WHEP answers wait for it)
         self.starts = 0  # how many times the pipeline went to PLAYING
         self.frames = 0
         self.bytes_in = 0
@@ -628,8 +144,9 @@ class MountProducer:
 
     def _build(self) -> None:
         """A fresh pipeline (NULL state): source ─ [transcode] ─ clocksync ─ tee."""
+        self._refresh()
         info = self.info
-        self.carrier = _SEICarrier(info.codec) if self.transcoded else None
+        self.carrier = SEICarrier(info.codec) if self.transcoded else None
         pipeline = Gst.Pipeline.new(f"webrtc-{self.name}")
         built = self.source()
         on_pipeline = None
@@ -637,13 +154,13 @@ class MountProducer:
             built, on_pipeline = built
         # Annex B access units from here on, whatever the source's parser would pick
         chain: list[Gst.Element] = [
-            built, _caps(f"video/x-{info.codec},stream-format=byte-stream,alignment=au")]
+            built, caps(f"video/x-{info.codec},stream-format=byte-stream,alignment=au")]
         if self.carrier is not None:
-            chain += _transcoder(info, self.carrier)
+            chain += transcoder(info, self.carrier)
         else:
             # SPS/PPS in-band before every IDR access unit, whatever the source did
             chain += [make_element("h264parse", config_interval=-1),
-                      _caps("video/x-h264,stream-format=byte-stream,alignment=au")]
+                      caps("video/x-h264,stream-format=byte-stream,alignment=au")]
         # pace non-live sources (files) at real time; live ones pass through
         chain.append(make_element("clocksync"))
         if self.carrier is not None:
@@ -659,7 +176,7 @@ class MountProducer:
         self.pipeline = pipeline
         self.tee = chain[-1]
         # the mount's SEI injector(s), for /metrics (their own ``frames`` counters)
-        self.injectors = [el for el in _walk(pipeline)
+        self.injectors = [el for el in walk(pipeline)
                           if stamps_native.is_stamps_injector(el)
                           or (isinstance(getattr(el, "frames", None), int)
                               and type(el).__name__ == "FramecastInject")]
@@ -686,7 +203,7 @@ class MountProducer:
         bus.remove_signal_watch()  # the watch's GSource would otherwise keep the bus alive
         self.pipeline = self.tee = self.carrier = None
         self.injectors = []
-        self.running = False
+        self.running = self.flowing = False
         self._set_running_gauge()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -696,6 +213,11 @@ class MountProducer:
         self._cancel_idle_stop()
         if self.running:
             return
+        if self.pipeline is not None and self._describe is not None:
+            was = self.transcoded
+            self._refresh()
+            if self.transcoded != was:  # built before the relay knew its camera: again
+                self._free()
         if self.pipeline is None:
             self._build()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
@@ -789,6 +311,7 @@ class MountProducer:
     def _count(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
         if buf is not None:
+            self.flowing = True
             self.frames += 1
             self.bytes_in += buf.get_size()
             if self.metrics is not None:
@@ -866,7 +389,7 @@ class MountProducer:
         if self._failed_at is not None and time.monotonic() - self._failed_at < SOURCE_RETRY:
             raise SourceUnavailable(f"{self.name}: {SOURCE_FAILED}: {self.error}")
         profile, level = self._current_caps()
-        plid = _profile_level_id(profile, level)
+        plid = profile_level_id(profile, level)
         pt = 96
         offer = None
         if offer_sdp is not None:
@@ -1045,7 +568,7 @@ class MountProducer:
         desc = webrtc.get_property("local-description")
         if desc is None:
             return
-        v.events.post(v.events.on_gathered, _with_candidates(desc.sdp.as_text(), v.candidates))
+        v.events.post(v.events.on_gathered, with_candidates(desc.sdp.as_text(), v.candidates))
 
     def _on_ice_state(self, webrtc: Gst.Element, _pspec: Any, v: _Viewer) -> None:
         state = webrtc.get_property("ice-connection-state")
@@ -1067,7 +590,16 @@ class MountProducer:
 
     # -- reporting -------------------------------------------------------------------------------
 
+    def _refresh(self) -> None:
+        if self._describe is None:
+            return
+        self.info = self._describe()
+        if self._forced is None:
+            self.transcoded = needs_transcode(self.info)
+
     def describe(self) -> dict[str, Any]:
+        if not self.running:
+            self._refresh()
         return {
             "codec": self.info.codec,
             "profile": self.info.profile,
@@ -1110,37 +642,24 @@ def _promise_error(promise: Gst.Promise) -> str | None:
     return bounded(getattr(err, "message", err), 160)  # it may quote the peer's SDP
 
 
-def _walk(b: Gst.Bin) -> list[Gst.Element]:
-    """Every element inside ``b``, recursively."""
-    out: list[Gst.Element] = []
-    it = b.iterate_recurse()
-    while True:
-        res, el = it.next()
-        if res == Gst.IteratorResult.RESYNC:
-            it.resync()
-            out.clear()
-            continue
-        if res != Gst.IteratorResult.OK:
-            return out
-        out.append(el)
+def producer_factory(name: str, source: SourceFactory, info: StreamInfo,
+                     transcode: bool | None = None,
+                     describe: Callable[[], StreamInfo] | None = None) -> ProducerFactory:
+    """How the HTTP side makes this mount's producer (on the GLib thread), given its options."""
+
+    def make(opts: ProducerOptions) -> MountProducer:
+        prod = MountProducer(name, source, info, transcode=transcode, metrics=opts.metrics,
+                             idle_stop=opts.idle_stop, max_viewers=opts.max_viewers,
+                             describe=describe)
+        if opts.idle_stop is None:
+            prod.start()
+        return prod
+
+    return make
 
 
-def _with_candidates(sdp: str, candidates: list[tuple[int, str]]) -> str:
-    """Make sure every gathered candidate is in the SDP (non-trickle WHEP answers)."""
-    if "a=candidate:" in sdp or not candidates:
-        return sdp
-    lines = sdp.rstrip("\r\n").split("\r\n")
-    out: list[str] = []
-    mline = -1
-    for line in lines:
-        if line.startswith("m="):
-            if mline >= 0:
-                out += [f"a={c}" for m, c in candidates if m == mline]
-            mline += 1
-        out.append(line)
-    out += [f"a={c}" for m, c in candidates if m == mline]
-    return "\r\n".join(out) + "\r\n"
-
-
-__all__ = ["AUFilter", "MountProducer", "SourceUnavailable", "StreamInfo", "ViewerEvents",
-           "WebRTCError", "choose_h264_payload", "file_source", "needs_transcode", "test_source"]
+def mount_spec(name: str, source: SourceFactory, info: StreamInfo,
+               transcode: bool | None = None, rtsp_url: str | None = None,
+               status: Callable[[], Mapping[str, Any]] | None = None) -> MountSpec:
+    """A mount offered over WebRTC from ``source`` (what the HTTP side is handed)."""
+    return MountSpec(name, producer_factory(name, source, info, transcode), rtsp_url, status)

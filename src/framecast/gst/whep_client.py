@@ -25,8 +25,12 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
+from framecast.codecs import VIDEO_PT, video_codec  # noqa: E402
+from framecast.gst.element import make_element  # noqa: E402
 from framecast.gst.nice import no_upnp  # noqa: E402
+from framecast.gst.plumbing import add_chain, link_pad  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
+from framecast.sei import Codec  # noqa: E402
 
 init_gst()  # the element classes below need an initialised GStreamer
 
@@ -45,7 +49,9 @@ def whep_url(url: str) -> str:
         mount = mount[5:]
     host = parts.netloc
     if parts.port is None:
-        host = f"{host}:8080"
+        from framecast.config import DEFAULTS
+
+        host = f"{host}:{DEFAULTS.http_port}"
     return f"http://{host}/whep/{urllib.parse.quote(mount)}"
 
 
@@ -54,7 +60,7 @@ class WebRTCSource(Gst.Bin):
 
     __gtype_name__ = "FramecastWebRTCSource"
 
-    def __init__(self, url: str, timeout: float = 10.0, codec: str = "h264") -> None:
+    def __init__(self, url: str, timeout: float = 10.0, codec: Codec = "h264") -> None:
         super().__init__()
         self.url = url
         self.endpoint = whep_url(url)
@@ -69,9 +75,10 @@ class WebRTCSource(Gst.Bin):
         self.webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         no_upnp(self.webrtc)
         self.add(self.webrtc)
-        enc = "H265" if codec == "h265" else "H264"
+        vc = video_codec(codec)
         caps = Gst.Caps.from_string(
-            f"application/x-rtp,media=video,encoding-name={enc},clock-rate=90000,payload=96"
+            f"application/x-rtp,media=video,encoding-name={vc.encoding_name},clock-rate=90000,"
+            f"payload={VIDEO_PT}"
             # no profile-level-id: we take the mount's stream as it is (the server answers
             # with its profile)
             + (",packetization-mode=(string)1" if codec == "h264" else ""))
@@ -141,19 +148,12 @@ class WebRTCSource(Gst.Bin):
     def _on_pad_added(self, _webrtc: Gst.Element, pad: Gst.Pad) -> None:
         if pad.get_direction() != Gst.PadDirection.SRC:
             return
-        depay = Gst.ElementFactory.make("rtph265depay" if self.codec == "h265" else "rtph264depay")
-        parse = Gst.ElementFactory.make("h265parse" if self.codec == "h265" else "h264parse")
-        parse.set_property("config-interval", -1)
-        caps = Gst.ElementFactory.make("capsfilter")
-        caps.set_property("caps", Gst.Caps.from_string(
-            f"video/x-{self.codec},stream-format=byte-stream,alignment=au"))
-        for el in (depay, parse, caps):
-            self.add(el)
-        depay.link(parse)
-        parse.link(caps)
-        for el in (caps, parse, depay):
-            el.sync_state_with_parent()
-        pad.link(depay.get_static_pad("sink"))
+        vc = video_codec(self.codec)
+        depay = make_element(vc.depayloader)
+        caps = make_element("capsfilter", caps=Gst.Caps.from_string(
+            f"{vc.caps},stream-format=byte-stream,alignment=au"))
+        add_chain(self, [depay, make_element(vc.parser, config_interval=-1), caps], start=True)
+        link_pad(pad, depay)
         self.srcpad.set_target(caps.get_static_pad("src"))
 
     # -- teardown --------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ class WebRTCSource(Gst.Bin):
         self.post_message(Gst.Message.new_error(self, err, text))
 
 
-def make_webrtc_source(url: str, timeout: float = 10.0, codec: str = "h264") -> WebRTCSource:
+def make_webrtc_source(url: str, timeout: float = 10.0, codec: Codec = "h264") -> WebRTCSource:
     """The consumer bin for ``url`` (see module doc); raises ValueError for a bad URL."""
     init_gst()
     return WebRTCSource(url, timeout=timeout, codec=codec)

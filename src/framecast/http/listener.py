@@ -16,7 +16,7 @@ import os
 import socket
 import time
 
-from framecast.http.ratelog import RateLimitedLog
+from framecast.logs import RateLimitedLog
 
 log = logging.getLogger("framecast.http")
 _ratelog = RateLimitedLog(log, interval=10.0)

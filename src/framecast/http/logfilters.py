@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from framecast.http.ratelog import RateLimitedLog, bounded
+from framecast.logs import RateLimitedLog, bounded
 
 log = logging.getLogger("framecast.http")
 

@@ -23,19 +23,18 @@ Wire shapes (camelCase keys)::
 
 from __future__ import annotations
 
+import builtins  # _Fields has methods named str, int, list
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from framecast.errors import ProtocolError as ProtocolError  # re-exported
 
 MAX_MESSAGE_BYTES = 64 * 1024
 ROLES = ("producer", "listener", "consumer")
 SDP_TYPES = ("offer", "answer")
 
 JsonObject = dict[str, Any]
-
-
-class ProtocolError(ValueError):
-    """A message that is not valid signalling; ``str(exc)`` is the reply's ``details``."""
 
 
 @dataclass(frozen=True)
@@ -161,13 +160,13 @@ class _Fields:
     def str(self, key: str, required: bool = True) -> Any:
         return self._get(key, str, "a string", required)
 
-    def int(self, key: str, required: bool = True) -> Any:
+    def int(self, key: builtins.str, required: bool = True) -> Any:
         return self._get(key, int, "an integer", required)
 
-    def obj_(self, key: str, required: bool = True) -> Any:
+    def obj_(self, key: builtins.str, required: bool = True) -> Any:
         return self._get(key, dict, "an object", required)
 
-    def list(self, key: str, required: bool = True) -> Any:
+    def list(self, key: builtins.str, required: bool = True) -> Any:
         return self._get(key, list, "an array", required)
 
 
