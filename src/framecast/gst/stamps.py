@@ -4,7 +4,7 @@ A mount whose only metadata is the built-in stamps (the default for file mounts)
 element instead of the Python one: a Python element costs ~65 µs per buffer before doing any
 work (GI, the GIL), which made every stamped 1080p mount cost ~2.5× an unstamped one. Output
 is byte for byte the Python element's (tests compare both on real clips); anything else —
-sidecars, providers, ``put``, size limits — stays with the Python element.
+sidecars, providers, relays (hops), ``put``, size limits — stays with the Python element.
 
 ``scripts/setup.sh`` builds ``native/libgstframecaststamps.so``; without it (a bare
 ``pip install``) :func:`make_stamps_injector` returns None and the Python element is used.
