@@ -12,6 +12,7 @@ APT_PACKAGES=(
   gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 gstreamer1.0-python3-plugin-loader python3-gi
   python3-venv python3-pip ffmpeg mpv chromium chromium-driver vlc-bin vlc-plugin-base
   iproute2 util-linux openssl janus
+  gcc libc6-dev pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
 )
 
 missing=()
@@ -40,6 +41,17 @@ if [ "$(cat .venv/.stamp-py 2>/dev/null)" != "$py_stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[dev]'
   echo "$py_stamp" > .venv/.stamp-py
+fi
+
+# The compiled SEI stamps element (the hot path of every stamped mount): rebuilt when its
+# source changes.
+native=src/framecast/gst/native
+so_stamp=$(cat "$native/framecaststamps.c" | sha256sum | cut -c1-16)
+if [ ! -f "$native/libgstframecaststamps.so" ] || [ "$(cat "$native/.stamp" 2>/dev/null)" != "$so_stamp" ]; then
+  # shellcheck disable=SC2046  # pkg-config prints several flags on purpose
+  gcc -O2 -Wall -shared -fPIC -o "$native/libgstframecaststamps.so" "$native/framecaststamps.c" \
+    $(pkg-config --cflags --libs gstreamer-1.0 gstreamer-video-1.0)
+  echo "$so_stamp" > "$native/.stamp"
 fi
 
 # vite 8 needs Node.js >= 20.19. This machine image ships one; Debian 12's own is 18, so

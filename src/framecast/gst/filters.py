@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import logging
 
+from gi.repository import Gst
+
 from framecast.config import Mount
-from framecast.gst.inject import FramecastInject, make_injector
+from framecast.gst import stamps as native
+from framecast.gst.inject import make_injector
 from framecast.gst.probe import MediaInfo
 from framecast.sei import Codec
 
@@ -22,7 +25,7 @@ log = logging.getLogger("framecast.inject")
 
 
 def make_video_filter(mount: Mount, info: MediaInfo | None,
-                      codec: Codec) -> FramecastInject | None:
+                      codec: Codec) -> Gst.Element | None:
     """Element for ``mount``, ``info`` (its probed media info; None for relays) and ``codec``.
 
     File mounts (``info`` with ``video_pts`` and ``period_ns``) are indexed by the file's
@@ -36,8 +39,18 @@ def make_video_filter(mount: Mount, info: MediaInfo | None,
     video_pts = info.video_pts if info is not None else ()
     period_ns = info.period_ns if info is not None else 0
     frame_ns = info.frame_ns if info is not None else 0
-    el = make_injector(f"inject-{name}" if name else None, video_pts=video_pts,
-                       period_ns=period_ns, frame_ns=frame_ns or None, stamps=stamps, fmt=fmt)
+    ename = f"inject-{name}" if name else None
+    if stamps and not sidecar and not providers and not mount.source and native.enabled():
+        # stamps only (the default for files): the compiled element, ~1.4 µs per frame instead
+        # of the Python one's ~53 (relays keep Python: an origin's stamps move to "hops")
+        fast = native.make_stamps_injector(ename, video_pts=video_pts, period_ns=period_ns,
+                                           frame_ns=frame_ns or None, fmt=fmt)
+        if fast is not None:
+            log.debug("mount %s: compiled stamps injector (%d frames/loop)", name,
+                      len(video_pts))
+            return fast
+    el = make_injector(ename, video_pts=video_pts, period_ns=period_ns,
+                       frame_ns=frame_ns or None, stamps=stamps, fmt=fmt)
     if mount.source:
         el.hop = name  # a relay: an origin's stamps stay, ours go to "hops" (framecast.hops)
     if sidecar:

@@ -66,7 +66,11 @@ def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str,
     # The parser's config-interval=-1 puts SPS/PPS(/VPS) once before every keyframe AU, so a
     # joining client starts at once. The payloader must add none: rtph264pay's -1 repeats them
     # before every IDR *slice*, which splits a multi-slice keyframe into several pictures.
-    chain.append(make_element(PAYLOADERS[codec], "pay0", config_interval=0, pt=VIDEO_PT))
+    pay = make_element(PAYLOADERS[codec], "pay0", config_interval=0, pt=VIDEO_PT)
+    # The SEI (and AUD, parameter sets) share one STAP-A/AP with what follows up to the first
+    # slice: stamps cost no packet of their own (bench/RESULTS.md, "Fan-out").
+    Gst.util_set_object_arg(pay, "aggregate-mode", "zero-latency")
+    chain.append(pay)
     _chain(b, chain)
     return chain[0]
 

@@ -34,6 +34,7 @@ gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
 from framecast.config import DEFAULTS  # noqa: E402
+from framecast.gst import stamps as stamps_native  # noqa: E402
 from framecast.gst.aufilter import AUFilter  # noqa: E402
 from framecast.gst.chain import caps, walk  # noqa: E402
 from framecast.gst.element import make_element  # noqa: E402
@@ -176,8 +177,9 @@ class MountProducer:
         self.tee = chain[-1]
         # the mount's SEI injector(s), for /metrics (their own ``frames`` counters)
         self.injectors = [el for el in walk(pipeline)
-                          if isinstance(getattr(el, "frames", None), int)
-                          and type(el).__name__ == "FramecastInject"]
+                          if stamps_native.is_stamps_injector(el)
+                          or (isinstance(getattr(el, "frames", None), int)
+                              and type(el).__name__ == "FramecastInject")]
         if on_pipeline is not None:
             on_pipeline(pipeline)
         # one shared probe per access unit: frames and bytes (×viewers for bytes sent)
@@ -274,7 +276,7 @@ class MountProducer:
     def sei_injected(self) -> int:
         """Access units given our SEI in this producer (injector + transcode re-injection),
         over all its runs."""
-        n = sum(getattr(el, "frames", 0) for el in self.injectors)
+        n = sum(stamps_native.injected_frames(el) for el in self.injectors)
         return self._sei_before + n + (self.carrier.reinjected if self.carrier else 0)
 
     @property

@@ -1,0 +1,131 @@
+"""Stamps cost no RTP packet: a frame's SEI rides in the same packet as the start of its access
+unit (STAP-A with the AUD / parameter sets / a small first slice), on a real RTSP session over
+UDP. Same clip, one mount with stamps and one without: the same number of packets per frame.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from framecast import metadata as md
+from framecast.config import Mount, Settings
+from framecast.gst.clips import make_clip
+from framecast.server import Server
+
+FU_A, STAP_A, SEI = 28, 24, 6
+
+
+def _udp_pair() -> tuple[socket.socket, socket.socket]:
+    for _ in range(50):
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        a.bind(("127.0.0.1", 0))
+        port = a.getsockname()[1]
+        if port % 2 == 0:
+            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                b.bind(("127.0.0.1", port + 1))
+                return a, b
+            except OSError:
+                b.close()
+        a.close()
+    raise OSError("no consecutive UDP ports")
+
+
+def _request(f, sock: socket.socket, method: str, url: str, cseq: int,
+             headers: dict[str, str]) -> tuple[dict[str, str], str]:
+    lines = [f"{method} {url} RTSP/1.0", f"CSeq: {cseq}", *(f"{k}: {v}" for k, v in
+                                                            headers.items())]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    status = f.readline().decode()
+    assert " 200 " in status, f"{method}: {status}"
+    hdrs = {}
+    while (ln := f.readline().decode().strip()):
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    body = f.read(int(hdrs.get("content-length", "0"))).decode()
+    return hdrs, body
+
+
+def receive_rtp(url: str, seconds: float) -> list[bytes]:
+    """PLAY the video track over UDP and return every RTP packet received for ``seconds``."""
+    host, port = url.split("/")[2].rsplit(":", 1)
+    rtp, rtcp = _udp_pair()
+    rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    rtp.settimeout(0.2)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        f = sock.makefile("rb")
+        _, sdp = _request(f, sock, "DESCRIBE", url, 1, {"Accept": "application/sdp"})
+        sdp_video = sdp[sdp.index("m=video"):]
+        ctl = next(ln[10:].strip() for ln in sdp_video.splitlines() if ln.startswith("a=control:"))
+        track = ctl if "://" in ctl else url.rstrip("/") + "/" + ctl
+        p = rtp.getsockname()[1]
+        hdrs, _ = _request(f, sock, "SETUP", track, 2,
+                           {"Transport": f"RTP/AVP;unicast;client_port={p}-{p + 1}"})
+        session = hdrs["session"].split(";")[0]
+        _request(f, sock, "PLAY", url, 3, {"Session": session, "Range": "npt=0.000-"})
+        packets: list[bytes] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                packets.append(rtp.recv(65536))
+            except TimeoutError:
+                continue
+        _request(f, sock, "TEARDOWN", url, 4, {"Session": session})
+    rtp.close()
+    rtcp.close()
+    return packets
+
+
+def _nal_units(pkt: bytes) -> list[bytes]:
+    """NAL units (or FU-A fragments) carried by one H.264 RTP packet."""
+    pay = pkt[12 + 4 * (pkt[0] & 0x0F):]
+    if pay[0] & 0x1F != STAP_A:
+        return [pay]
+    out, i = [], 1
+    while i + 2 <= len(pay):
+        n = int.from_bytes(pay[i:i + 2], "big")
+        out.append(pay[i + 2:i + 2 + n])
+        i += 2 + n
+    return out
+
+
+def per_frame(packets: list[bytes]) -> tuple[float, int, int]:
+    """(packets per frame over whole frames, frames, packets holding only SEI)."""
+    by_ts: dict[int, int] = {}
+    sei_alone = 0
+    for pkt in packets:
+        by_ts[int.from_bytes(pkt[4:8], "big")] = by_ts.get(int.from_bytes(pkt[4:8], "big"),
+                                                           0) + 1
+        types = [nal[0] & 0x1F for nal in _nal_units(pkt)]
+        sei_alone += all(t == SEI for t in types)
+    whole = list(by_ts.values())[1:-1]  # the first and last frame may be cut by the window
+    return sum(whole) / len(whole), len(whole), sei_alone
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    # x264enc writes an AUD first in every AU, as most encoders that target RTSP do
+    clip = make_clip(tmp_path_factory.mktemp("pkts") / "clip.mp4", frames=30, fps=30,
+                     width=640, height=360, gop=15)
+    srv = Server(Settings(rtsp_port=0), (Mount(name="on", file=str(clip)),
+                                         Mount(name="off", file=str(clip), stamps=False)))
+    yield srv.start()
+    srv.stop()
+
+
+def test_sei_shares_the_first_packet_of_its_access_unit(server: Server) -> None:
+    on = receive_rtp(server.rtsp_url("on"), 2.5)
+    off = receive_rtp(server.rtsp_url("off"), 2.5)
+    ppf_on, frames_on, alone_on = per_frame(on)
+    ppf_off, frames_off, alone_off = per_frame(off)
+    assert frames_on >= 30 and frames_off >= 30, (frames_on, frames_off)
+    # every frame carries our SEI, and never in a packet of its own
+    sei = [nal for pkt in on for nal in _nal_units(pkt) if nal[0] & 0x1F == SEI
+           and md.FRAMECAST_UUID in nal]
+    assert len(sei) >= frames_on
+    assert alone_on == 0 and alone_off == 0
+    assert ppf_on == pytest.approx(ppf_off, abs=0.05), (ppf_on, ppf_off)
+    assert ppf_on > 1.5  # frames big enough for FU-A: the SEI rides with the AUD
