@@ -52,7 +52,8 @@ async def start_edges(edges: Sequence[JanusEdge], bridge: Any, server: Any,
         from framecast.gst.janus_feed import SharedRtpFeed
 
         if m.name not in shared:
-            shared[m.name] = SharedRtpFeed(bridge, m.name, lambda n=m.name: make(n))
+            name = m.name
+            shared[name] = SharedRtpFeed(bridge, name, lambda: make(name))
         return shared[m.name].handle()
 
     origin = server.rtsp_url("").rstrip("/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import Codec
 from framecast.gst.aufilter import AUFilter
 from framecast.gst.chain import bin_of, caps
 from framecast.gst.element import make_element
@@ -43,7 +44,7 @@ class Stamper:
     stream is the lowest); without it, AUs are counted in arrival order.
     """
 
-    def __init__(self, codec: str, frame_ns: int | None = None) -> None:
+    def __init__(self, codec: Codec, frame_ns: int | None = None) -> None:
         self.codec = codec
         self.frame_ns = frame_ns
         self.seq = 0

@@ -27,15 +27,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from gi.repository import GLib, GObject, Gst  # noqa: I001 - framecast.gst pinned versions
 
 from framecast import metadata as md
 from framecast import sei
+from framecast.codecs import Codec
 from framecast.gst.element import AccessUnitElement
 from framecast.gst.runtime import init_gst
 from framecast.hops import with_hop
+from framecast.metadata import Format
 
 init_gst()  # the pad templates below need an initialised Gst
 log = logging.getLogger("framecast.inject")
@@ -133,7 +135,7 @@ def add_sei_meta(buf: Gst.Buffer, uuid: bytes, data: bytes) -> None:
         raise RuntimeError("gst_buffer_add_video_sei_user_data_unregistered_meta failed")
 
 
-def user_data_tolerant(au: bytes, codec: str,
+def user_data_tolerant(au: bytes, codec: Codec,
                        length_size: int | None = None) -> list[tuple[bytes, bytes]]:
     """Every user-data message of an AU; a malformed SEI NAL is skipped, not fatal.
 
@@ -264,7 +266,7 @@ class FramecastInject(AccessUnitElement, Gst.Element):
         self.init_pads()
 
         self.stamps = True
-        self.fmt = "msgpack"
+        self.fmt: Format = "msgpack"
         self.limit = 65536
         self.sidecar_path: str | None = None
         self._sidecar: Any = None  # a Sidecar whose pts lines still wait for frame times
@@ -274,7 +276,7 @@ class FramecastInject(AccessUnitElement, Gst.Element):
         self._period_prop = 0
         self._pending: dict[int, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
-        self._codec: str | None = None
+        self._codec: Codec | None = None
         self._length_size: int | None = None
         self._segment = Gst.Segment()
         self._segment.init(Gst.Format.TIME)
@@ -305,7 +307,7 @@ class FramecastInject(AccessUnitElement, Gst.Element):
         elif name == "format":
             if value not in ("msgpack", "json"):
                 raise ValueError(f"format must be msgpack or json, not {value!r}")
-            self.fmt = value
+            self.fmt = cast(Format, value)
         elif name == "limit":
             self.limit = int(value)
         elif name == "sidecar":
@@ -450,7 +452,7 @@ class FramecastInject(AccessUnitElement, Gst.Element):
         self.frames += 1
         return self.srcpad.push(out)
 
-    def _splice_point(self, buf: Gst.Buffer, size: int, codec: str) -> int:
+    def _splice_point(self, buf: Gst.Buffer, size: int, codec: Codec) -> int:
         """Offset of the first VCL NAL, reading only the NAL units before it."""
         ls = self._length_size
         if ls is None:  # Annex B: scan a prefix (parameter sets, SEI); the whole AU if needed

@@ -161,10 +161,10 @@ class JanusSource(Gst.Bin):
             self._error(f"janus start: {getattr(exc, 'reason', exc)}")
 
     def _on_pad_added(self, webrtc: Gst.Element, pad: Gst.Pad) -> None:
-        WebRTCSource._on_pad_added(self, webrtc, pad)  # type: ignore[arg-type]  # same chain
+        WebRTCSource._on_pad_added(self, webrtc, pad)  # same chain
 
     def _error(self, text: str) -> None:
-        WebRTCSource._error(self, text)  # type: ignore[arg-type]
+        WebRTCSource._error(self, text)
 
     # -- teardown ----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from gi.repository import GObject, Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import Codec
 from framecast.gst.runtime import init_gst
 
 init_gst()  # the filter seam's module may build caps at import time
@@ -53,7 +54,7 @@ def _chain(b: Gst.Bin, elements: list[Gst.Element]) -> None:
             raise RuntimeError(f"cannot link {a.get_name()} to {z.get_name()}")
 
 
-def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: str,
+def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: Codec,
                 parse: bool = True) -> Gst.Element:
     """[parse !] [filter] ! pay0, added to ``b``; returns the branch's sink."""
     chain = []
@@ -90,7 +91,7 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
         # media only sees an appsrc that its frames come out of
         from framecast.gst.relay import make_relay_audio_source, make_relay_source
 
-        codec = getattr(mount, "codec", "h264")
+        codec: Codec = getattr(mount, "codec", "h264")
         src, attach = make_relay_source(mount)
         b.add(src)
         # the hub's own parser already made the AUs (parameter sets before each keyframe): a

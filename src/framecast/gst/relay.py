@@ -30,6 +30,7 @@ from typing import Any
 
 from gi.repository import GLib, Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import Codec
 from framecast.gst.element import make_element
 from framecast.gst.media import AUDIO, DEPAYLOADERS
 from framecast.hops import take_origin
@@ -90,7 +91,7 @@ def _running_now(el: Gst.Element) -> int | None:
 class RelayHub:
     """The camera of one relay mount, pulled while anyone consumes it."""
 
-    def __init__(self, name: str, source: str, codec: str = "h264",
+    def __init__(self, name: str, source: str, codec: Codec = "h264",
                  policy: RelayPolicy | None = None) -> None:
         self.name = name
         self.source = source
@@ -532,7 +533,7 @@ _hubs_lock = threading.Lock()
 
 def hub_for(mount: Any) -> RelayHub:
     """The hub of a relay mount (one per name, source and codec in the process)."""
-    codec = getattr(mount, "codec", "h264") or "h264"
+    codec: Codec = getattr(mount, "codec", "h264") or "h264"
     key = (mount.name, mount.source, codec)
     policy = RelayPolicy(retry_max=float(getattr(mount, "relay_retry_max", 10.0)),
                          grace=float(getattr(mount, "relay_grace", 20.0)),

@@ -7,9 +7,11 @@ import threading
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import Codec
 from framecast.gst.aufilter import AUFilter
 from framecast.gst.chain import caps
 from framecast.gst.element import make_element
+from framecast.metadata import Format
 from framecast.streaminfo import StreamInfo
 
 
@@ -23,7 +25,7 @@ class SEICarrier:
     amount that depends on the first frame and on loops.
     """
 
-    def __init__(self, in_codec: str, keep: int = 600) -> None:
+    def __init__(self, in_codec: Codec, keep: int = 600) -> None:
         self.in_codec = in_codec
         self.by_pts: collections.OrderedDict[int, list[tuple[bytes, bytes]]] = (
             collections.OrderedDict())
@@ -75,7 +77,7 @@ def _restamp(payload: bytes) -> bytes:
     if "wallclock_ns" not in d:
         return payload
     d["wallclock_ns"] = time.time_ns()
-    fmt = "json" if payload[:1] == b"{" else "msgpack"
+    fmt: Format = "json" if payload[:1] == b"{" else "msgpack"
     return metadata.encode_metadata(d, fmt, limit=None)
 
 
