@@ -36,7 +36,10 @@ from framecast.errors import (
     ReaderTimeout,
     SEIError,
     SidecarError,
+    SourceUnavailable,
+    TooManyViewers,
     UnsupportedMedia,
+    WebRTCError,
 )
 from framecast.injectfile import inject_file
 from framecast.reader import Frame, Reader, Transport
@@ -54,7 +57,8 @@ __all__ = [
     "FramecastError", "InputError", "ConfigError", "SidecarError", "MetadataError",
     "MetadataTooLarge", "SEIError", "ProtocolError", "MediaError", "MediaNotFound",
     "MediaUnreadable", "CorruptMedia", "NoVideo", "UnsupportedMedia", "ReaderError",
-    "ReaderTimeout", "InjectError", "ClipError", "PortInUse",
+    "ReaderTimeout", "InjectError", "ClipError", "PortInUse", "WebRTCError", "TooManyViewers",
+    "SourceUnavailable",
 ]
 
 

@@ -110,3 +110,15 @@ class ClipError(FramecastError, RuntimeError):
 
 class PortInUse(FramecastError, OSError):
     """A server cannot listen on its port."""
+
+
+class WebRTCError(FramecastError, RuntimeError):
+    """A viewer could not be set up (bad offer, no common codec): one line for the client."""
+
+
+class TooManyViewers(WebRTCError):
+    """The mount already has ``max_viewers`` viewers."""
+
+
+class SourceUnavailable(WebRTCError):
+    """The mount's source pipeline failed (e.g. a relay's camera is unreachable)."""

@@ -13,18 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from framecast.config import DEFAULTS
+from framecast.errors import SourceUnavailable, TooManyViewers, WebRTCError
 
-
-class WebRTCError(Exception):
-    """A viewer could not be set up (bad offer, no common codec): one line for the client."""
-
-
-class TooManyViewers(WebRTCError):
-    """The mount already has ``max_viewers`` viewers."""
-
-
-class SourceUnavailable(WebRTCError):
-    """The mount's source pipeline failed (e.g. a relay's camera is unreachable)."""
+__all__ = ["SOURCE_FAILED", "SOURCE_RETRY", "MountSpec", "Producer", "ProducerFactory",
+           "ProducerOptions", "SourceUnavailable", "TooManyViewers", "ViewerEvents",
+           "WebRTCError"]
 
 
 SOURCE_FAILED = "source failed"  # how a viewer's end reason starts when its source failed
