@@ -1,0 +1,164 @@
+"""Audio over WebRTC in real Chromium: AAC (transcoded once per mount) and Opus (as it is)
+mounts are heard, WHEP offers with audio get it, viewers share one encoder, lip sync holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_helpers import Server, open_viewer, start_server, stop_server
+from playwright.sync_api import Browser, Page
+
+from framecast.gst.clips import make_clip
+
+pytestmark = pytest.mark.browser
+
+# ITU-R BT.1359: audio/video offsets within ±45 ms are undetectable
+LIP_SYNC_MS = 45
+LIP_FPS = 30  # the lip-sync clip: 1 s loops, one flash + beep per loop (frame 15)
+
+
+@pytest.fixture(scope="module")
+def audio_server(clips_dir: Path, artifacts_dir: Path) -> Iterator[Server]:
+    clips = [make_clip(clips_dir / f"{a}tone.mp4", frames=60, profile="main", audio=a)
+             for a in ("aac", "opus")]
+    clips.append(make_clip(clips_dir / "lipsync.mp4", frames=LIP_FPS, fps=LIP_FPS,
+                           profile="main", audio="aac", flash_every=LIP_FPS))
+    server = start_server(clips, artifacts_dir)
+    yield server
+    stop_server(server)
+
+
+def _heard(page: Page, energy: float = 0.05, timeout: float = 20) -> dict | None:
+    """The viewer's inbound audio stats once its energy passed ``energy`` (or at timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = page.evaluate("window.framecast.audioStats()")
+        if (stats and stats["energy"] > energy) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.5)
+
+
+def _stream(server: Server, name: str) -> dict:
+    return next(s for s in server.streams() if s["name"] == name)
+
+
+@pytest.mark.parametrize(("mount", "mode"), [("aactone", "transcoded"),
+                                             ("opustone", "passthrough")])
+def test_viewer_plays_the_mounts_audio(browser: Browser, audio_server: Server, mount: str,
+                                       mode: str) -> None:
+    s = _stream(audio_server, mount)
+    assert s["webrtc"]["audio"] == mode and s["webrtc"]["audio_codec"] == "opus", s
+    page = open_viewer(browser, audio_server, mount, query="muted=0")
+    try:
+        page.wait_for_function("window.framecast.audio.tracks >= 1", timeout=15000)
+        # real sound: energy grows (a 440 Hz tone at -2 dBFS), not just packets of silence
+        stats = _heard(page)
+        assert stats and stats["energy"] > 0.05 and stats["packets"] > 50, stats
+        assert stats["level"] > 0.1, stats
+        assert page.evaluate("window.framecast.audio.muted") is False
+        assert page.is_visible("#unmute")
+        assert page.text_content("#audio").startswith("Opus")
+    finally:
+        page.close()
+
+
+def test_viewer_starts_muted_with_an_unmute_button(browser: Browser,
+                                                   audio_server: Server) -> None:
+    page = open_viewer(browser, audio_server, "opustone")
+    try:
+        page.wait_for_function("window.framecast.audio.tracks >= 1", timeout=15000)
+        assert page.evaluate("document.getElementById('video').muted") is True
+        page.click("#unmute")
+        assert page.evaluate("document.getElementById('video').muted") is False
+        assert "mute" in page.text_content("#unmute")
+    finally:
+        page.close()
+
+
+# WHEP offers from one page: ``n`` peer connections, each with video + audio recvonly; resolves
+# once every one has decoded audio with energy (or after the timeout).
+WHEP_AUDIO_JS = """
+async ([mount, n]) => {
+  const one = async () => {
+    const pc = new RTCPeerConnection({iceServers: []});
+    pc.addTransceiver("video", {direction: "recvonly"});
+    pc.addTransceiver("audio", {direction: "recvonly"});
+    const tracks = [];
+    pc.addEventListener("track", e => tracks.push(e.track));
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise(r => {
+      if (pc.iceGatheringState === "complete") return r();
+      pc.addEventListener("icegatheringstatechange",
+                          () => pc.iceGatheringState === "complete" && r());
+      setTimeout(r, 3000);
+    });
+    const res = await fetch("/whep/" + mount, {method: "POST",
+      headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
+    const answer = await res.text();
+    if (res.status !== 201) return {status: res.status, answer};
+    await pc.setRemoteDescription({type: "answer", sdp: answer});
+    // Chromium plays (and measures: totalAudioEnergy) remote audio only from an unmuted
+    // media element (the browser runs with --autoplay-policy=no-user-gesture-required)
+    const el = document.createElement("video");
+    el.autoplay = true; el.muted = false;
+    el.srcObject = new MediaStream(tracks);
+    document.body.append(el);
+    window.__pcs = (window.__pcs || []).concat([pc]);
+    return {status: res.status, answer, pc};
+  };
+  const got = await Promise.all(Array.from({length: n}, one));
+  const audio = async pc => {
+    let a = null;
+    (await pc.getStats()).forEach(s => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") a = s; });
+    return a ? {packets: a.packetsReceived, energy: a.totalAudioEnergy || 0} : null;
+  };
+  const t0 = performance.now();
+  let stats = [];
+  while (performance.now() - t0 < 30000) {
+    stats = await Promise.all(got.map(g => g.pc ? audio(g.pc) : null));
+    if (stats.every(s => s && s.energy > 0.02)) break;
+    await new Promise(r => setTimeout(r, 500));
+  }
+  return got.map((g, i) => ({status: g.status, answer: g.answer, audio: stats[i]}));
+}
+"""
+
+
+def _audio_section(answer: str) -> str:
+    return answer[answer.index("m=audio"):] if "m=audio" in answer else ""
+
+
+def test_whep_offer_with_audio_gets_opus(browser: Browser, audio_server: Server) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(audio_server.base + "/")
+        [got] = page.evaluate(WHEP_AUDIO_JS, ["aactone", 1])
+        assert got["status"] == 201, got
+        audio = _audio_section(got["answer"])
+        assert "OPUS/48000/2" in audio.upper() and "a=sendonly" in audio, got["answer"]
+        assert got["audio"] and got["audio"]["energy"] > 0.02, got["audio"]
+    finally:
+        page.close()
+    assert audio_server.wait_webrtcbins(0, timeout=40) == 0
+
+
+def test_twenty_viewers_share_one_audio_transcode(browser: Browser,
+                                                  audio_server: Server) -> None:
+    n = 20
+    page = browser.new_page()
+    try:
+        page.goto(audio_server.base + "/")
+        got = page.evaluate(WHEP_AUDIO_JS, ["aactone", n])
+        assert [g["status"] for g in got] == [201] * n
+        silent = [g["audio"] for g in got if not (g["audio"] and g["audio"]["energy"] > 0.02)]
+        assert not silent, f"{len(silent)} of {n} viewers heard nothing: {silent[:3]}"
+        w = _stream(audio_server, "aactone")["webrtc"]
+        assert (w["audio_viewers"], w["viewers"]) == (n, n)
+        assert w["audio_encoders"] == 1, w  # AAC → Opus once for the mount, not per viewer
+    finally:
+        page.close()
+    assert audio_server.wait_webrtcbins(0, timeout=60) == 0
