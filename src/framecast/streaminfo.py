@@ -46,7 +46,8 @@ def transcode_reason(info: StreamInfo) -> str:
 
 # What WebRTC gets of a mount's audio: browsers receive Opus only.
 AUDIO_PASSTHROUGH, AUDIO_TRANSCODED, AUDIO_NONE = "passthrough", "transcoded", "none"
-_DECODABLE_AUDIO = {"aac"}  # the media bin carries AAC and Opus (the probe drops the rest)
+_DECODABLE_AUDIO = {"aac"}  # the media bin carries AAC and Opus (the probe drops the rest);
+# gst/webrtcaudio.py DECODERS has a decoder for each
 
 
 def webrtc_audio(info: StreamInfo) -> tuple[str, str | None]:

@@ -223,7 +223,7 @@ class MountProducer:
             sink.set_property("async", False)
             link_chain(pipeline, apad, [sink])
             return
-        achain = audio_chain(self.audio_mode)
+        achain = audio_chain(self.audio_mode, self.info.audio)
         try:
             link_chain(pipeline, apad, achain)
         except RuntimeError as exc:
@@ -455,9 +455,11 @@ class MountProducer:
         if self.pipeline is None:  # stopped for want of viewers: a fresh stream
             self._build()
         if apt is not None and self.atee is not None:
-            # a few frames of slack only: audio late behind the video is worse than a gap
-            v.aqueue = make_element("queue", leaky=2, max_size_buffers=50, max_size_time=0,
-                                    max_size_bytes=0)
+            # 100 ms of slack only: webrtcbin holds its input until negotiated, and a deeper
+            # backlog reached the browser as one burst that its audio jitter buffer then kept
+            # (audio ~100 ms late behind the video for many seconds)
+            v.aqueue = make_element("queue", leaky=2, max_size_buffers=0,
+                                    max_size_time=100 * Gst.MSECOND, max_size_bytes=0)
             v.apay = make_element("rtpopuspay", pt=apt, ssrc=random.randrange(1, 2**32))
         for el in self._elements(v):
             self.pipeline.add(el)
@@ -487,6 +489,8 @@ class MountProducer:
         # a peer that leaves without a word (WHEP page closed, no DELETE): its RTCP BYE, or its
         # RTCP going silent, ends the viewer (libnice 0.1.21 has no consent freshness)
         rtpbin = webrtc.get_by_name("rtpbin")
+        if rtpbin is not None and v.apay is not None:
+            v.handlers.append((rtpbin, rtpbin.connect("element-added", _sr_often)))
         if rtpbin is not None:
             for sig, why in (("on-bye-ssrc", "RTCP BYE"), ("on-timeout", "RTCP timeout")):
                 v.handlers.append((rtpbin, rtpbin.connect(sig, self._on_peer_gone, v, why)))
@@ -688,6 +692,14 @@ class MountProducer:
             "frames": self.frames,
             "error": self.error,
         }
+
+
+def _sr_often(_rtpbin: Gst.Element, el: Gst.Element) -> None:
+    """RTCP sender reports every second, not 5: they are what lets the browser line the audio
+    up with the video (lip sync starts once both streams have had one)."""
+    factory = el.get_factory()
+    if factory is not None and factory.get_name() == "rtpsession":
+        el.set_property("rtcp-min-interval", Gst.SECOND)
 
 
 def _one_line(text: str | None, limit: int = 300) -> str:

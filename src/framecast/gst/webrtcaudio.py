@@ -13,14 +13,17 @@ from framecast.gst.element import make_element
 from framecast.streaminfo import AUDIO_TRANSCODED
 
 OPUS_BITRATE = 96000  # stereo music-grade; speech would do with less
+# static decoders, not decodebin: its pad appears late and audio that arrives before it is
+# linked stops the audio branch for good (not-linked), while the video plays on
+DECODERS = {"aac": "avdec_aac"}
 
 
-def audio_chain(mode: str) -> list[Gst.Element]:
+def audio_chain(mode: str, codec: str | None) -> list[Gst.Element]:
     """Parsed audio frames → [decode ─ Opus encode] ─ clocksync ─ tee ``atee``."""
     chain: list[Gst.Element] = []
     if mode == AUDIO_TRANSCODED:
         chain += [
-            make_element("decodebin"),  # AAC here; any audio GStreamer decodes
+            make_element(DECODERS[codec or ""]),
             make_element("audioconvert"),
             make_element("audioresample"),
             caps("audio/x-raw,rate=48000,channels=2"),
@@ -37,17 +40,13 @@ def audio_chain(mode: str) -> list[Gst.Element]:
 
 
 def link_chain(pipeline: Gst.Bin, upstream: Gst.Pad, chain: list[Gst.Element]) -> None:
-    """Add ``chain`` to ``pipeline`` and link ``upstream`` ─ chain[0] ─ … ─ chain[-1]; a
-    decodebin links to its successor once it has found its decoder."""
+    """Add ``chain`` to ``pipeline`` and link ``upstream`` ─ chain[0] ─ … ─ chain[-1]."""
     for el in chain:
         pipeline.add(el)
-    upstream.link(chain[0].get_static_pad("sink"))
+    if upstream.link(chain[0].get_static_pad("sink")) != Gst.PadLinkReturn.OK:
+        raise RuntimeError(f"cannot link the source's audio to {chain[0].get_name()}")
     for a, z in zip(chain, chain[1:], strict=False):
-        if a.get_factory().get_name() == "decodebin":
-            sink = z.get_static_pad("sink")
-            a.connect("pad-added", lambda _d, pad, sink=sink: (
-                None if sink.is_linked() else pad.link(sink)))
-        elif not a.link(z):
+        if not a.link(z):
             raise RuntimeError(f"cannot link {a.get_name()} to {z.get_name()}")
 
 
