@@ -3,11 +3,14 @@ mounts are heard, WHEP offers with audio get it, viewers share one encoder, lip 
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import audio_helpers
 import pytest
+from audio_helpers import WHEP_AUDIO_JS
 from browser_helpers import Server, open_viewer, start_server, stop_server
 from playwright.sync_api import Browser, Page
 
@@ -78,56 +81,6 @@ def test_viewer_starts_muted_with_an_unmute_button(browser: Browser,
         page.close()
 
 
-# WHEP offers from one page: ``n`` peer connections, each with video + audio recvonly; resolves
-# once every one has decoded audio with energy (or after the timeout).
-WHEP_AUDIO_JS = """
-async ([mount, n]) => {
-  const one = async () => {
-    const pc = new RTCPeerConnection({iceServers: []});
-    pc.addTransceiver("video", {direction: "recvonly"});
-    pc.addTransceiver("audio", {direction: "recvonly"});
-    const tracks = [];
-    pc.addEventListener("track", e => tracks.push(e.track));
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise(r => {
-      if (pc.iceGatheringState === "complete") return r();
-      pc.addEventListener("icegatheringstatechange",
-                          () => pc.iceGatheringState === "complete" && r());
-      setTimeout(r, 3000);
-    });
-    const res = await fetch("/whep/" + mount, {method: "POST",
-      headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
-    const answer = await res.text();
-    if (res.status !== 201) return {status: res.status, answer};
-    await pc.setRemoteDescription({type: "answer", sdp: answer});
-    // Chromium plays (and measures: totalAudioEnergy) remote audio only from an unmuted
-    // media element (the browser runs with --autoplay-policy=no-user-gesture-required)
-    const el = document.createElement("video");
-    el.autoplay = true; el.muted = false;
-    el.srcObject = new MediaStream(tracks);
-    document.body.append(el);
-    window.__pcs = (window.__pcs || []).concat([pc]);
-    return {status: res.status, answer, pc};
-  };
-  const got = await Promise.all(Array.from({length: n}, one));
-  const audio = async pc => {
-    let a = null;
-    (await pc.getStats()).forEach(s => {
-      if (s.type === "inbound-rtp" && s.kind === "audio") a = s; });
-    return a ? {packets: a.packetsReceived, energy: a.totalAudioEnergy || 0} : null;
-  };
-  const t0 = performance.now();
-  let stats = [];
-  while (performance.now() - t0 < 30000) {
-    stats = await Promise.all(got.map(g => g.pc ? audio(g.pc) : null));
-    if (stats.every(s => s && s.energy > 0.02)) break;
-    await new Promise(r => setTimeout(r, 500));
-  }
-  return got.map((g, i) => ({status: g.status, answer: g.answer, audio: stats[i]}));
-}
-"""
-
-
 def _audio_section(answer: str) -> str:
     return answer[answer.index("m=audio"):] if "m=audio" in answer else ""
 
@@ -162,3 +115,23 @@ def test_twenty_viewers_share_one_audio_transcode(browser: Browser,
     finally:
         page.close()
     assert audio_server.wait_webrtcbins(0, timeout=60) == 0
+
+
+def test_lip_sync_at_start_and_after_twenty_loops(browser: Browser,
+                                                  audio_server: Server) -> None:
+    """A white frame and a beep of the same instant (AAC, transcoded), presented by Chromium
+    within ±45 ms of each other: median over the first 6 loops, and over loops 21-26."""
+    page = browser.new_page()
+    try:
+        page.goto(audio_server.base + "/")
+        got = audio_helpers.measure(page, "lipsync", 27)
+    finally:
+        page.close()
+    offs = audio_helpers.offsets(got)
+    start = [o for t, o in offs if t < 6]
+    late = [o for t, o in offs if t >= 21]
+    report = f"offsets (s, ms) {[(round(t), round(o)) for t, o in offs]}, {got['stats']}"
+    assert len(start) >= 3 and len(late) >= 3, f"flashes/beeps not found: {report}"
+    assert abs(statistics.median(start)) <= LIP_SYNC_MS, report
+    assert abs(statistics.median(late)) <= LIP_SYNC_MS, report
+    assert _stream(audio_server, "lipsync")["loops"] >= 0  # status still answers

@@ -1,4 +1,6 @@
-"""Lip sync as Chromium presents it: a WHEP peer plays a flash-and-beep clip
+"""Audio in Chromium: WHEP peers that play (and so measure) audio, and lip sync.
+
+Lip sync as Chromium presents it: a WHEP peer plays a flash-and-beep clip
 (``make_clip(..., flash_every=N)``); the page times each flash (rVFC ``expectedDisplayTime`` of
 the first white frame) and each beep (an AudioWorklet finds the onset sample; its context time
 goes to ``performance.now()`` through ``getOutputTimestamp``, i.e. when it is heard), and
@@ -8,6 +10,66 @@ goes to ``performance.now()`` through ``getOutputTimestamp``, i.e. when it is he
 from __future__ import annotations
 
 from typing import Any
+
+# WHEP offers from one page: ``n`` peer connections, each with video + audio recvonly; resolves
+# once every one has decoded audio with energy (or after the timeout).
+WHEP_AUDIO_JS = """
+async ([mount, n]) => {
+  const one = async () => {
+    const pc = new RTCPeerConnection({iceServers: []});
+    pc.addTransceiver("video", {direction: "recvonly"});
+    pc.addTransceiver("audio", {direction: "recvonly"});
+    const tracks = [];
+    pc.addEventListener("track", e => tracks.push(e.track));
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise(r => {
+      if (pc.iceGatheringState === "complete") return r();
+      pc.addEventListener("icegatheringstatechange",
+                          () => pc.iceGatheringState === "complete" && r());
+      setTimeout(r, 3000);
+    });
+    const res = await fetch("/whep/" + mount, {method: "POST",
+      headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
+    const answer = await res.text();
+    if (res.status !== 201) return {status: res.status, answer};
+    await pc.setRemoteDescription({type: "answer", sdp: answer});
+    // Chromium plays (and measures: totalAudioEnergy) remote audio only from an unmuted
+    // media element (the browser runs with --autoplay-policy=no-user-gesture-required)
+    const el = document.createElement("video");
+    el.autoplay = true; el.muted = false;
+    el.srcObject = new MediaStream(tracks);
+    document.body.append(el);
+    window.__pcs = (window.__pcs || []).concat([{pc, el, location: res.headers.get("Location")}]);
+    return {status: res.status, answer, pc};
+  };
+  const got = await Promise.all(Array.from({length: n}, one));
+  const audio = async pc => {
+    let a = null;
+    (await pc.getStats()).forEach(s => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") a = s; });
+    return a ? {packets: a.packetsReceived, energy: a.totalAudioEnergy || 0} : null;
+  };
+  const t0 = performance.now();
+  let stats = [];
+  while (performance.now() - t0 < 30000) {
+    stats = await Promise.all(got.map(g => g.pc ? audio(g.pc) : null));
+    if (stats.every(s => s && s.energy > 0.02)) break;
+    await new Promise(r => setTimeout(r, 500));
+  }
+  return got.map((g, i) => ({status: g.status, answer: g.answer, audio: stats[i]}));
+}
+"""
+
+# Ends every peer WHEP_AUDIO_JS opened on the page (DELETE, close).
+CLOSE_PEERS_JS = """
+async () => {
+  for (const p of window.__pcs || []) {
+    p.pc.close(); p.el.remove();
+    if (p.location) await fetch(p.location, {method: "DELETE"});
+  }
+  window.__pcs = [];
+}
+"""
 
 # Onset of a beep after >= 50 ms of quiet: one message per beep, with its context time.
 WORKLET = """
