@@ -49,13 +49,16 @@ def _stream(server: Server, name: str) -> dict:
     return next(s for s in server.streams() if s["name"] == name)
 
 
-@pytest.mark.parametrize(("mount", "mode"), [("aactone", "transcoded"),
-                                             ("opustone", "passthrough")])
+@pytest.mark.parametrize(("mount", "mode", "query"), [
+    ("aactone", "transcoded", "muted=0"),  # gstwebrtc-api session (signalling)
+    ("opustone", "passthrough", "muted=0"),
+    ("aactone", "transcoded", "muted=0&whep=1"),  # the viewer's WHEP mode
+])
 def test_viewer_plays_the_mounts_audio(browser: Browser, audio_server: Server, mount: str,
-                                       mode: str) -> None:
+                                       mode: str, query: str) -> None:
     s = _stream(audio_server, mount)
     assert s["webrtc"]["audio"] == mode and s["webrtc"]["audio_codec"] == "opus", s
-    page = open_viewer(browser, audio_server, mount, query="muted=0")
+    page = open_viewer(browser, audio_server, mount, query=query)
     try:
         page.wait_for_function("window.framecast.audio.tracks >= 1", timeout=15000)
         # real sound: energy grows (a 440 Hz tone at -2 dBFS), not just packets of silence
