@@ -17,8 +17,16 @@ Time to first frame: ``performance.now()`` of the first presented frame in a fre
 load, signalling, ICE/DTLS, first keyframe), for the first viewer of a stopped producer (cold)
 and for a second viewer joining a running one (warm), interleaved over rounds.
 
+Audio (``--audio-only`` runs just this part): server CPU for the same 640x360 picture without
+audio (the reference), with AAC (transcoded to Opus once per mount) and with Opus (passed
+through), each for 1 and ``--audio-viewers`` WHEP peers in one page that play the sound; the
+AAC→Opus cost per mount = CPU(AAC, 1) - CPU(no audio, 1), per audio viewer = the extra slope.
+A/V offset: a flash-and-beep clip (1 s loop) played for ``--lipsync`` s, beep minus flash as
+Chromium presents them (tests/browser/audio_helpers.py), p50/p95 over all flashes and in the
+first 6 s / after 20 loops.
+
 Runs itself inside tools/netns-run (WebRTC needs the private namespace). Usage:
-    .venv/bin/python bench/webrtc_bench.py [--window 8] [--viewers 1,5,20]
+    .venv/bin/python bench/webrtc_bench.py [--window 8] [--viewers 1,5,20] [--audio-only]
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
+from audio_helpers import CLOSE_PEERS_JS, WHEP_AUDIO_JS, measure, offsets  # noqa: E402
 from browser_helpers import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -157,11 +166,74 @@ def run_viewers(browser, server: Server, n: int, window: float) -> dict[str, flo
         server.wait_webrtcbins(0)
 
 
+def audio_cpu(browser, server: Server, mount: str, n: int, window: float) -> float:
+    """Server CPU with ``n`` WHEP peers on ``mount`` playing its sound (and video)."""
+    page = browser.new_page()
+    try:
+        page.goto(server.base + "/")
+        got = page.evaluate(WHEP_AUDIO_JS, [mount, n])
+        assert all(g["status"] == 201 for g in got), got
+        time.sleep(1.0)
+        return measure_cpu(server, window)
+    finally:
+        page.evaluate(CLOSE_PEERS_JS)
+        page.close()
+        server.wait_webrtcbins(0)
+        wait_producer(server, False)
+
+
+def audio_bench(browser, tmp: Path, window: float, viewers: int, lipsync_s: float) -> None:
+    from framecast.gst.clips import make_clip
+
+    clips = [make_clip(tmp / f"{a or 'none'}.mp4", codec="h264", frames=150, fps=30,
+                       width=640, height=360, profile="main", gop=30, audio=a)
+             for a in (None, "aac", "opus")]
+    lip = make_clip(tmp / "lipsync.mp4", frames=30, fps=30, width=320, height=240,
+                    profile="main", audio="aac", flash_every=30)
+    server = start_server([*clips, lip], tmp)
+    try:
+        cpu: dict[tuple[str, int], float] = {}
+        for mount in ("none", "aac", "opus"):
+            for n in (1, viewers):
+                cpu[mount, n] = audio_cpu(browser, server, mount, n, window)
+                print(f"audio {mount:>4}, {n:>2} viewers: CPU {cpu[mount, n]:5.1f} %",
+                      flush=True)
+        page = browser.new_page()
+        page.goto(server.base + "/")
+        got = measure(page, "lipsync", lipsync_s)
+        page.close()
+    finally:
+        stop_server(server)
+    slope = {m: (cpu[m, viewers] - cpu[m, 1]) / (viewers - 1) for m in ("none", "aac", "opus")}
+    print(f"\n| mount audio | CPU 1 viewer % | × no audio | CPU {viewers} viewers % "
+          "| per viewer % | audio cost per mount % | audio cost per viewer % |")
+    print("|---|---|---|---|---|---|---|")
+    for m in ("none", "aac", "opus"):
+        label = {"none": "none (reference)", "aac": "AAC → Opus once",
+                 "opus": "Opus passthrough"}[m]
+        print(f"| {label} | {cpu[m, 1]:.1f} | {cpu[m, 1] / cpu['none', 1]:.2f} "
+              f"| {cpu[m, viewers]:.1f} | {slope[m]:.2f} | {cpu[m, 1] - cpu['none', 1]:+.1f} "
+              f"| {slope[m] - slope['none']:+.2f} |")
+    offs = offsets(got)
+    every = [o for _t, o in offs]
+    start = [o for t, o in offs if t < 6]
+    late = [o for t, o in offs if t >= 21]
+    print(f"\nA/V offset (beep - flash, > 0: audio late), {len(every)} flashes over "
+          f"{lipsync_s:.0f} s: p50 {pct(every, 0.5):.0f} ms, p95 {pct(every, 0.95):.0f} ms, "
+          f"p95 of |offset| {pct([abs(o) for o in every], 0.95):.0f} ms; first 6 s p50 "
+          f"{pct(start, 0.5):.0f} ms, after 20 loops p50 {pct(late, 0.5):.0f} ms; all: "
+          f"{[round(o) for o in every]}; Chromium stats {got.get('stats')}; load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--window", type=float, default=8.0, help="seconds measured per step")
     ap.add_argument("--viewers", default="1,5,20", help="viewer counts, comma-separated")
     ap.add_argument("--rounds", type=int, default=3, help="cold/warm time-to-first-frame rounds")
+    ap.add_argument("--audio-only", action="store_true", help="only the audio part")
+    ap.add_argument("--audio-viewers", type=int, default=5, help="viewers in the audio part")
+    ap.add_argument("--lipsync", type=float, default=30.0, help="seconds of lip-sync measure")
     args = ap.parse_args()
 
     if not in_private_netns():
@@ -172,6 +244,12 @@ def main() -> int:
 
     from framecast.gst.clips import make_clip
 
+    if args.audio_only:
+        with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            audio_bench(browser, Path(tmp), args.window, args.audio_viewers, args.lipsync)
+            browser.close()
+        return 0
     counts = [int(x) for x in args.viewers.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(tmp) / "bench.mp4", codec="h264", frames=150, fps=30, width=640,
@@ -251,6 +329,10 @@ def main() -> int:
           f"{'met' if ok else 'NOT met'} ({one['p50']:.0f}/{one['p95']:.0f} ms); "
           f"median of the p50s: {statistics.median([r['p50'] for r in rows]):.0f} ms; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        audio_bench(browser, Path(tmp), args.window, args.audio_viewers, args.lipsync)
+        browser.close()
     return 0
 
 

@@ -22,7 +22,7 @@ class StreamInfo:
     height: int | None = None
     fps: float | None = None
     reordered: bool = False  # B-frames (decode order ≠ presentation order)
-    audio: str | None = None  # the mount's audio codec (served over RTSP; not over WebRTC yet)
+    audio: str | None = None  # the mount's audio codec ("aac" | "opus" | None)
 
 
 def needs_transcode(info: StreamInfo) -> bool:
@@ -42,3 +42,21 @@ def transcode_reason(info: StreamInfo) -> str:
         return "B-frames (WebRTC receivers expect presentation order)"
     return "requested"
 
+
+
+# What WebRTC gets of a mount's audio: browsers receive Opus only.
+AUDIO_PASSTHROUGH, AUDIO_TRANSCODED, AUDIO_NONE = "passthrough", "transcoded", "none"
+_DECODABLE_AUDIO = {"aac"}  # the media bin carries AAC and Opus (the probe drops the rest);
+# gst/webrtcaudio.py DECODERS has a decoder for each
+
+
+def webrtc_audio(info: StreamInfo) -> tuple[str, str | None]:
+    """(how WebRTC carries the mount's audio, why): Opus as it is, AAC transcoded to Opus
+    once per mount, or none (with the reason, or None when the mount has no audio)."""
+    if info.audio is None:
+        return AUDIO_NONE, None
+    if info.audio == "opus":
+        return AUDIO_PASSTHROUGH, None
+    if info.audio in _DECODABLE_AUDIO:
+        return AUDIO_TRANSCODED, f"{info.audio.upper()} is not received by browsers (Opus is)"
+    return AUDIO_NONE, f"{info.audio} audio cannot be carried over WebRTC here"

@@ -1,4 +1,5 @@
-"""SDP helpers for the WebRTC producer: H.264 payload choice, profile-level-id, candidates."""
+"""SDP helpers for the WebRTC producer: H.264/Opus payload choice, profile-level-id,
+candidates."""
 
 from __future__ import annotations
 
@@ -49,6 +50,34 @@ def choose_h264_payload(offer_sdp: str, profile_level_id: str) -> tuple[int, str
         raise WebRTCError(f"offer has no H.264 (packetization-mode=1) matching the stream's "
                           f"profile-level-id {ours}")
     return best[1], best[2]
+
+
+OPUS_PT = 111  # what Chromium uses; any dynamic type works when we make the offer
+
+
+def choose_opus_payload(offer_sdp: str) -> int | None:
+    """The offer's Opus payload type in an audio section that accepts media from us
+    (sendrecv/recvonly), or None: that viewer gets video only."""
+    section: list[str] = []
+    sections: list[list[str]] = []
+    for line in offer_sdp.splitlines():
+        if line.startswith("m="):
+            section = [line]
+            sections.append(section)
+        elif section:
+            section.append(line)
+    for sec in sections:
+        if not sec[0].startswith("m=audio") or sec[0].split()[1:2] == ["0"]:
+            continue  # port 0: a rejected/stopped section
+        if any(x in ("a=inactive", "a=sendonly") for x in sec):
+            continue
+        for line in sec:
+            if line.startswith("a=rtpmap:") and "OPUS/48000" in line.upper():
+                try:
+                    return int(line[9:].split()[0])
+                except (ValueError, IndexError):
+                    continue
+    return None
 
 
 def _fmtp(sdp: str, pt: int) -> dict[str, str]:

@@ -134,7 +134,7 @@ def test_stream_list_shows_codec_transcoding_audio_and_viewers(
         page.close()
     demo, high = text["demo"], text["demo-high"]
     assert "H.264 · main" in demo and "passthrough" in demo, demo
-    assert "audio AAC (RTSP only)" in demo and "1 WebRTC viewer" in demo, demo
+    assert "audio AAC (WebRTC: Opus, transcoded)" in demo and "1 WebRTC viewer" in demo, demo
     assert "H.264 · high · B-frames" in high, high
     assert "transcoded to constrained-baseline: profile high" in high, high
     assert "0 WebRTC viewers" in high, high

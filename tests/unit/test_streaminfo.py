@@ -2,7 +2,7 @@
 
 import pytest
 
-from framecast.streaminfo import StreamInfo, needs_transcode, transcode_reason
+from framecast.streaminfo import StreamInfo, needs_transcode, transcode_reason, webrtc_audio
 
 
 @pytest.mark.parametrize(("info", "transcode", "reason"), [
@@ -18,3 +18,13 @@ from framecast.streaminfo import StreamInfo, needs_transcode, transcode_reason
 def test_needs_transcode(info: StreamInfo, transcode: bool, reason: str) -> None:
     assert needs_transcode(info) is transcode
     assert transcode_reason(info) == reason
+
+
+@pytest.mark.parametrize(("audio", "mode", "why"), [
+    ("opus", "passthrough", None),
+    ("aac", "transcoded", "AAC is not received by browsers (Opus is)"),
+    (None, "none", None),
+    ("mp3", "none", "mp3 audio cannot be carried over WebRTC here"),
+])
+def test_what_webrtc_gets_of_the_audio(audio: str | None, mode: str, why: str | None) -> None:
+    assert webrtc_audio(StreamInfo("h264", "main", audio=audio)) == (mode, why)

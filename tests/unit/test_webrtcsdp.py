@@ -3,7 +3,12 @@
 import pytest
 
 from framecast.producer import WebRTCError
-from framecast.webrtcsdp import choose_h264_payload, profile_level_id, with_candidates
+from framecast.webrtcsdp import (
+    choose_h264_payload,
+    choose_opus_payload,
+    profile_level_id,
+    with_candidates,
+)
 
 
 def test_payload_choice_and_candidates_in_answers() -> None:
@@ -39,3 +44,21 @@ def test_profile_level_id_from_caps_names() -> None:
     assert profile_level_id("main", "4") == "4d0028"
     assert profile_level_id("high", None) == "64001f"
     assert profile_level_id(None, "bogus") == "42e01f"  # unknown: what browsers all take
+
+
+_VIDEO = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 H264/90000\r\n"
+
+
+@pytest.mark.parametrize(("audio", "pt"), [
+    # Chromium's recvonly audio: Opus at 111 (among others)
+    ("m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\n"
+     "a=rtpmap:0 PCMU/8000\r\n", 111),
+    ("m=audio 9 UDP/TLS/RTP/SAVPF 109\r\na=sendrecv\r\na=rtpmap:109 OPUS/48000/2\r\n", 109),
+    ("m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=recvonly\r\na=rtpmap:0 PCMU/8000\r\n", None),
+    ("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=inactive\r\na=rtpmap:111 opus/48000/2\r\n", None),
+    ("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n", None),
+    ("m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", None),
+    ("", None),  # video only: that viewer gets no audio
+])
+def test_opus_payload_from_the_offers_audio_section(audio: str, pt: int | None) -> None:
+    assert choose_opus_payload("v=0\r\n" + _VIDEO + audio) == pt

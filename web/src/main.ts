@@ -45,6 +45,8 @@ const edgeIndex = params.get("edge") === null ? null : Number(params.get("edge")
 const wanted = params.get("stream");
 const sampleEvery = Number(params.get("sample") ?? 0);
 const maxSamples = Number(params.get("samples") ?? 40);
+// Browsers block autoplay with sound: start muted (the unmute button) unless ?muted=0.
+const startMuted = params.get("muted") !== "0";
 // Seconds without a presented frame before the page says so (?noframes=N).
 const NO_FRAMES_S = Number(params.get("noframes") ?? 8);
 const MAX_PRESENTED = 5000;
@@ -58,6 +60,9 @@ const listEl = $<HTMLUListElement>("streams");
 const statusEl = $("status");
 const messageEl = $("message");
 const frameLineEl = $("frameline");
+const unmuteEl = $<HTMLButtonElement>("unmute");
+const audioEl = $("audio");
+video.muted = startMuted;
 
 const hooks = {
   presented: [] as Presented[],
@@ -74,6 +79,20 @@ const hooks = {
   signalling: "connecting" as string,
   stats: { fps: 0, latencyMs: null as number | null, coverage: null as number | null },
   pc: null as RTCPeerConnection | null, // the current peer connection (tests read getStats)
+  audio: { tracks: 0, muted: startMuted }, // audio tracks received for the current stream
+  // Inbound audio of the current stream from getStats (tests: energy > 0 means real sound).
+  audioStats: async () => {
+    let out: Record<string, number> | null = null;
+    (await hooks.pc?.getStats())?.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        out = { packets: s.packetsReceived ?? 0, samples: s.totalSamplesReceived ?? 0,
+                energy: s.totalAudioEnergy ?? 0, level: s.audioLevel ?? 0,
+                concealed: s.concealedSamples ?? 0 };
+      }
+    });
+    return out;
+  },
+  setMuted: (muted: boolean) => setMuted(muted),
   streams: [] as StreamInfo[],
   via: "signalling" as string,
   edge: null as string | null, // the Janus edge playing (?via=janus)
@@ -93,6 +112,39 @@ declare global {
   }
 }
 window.framecast = hooks;
+
+// ---------------------------------------------------------------- sound
+let media: MediaStream | null = null; // the current stream's tracks, video and audio together
+
+function setMuted(muted: boolean) {
+  video.muted = muted;
+  hooks.audio.muted = muted;
+  unmuteEl.textContent = muted ? "🔇 unmute" : "🔊 mute";
+}
+unmuteEl.onclick = () => {
+  setMuted(!video.muted);
+  if (video.paused) video.play().catch(() => undefined);
+};
+setMuted(startMuted);
+
+function showAudio() {
+  const n = media ? media.getAudioTracks().length : 0;
+  hooks.audio.tracks = n;
+  unmuteEl.hidden = n === 0;
+  const info = hooks.streams.find((s) => s.name === hooks.current);
+  const w = ((info?.webrtc ?? {}) as Record<string, unknown>);
+  audioEl.textContent = n ? `Opus${w.audio === "transcoded" ? " (from " +
+    String(info?.audio ?? "?").toUpperCase() + ")" : ""}` : hooks.current ? "none" : "–";
+}
+
+// Every track of the session goes into one MediaStream on the <video> (audio and video may
+// come as separate streams).
+function addTrack(track: MediaStreamTrack) {
+  if (!media) media = new MediaStream();
+  if (!media.getTracks().includes(track)) media.addTrack(track);
+  if (track.kind === "audio") showAudio();
+  showStream(media);
+}
 
 function setStatus(text: string) {
   statusEl.textContent = text;
@@ -390,7 +442,10 @@ function describeStream(info: StreamInfo): Detail[] {
   }
   if ("audio" in info) {
     const a = typeof info.audio === "string" ? info.audio.toUpperCase() : null;
-    out.push({ kind: "audio", text: a ? `audio ${a} (RTSP only)` : "no audio" });
+    const how = w.audio === "passthrough" ? "WebRTC: passthrough"
+      : w.audio === "transcoded" ? "WebRTC: Opus, transcoded"
+      : `RTSP only${typeof w.audio_reason === "string" ? `: ${w.audio_reason}` : ""}`;
+    out.push({ kind: "audio", text: a ? `audio ${a} (${how})` : "no audio" });
   }
   const viewers = typeof info.viewers === "number" ? info.viewers : null;
   if (viewers !== null) {
@@ -492,6 +547,10 @@ function stop() {
   session = null; // first: its "closed" event (fired from close()) is then not a failure
   s?.close();
   video.srcObject = null;
+  media = null;
+  hooks.audio.tracks = 0;
+  unmuteEl.hidden = true;
+  audioEl.textContent = "–";
   hooks.pc = null;
   hooks.current = null;
   hooks.state = "idle";
@@ -535,6 +594,7 @@ function showStream(stream: MediaStream) {
   });
   hooks.state = "playing";
   setStatus(`playing ${hooks.current}`);
+  showAudio();
   setTimeout(refreshStreams, 1000); // the list's viewer counts now include this page
 }
 
@@ -557,11 +617,12 @@ function playSignalling(name: string) {
     hooks.pc = pc;
     pc?.addEventListener("track", (ev) => {
       if (ev.track.kind === "video") attachTransform(ev.receiver);
+      addTrack(ev.track);
     });
     if (pc) watchIce(pc, name, () => session === s);
   });
   s.addEventListener("streamsChanged", () => {
-    if (s.streams.length) showStream(s.streams[0]);
+    for (const st of s.streams) st.getTracks().forEach(addTrack);
   });
   s.addEventListener("error", (ev) => {
     if (session !== s) return;
@@ -659,11 +720,7 @@ async function negotiateWhep(name: string, pc: RTCPeerConnection) {
   // media can arrive (attached later, in the track event, Chromium never ran it here).
   attachTransform(pc.addTransceiver("video", { direction: "recvonly" }).receiver);
   pc.addTransceiver("audio", { direction: "recvonly" });
-  pc.addEventListener("track", (ev) => {
-    if (ev.track.kind === "video") {
-      showStream(ev.streams[0] ?? new MediaStream([ev.track]));
-    }
-  });
+  pc.addEventListener("track", (ev) => addTrack(ev.track));
   await pc.setLocalDescription(await pc.createOffer());
   await iceGatheringDone(pc);
   const res = await fetch(`./whep/${encodeURIComponent(name)}`, {

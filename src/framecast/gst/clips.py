@@ -50,15 +50,55 @@ def _audio_branch(audio: str, frames: int, fps: int) -> str:
             f"! audio/x-raw,rate={AUDIO_RATE},channels=2 ! audioconvert ! {enc} ! queue ! mux. ")
 
 
+BEEP_HZ = 1000
+
+
+def _beep_branch(audio: str) -> str:
+    # PCM pushed frame by frame next to the pictures (see make_clip's flash_every)
+    enc = {"aac": "avenc_aac ! aacparse", "opus": "opusenc ! opusparse"}[audio]
+    return (f"appsrc name=asrc format=time caps=audio/x-raw,format=S16LE,rate={AUDIO_RATE},"
+            f"channels=2,layout=interleaved ! audioconvert ! {enc} ! queue ! mux. ")
+
+
+# avenc_aac starts with 1024 samples of priming that mp4mux 1.22 records in no edit list:
+# players hear everything that much late, so a lip-sync clip's AAC beeps are written earlier
+_PRIMING = {"aac": 1024}
+
+
+def _beep_pcm(i: int, fps: int, flash_every: int, audio: str) -> np.ndarray:
+    """Frame ``i``'s audio: a 1 kHz beep during the flash frames (heard with them once the
+    encoder's priming is counted), silence otherwise."""
+    n = AUDIO_RATE // fps
+    s = np.arange(n) + i * n + _PRIMING.get(audio, 0)  # the sample index heard at this time
+    beep = (s // n) % flash_every == flash_every // 2
+    tone = 0.6 * 32767 * np.sin(2 * np.pi * BEEP_HZ * s / AUDIO_RATE) * beep
+    return np.repeat(tone.astype(np.int16)[:, None], 2, axis=1)
+
+
+def flash_frame(render: Callable[[int, int, int], np.ndarray], flash_every: int
+                ) -> Callable[[int, int, int], np.ndarray]:
+    """``render``, except every ``flash_every``-th frame is all white, from frame
+    ``flash_every // 2`` (mid-period: far from a loop's seam and the encoder's start)."""
+    def out(i: int, width: int, height: int) -> np.ndarray:
+        if i % flash_every == flash_every // 2:
+            return np.full((height, width, 3), 255, np.uint8)
+        return render(i, width, height)
+    return out
+
+
 def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: str = "mp4",
               frames: int = 60, fps: int = 30, width: int = 320, height: int = 240,
               bframes: int = 0, audio: str | None = None, profile: str | None = None,
               gop: int = 30, slices: int = 0,
-              render: Callable[[int, int, int], np.ndarray] = render_frame) -> Path:
+              render: Callable[[int, int, int], np.ndarray] = render_frame,
+              flash_every: int = 0) -> Path:
     """Encode ``frames`` frames of ``render(i, width, height)`` (by default the index test
     picture) into ``path``; returns the path.
 
     ``slices`` > 1: that many slices per picture (what cameras and x264 zerolatency write).
+    ``flash_every`` > 0 (with ``audio``): a lip-sync clip — every ``flash_every``-th frame
+    (from frame ``flash_every // 2``) is white and its audio a beep of one frame's length,
+    silence between.
     """
     init_gst()
     path = Path(path)
@@ -71,10 +111,14 @@ def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: s
         f"{_video_encoder(codec, container, bframes, gop, profile, slices)} ! queue ! "
         f"{mux} name=mux{mux_opts} ! filesink location=\"{path}\" "
     )
-    if audio:
+    if audio and flash_every > 0:
+        desc += _beep_branch(audio)
+        render = flash_frame(render, flash_every)
+    elif audio:
         desc += _audio_branch(audio, frames, fps)
     pipeline = Gst.parse_launch(desc)
     src = pipeline.get_by_name("src")
+    asrc = pipeline.get_by_name("asrc")
     pipeline.set_state(Gst.State.PLAYING)
     frame_ns = Gst.SECOND // fps
     try:
@@ -85,7 +129,14 @@ def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: s
             buf.duration = frame_ns
             if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
                 break
+            if asrc is not None:
+                abuf = Gst.Buffer.new_wrapped(_beep_pcm(i, fps, flash_every, audio or "").tobytes())
+                abuf.pts, abuf.duration = buf.pts, frame_ns
+                if asrc.emit("push-buffer", abuf) != Gst.FlowReturn.OK:
+                    break
         src.emit("end-of-stream")
+        if asrc is not None:
+            asrc.emit("end-of-stream")
         msg = wait_bus(pipeline.get_bus(), 60 * Gst.SECOND)
         if msg is None:
             raise ClipError(f"{path}: timed out writing the clip")

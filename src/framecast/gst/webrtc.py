@@ -6,6 +6,11 @@ The mount's encoded, SEI-carrying stream (parsed H.264 access units) is made onc
            ─ clocksync ─ tee
     tee ─ queue ─ rtph264pay pt=<negotiated> ─ webrtcbin      (one branch per viewer, no encode)
 
+and its audio (``framecast.gst.webrtcaudio``), Opus as it is or AAC → Opus once per mount::
+
+    source audio ─ [decode ─ opusenc] ─ clocksync ─ atee
+    atee ─ queue ─ rtpopuspay pt=<negotiated> ─ the viewer's webrtcbin   (if its offer takes it)
+
 The payloader sits after the tee, one per viewer, because a WHEP offer chooses the payload type
 (and webrtcbin 1.22 sends whatever payload type arrives); payloading is a cheap copy.
 
@@ -41,6 +46,7 @@ from framecast.gst.element import make_element  # noqa: E402
 from framecast.gst.nice import no_upnp  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 from framecast.gst.transcode import SEICarrier, transcoder  # noqa: E402
+from framecast.gst.webrtcaudio import audio_chain, link_chain, opus_rtp_caps  # noqa: E402
 from framecast.gst.webrtcsource import SourceFactory  # noqa: E402
 from framecast.producer import (  # noqa: E402
     SOURCE_FAILED,
@@ -53,8 +59,20 @@ from framecast.producer import (  # noqa: E402
     ViewerEvents,
     WebRTCError,
 )
-from framecast.streaminfo import StreamInfo, needs_transcode, transcode_reason  # noqa: E402
-from framecast.webrtcsdp import choose_h264_payload, profile_level_id, with_candidates  # noqa: E402
+from framecast.streaminfo import (  # noqa: E402
+    AUDIO_NONE,
+    StreamInfo,
+    needs_transcode,
+    transcode_reason,
+    webrtc_audio,
+)
+from framecast.webrtcsdp import (  # noqa: E402
+    OPUS_PT,
+    choose_h264_payload,
+    choose_opus_payload,
+    profile_level_id,
+    with_candidates,
+)
 
 init_gst()
 
@@ -75,6 +93,8 @@ class _Viewer:
     queue: Gst.Element
     pay: Gst.Element
     webrtc: Gst.Element
+    aqueue: Gst.Element | None = None  # the audio branch, when the viewer takes audio
+    apay: Gst.Element | None = None
     candidates: list[tuple[int, str]] = field(default_factory=list)
     offered: bool = False
     closed: bool = False
@@ -119,6 +139,8 @@ class MountProducer:
         self.carrier: SEICarrier | None = None
         self.pipeline: Gst.Pipeline | None = None
         self.tee: Gst.Element | None = None
+        self.atee: Gst.Element | None = None  # the audio's tee (None: video only)
+        self.audio_mode, self.audio_reason = webrtc_audio(info)
         self.injectors: list[Gst.Element] = []
         self.running = False
         self.flowing = False  # this run's source has reached the tee (WHEP answers wait for it)
@@ -134,6 +156,12 @@ class MountProducer:
         self._idle_deadline: float | None = None
         # the GLib thread's context (producers are created there): where teardown is scheduled
         self._context = GLib.MainContext.ref_thread_default()
+        if info.audio is not None and self.audio_mode == AUDIO_NONE:
+            log.warning("%s: %s audio is not offered over WebRTC: %s", name, info.audio,
+                        self.audio_reason)
+        elif self.audio_mode != AUDIO_NONE:
+            log.info("%s: WebRTC audio %s (%s)", name, self.audio_mode,
+                     "Opus" if info.audio == "opus" else f"{info.audio.upper()} → Opus once")
         # build now so a bad source fails when the mount is added, not at its first viewer;
         # READY opens files (filesrc) without streaming anything
         self._build()
@@ -175,6 +203,10 @@ class MountProducer:
                 raise WebRTCError(f"{self.name}: cannot link {a.get_name()} to {z.get_name()}")
         self.pipeline = pipeline
         self.tee = chain[-1]
+        self.atee = None
+        apad = built.get_static_pad("audio_src")
+        if apad is not None:
+            self._build_audio(pipeline, apad)
         # the mount's SEI injector(s), for /metrics (their own ``frames`` counters)
         self.injectors = [el for el in walk(pipeline)
                           if stamps_native.is_stamps_injector(el)
@@ -191,6 +223,21 @@ class MountProducer:
         bus.connect("message::error", self._on_error)
         bus.connect("message::warning", self._on_warning)
 
+    def _build_audio(self, pipeline: Gst.Pipeline, apad: Gst.Pad) -> None:
+        """The source's audio: into the shared audio chain, or a fakesink when WebRTC does not
+        carry it (an unlinked pad would stop the demuxer)."""
+        if self.audio_mode == AUDIO_NONE:
+            sink = make_element("fakesink", sync=False)
+            sink.set_property("async", False)
+            link_chain(pipeline, apad, [sink])
+            return
+        achain = audio_chain(self.audio_mode, self.info.audio)
+        try:
+            link_chain(pipeline, apad, achain)
+        except RuntimeError as exc:
+            raise WebRTCError(f"{self.name}: audio: {exc}") from None
+        self.atee = achain[-1]
+
     def _free(self) -> None:
         """NULL and drop the pipeline (its counters go into the running totals)."""
         pipeline = self.pipeline
@@ -201,7 +248,7 @@ class MountProducer:
         pipeline.set_state(Gst.State.NULL)
         bus = pipeline.get_bus()
         bus.remove_signal_watch()  # the watch's GSource would otherwise keep the bus alive
-        self.pipeline = self.tee = self.carrier = None
+        self.pipeline = self.tee = self.atee = self.carrier = None
         self.injectors = []
         self.running = self.flowing = False
         self._set_running_gauge()
@@ -289,10 +336,15 @@ class MountProducer:
 
     def webrtcbin_count(self) -> int:
         """Live webrtcbin elements in this mount's pipeline (tests check it returns to 0)."""
+        return self.element_count("webrtcbin")
+
+    def element_count(self, factory_name: str, recurse: bool = False) -> int:
+        """Elements made by ``factory_name`` in this mount's pipeline (``recurse``: inside
+        bins too, e.g. encoders)."""
         n = 0
         if self.pipeline is None:
             return 0
-        it = self.pipeline.iterate_elements()
+        it = self.pipeline.iterate_recurse() if recurse else self.pipeline.iterate_elements()
         while True:
             res, el = it.next()
             if res == Gst.IteratorResult.RESYNC:
@@ -302,7 +354,7 @@ class MountProducer:
             if res != Gst.IteratorResult.OK:
                 return n
             factory = el.get_factory()
-            n += bool(factory and factory.get_name() == "webrtcbin")
+            n += bool(factory and factory.get_name() == factory_name)
 
     def _count(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
@@ -360,7 +412,7 @@ class MountProducer:
     @staticmethod
     def _belongs(obj: Gst.Object, v: _Viewer) -> bool:
         while obj is not None:
-            if obj in (v.queue, v.pay, v.webrtc):
+            if obj in (v.queue, v.pay, v.webrtc, v.aqueue, v.apay):
                 return True
             obj = obj.get_parent()
         return False
@@ -388,9 +440,13 @@ class MountProducer:
         plid = profile_level_id(profile, level)
         pt = 96
         offer = None
+        # audio for every viewer of a mount that has it, unless its offer takes no Opus
+        apt: int | None = OPUS_PT if self.audio_mode != AUDIO_NONE else None
         if offer_sdp is not None:
             offer = _sdp_message(offer_sdp)  # raises on garbage before we build anything
             pt, plid = choose_h264_payload(offer_sdp, plid)
+            if apt is not None:
+                apt = choose_opus_payload(offer_sdp)
         queue = make_element("queue", leaky=2, max_size_buffers=60, max_size_time=0,
                              max_size_bytes=0)
         # config-interval=0: SPS/PPS are already in-band before every IDR (h264parse before the
@@ -408,7 +464,14 @@ class MountProducer:
         self._cancel_idle_stop()
         if self.pipeline is None:  # stopped for want of viewers: a fresh stream
             self._build()
-        for el in (queue, pay, webrtc):
+        if apt is not None and self.atee is not None:
+            # 100 ms of slack only: webrtcbin holds its input until negotiated, and a deeper
+            # backlog reached the browser as one burst that its audio jitter buffer then kept
+            # (audio ~100 ms late behind the video for many seconds)
+            v.aqueue = make_element("queue", leaky=2, max_size_buffers=0,
+                                    max_size_time=100 * Gst.MSECOND, max_size_bytes=0)
+            v.apay = make_element("rtpopuspay", pt=apt, ssrc=random.randrange(1, 2**32))
+        for el in self._elements(v):
             self.pipeline.add(el)
         queue.link(pay)
         rtp_caps = Gst.Caps.from_string(
@@ -420,6 +483,14 @@ class MountProducer:
         trans = sinkpad.get_property("transceiver")
         trans.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
         trans.set_property("codec-preferences", rtp_caps)
+        if v.aqueue is not None and v.apay is not None:
+            v.aqueue.link(v.apay)
+            asink = webrtc.request_pad_simple("sink_%u")
+            v.apay.get_static_pad("src").link(asink)
+            atrans = asink.get_property("transceiver")
+            atrans.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
+            atrans.set_property("codec-preferences",
+                                opus_rtp_caps(apt, v.apay.get_property("ssrc")))
 
         for sig, fn in (("on-ice-candidate", self._on_ice_candidate),
                         ("notify::ice-gathering-state", self._on_gathering),
@@ -428,12 +499,16 @@ class MountProducer:
         # a peer that leaves without a word (WHEP page closed, no DELETE): its RTCP BYE, or its
         # RTCP going silent, ends the viewer (libnice 0.1.21 has no consent freshness)
         rtpbin = webrtc.get_by_name("rtpbin")
+        if rtpbin is not None and v.apay is not None:
+            v.handlers.append((rtpbin, rtpbin.connect("element-added", _sr_often)))
         if rtpbin is not None:
             for sig, why in (("on-bye-ssrc", "RTCP BYE"), ("on-timeout", "RTCP timeout")):
                 v.handlers.append((rtpbin, rtpbin.connect(sig, self._on_peer_gone, v, why)))
         self.viewers[viewer_id] = v
-        for el in (queue, pay, webrtc):
+        for el in self._elements(v):
             el.sync_state_with_parent()
+        if v.aqueue is not None and self.atee is not None:
+            self.atee.request_pad_simple("src_%u").link(v.aqueue.get_static_pad("sink"))
         teepad = self.tee.request_pad_simple("src_%u")
         try:
             teepad.link(queue.get_static_pad("sink"))  # gi's override raises on failure
@@ -481,15 +556,18 @@ class MountProducer:
         if v is None:
             return False
         v.closed = True
-        qsink = v.queue.get_static_pad("sink")
-        teepad = qsink.get_peer()
-        if teepad is not None:
-            teepad.unlink(qsink)
-            teepad.get_parent_element().release_request_pad(teepad)
+        for q in (v.queue, v.aqueue):
+            if q is None:
+                continue
+            qsink = q.get_static_pad("sink")
+            teepad = qsink.get_peer()
+            if teepad is not None:
+                teepad.unlink(qsink)
+                teepad.get_parent_element().release_request_pad(teepad)
         for obj, hid in v.handlers:
             obj.disconnect(hid)
         v.handlers.clear()
-        for el in (v.webrtc, v.pay, v.queue):
+        for el in reversed(self._elements(v)):
             el.set_state(Gst.State.NULL)
             parent = el.get_parent()
             if parent is not None:
@@ -499,6 +577,12 @@ class MountProducer:
         if not self.viewers:
             self._schedule_idle_stop()
         return True
+
+    @staticmethod
+    def _elements(v: _Viewer) -> list[Gst.Element]:
+        """The viewer's branch, upstream first."""
+        audio = [el for el in (v.aqueue, v.apay) if el is not None]
+        return [v.queue, v.pay, *audio, v.webrtc]
 
     def _viewer(self, viewer_id: str) -> _Viewer:
         v = self.viewers.get(viewer_id)
@@ -581,7 +665,9 @@ class MountProducer:
 
     def _on_peer_gone(self, _rtpbin: Gst.Element, _session: int, ssrc: int, v: _Viewer,
                       why: str) -> None:
-        if ssrc != v.pay.get_property("ssrc") and not v.closed:
+        ours = {v.pay.get_property("ssrc")} | (
+            {v.apay.get_property("ssrc")} if v.apay is not None else set())
+        if ssrc not in ours and not v.closed:
             self._later(lambda: self._fail(v, f"peer left ({why})"))
 
     # -- reporting -------------------------------------------------------------------------------
@@ -608,6 +694,12 @@ class MountProducer:
                 "profile": self.webrtc_profile,
                 "transcoded": self.transcoded,
                 "transcode_reason": transcode_reason(self.info) if self.transcoded else None,
+                # passthrough (Opus) | transcoded (AAC → Opus, once per mount) | none
+                "audio": self.audio_mode,
+                "audio_codec": "opus" if self.audio_mode != AUDIO_NONE else None,
+                "audio_reason": self.audio_reason,
+                "audio_encoders": self.element_count("opusenc", recurse=True),
+                "audio_viewers": sum(v.apay is not None for v in self.viewers.values()),
                 "viewers": len(self.viewers),
                 "webrtcbins": self.webrtcbin_count(),
                 "sei_reinjected": self.sei_reinjected,
@@ -621,6 +713,14 @@ class MountProducer:
             "frames": self.frames,
             "error": self.error,
         }
+
+
+def _sr_often(_rtpbin: Gst.Element, el: Gst.Element) -> None:
+    """RTCP sender reports every second, not 5: they are what lets the browser line the audio
+    up with the video (lip sync starts once both streams have had one)."""
+    factory = el.get_factory()
+    if factory is not None and factory.get_name() == "rtpsession":
+        el.set_property("rtcp-min-interval", Gst.SECOND)
 
 
 def _one_line(text: str | None, limit: int = 300) -> str:

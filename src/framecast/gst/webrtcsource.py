@@ -45,9 +45,9 @@ def source_for_mount(mount: Any, media: Any = None,
     ``bin_factory()`` (default ``media.build_media_bin(mount, media)``: the RTSP factory's own
     bin) gives demux/appsrc → parse → SEI injector → ``pay0`` (+ audio ``pay1``) with a
     ``Looper`` for file mounts. The WebRTC producer payloads per viewer, so ``pay0`` is cut off
-    (its upstream becomes our ghost ``src``) and audio ends in a fakesink (video only over
-    WebRTC for now). ``media`` is the mount's one probe (None for a relay). Returns (factory,
-    info, status) with ``status()`` giving ``{"loops": n}``.
+    (its upstream becomes our ghost ``src``) and ``pay1`` too (its upstream, the parsed audio,
+    becomes the ghost ``audio_src``). ``media`` is the mount's one probe (None for a relay).
+    Returns (factory, info, status) with ``status()`` giving ``{"loops": n}``.
     """
     from framecast.gst.media import build_media_bin
 
@@ -92,7 +92,9 @@ def source_for_mount(mount: Any, media: Any = None,
 
 def strip_payloaders(b: Gst.Bin) -> Gst.Bin:
     """An RTSP-style bin (``pay0`` video, maybe ``pay1`` audio) made into a WebRTC source:
-    ``pay0``'s upstream becomes the ghost ``src`` pad; other payloaders end in fakesinks."""
+    ``pay0``'s upstream becomes the ghost ``src`` pad, ``pay1``'s (parsed audio frames) the
+    ghost ``audio_src`` pad (the producer links it, to its audio chain or a fakesink); other
+    payloaders end in fakesinks."""
     pay0 = b.get_by_name("pay0")
     if pay0 is None:
         raise WebRTCError(f"{b.get_name()}: no pay0 payloader to feed WebRTC from")
@@ -104,6 +106,10 @@ def strip_payloaders(b: Gst.Bin) -> Gst.Bin:
     while (pay := b.get_by_name(f"pay{i}")) is not None:
         peer = pay.get_static_pad("sink").get_peer()
         b.remove(pay)
+        if i == 1 and peer is not None:
+            b.add_pad(Gst.GhostPad.new("audio_src", peer))
+            i += 1
+            continue
         sink = make_element("fakesink", sync=False)
         sink.set_property("async", False)
         b.add(sink)

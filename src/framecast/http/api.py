@@ -34,7 +34,7 @@ class ApiRoutes:
                 "codec": d["codec"],
                 "profile": d["profile"],
                 "b_frames": d.get("b_frames", False),
-                "audio": d.get("audio"),  # RTSP only: WebRTC carries the video
+                "audio": d.get("audio"),  # the mount's codec; what WebRTC gets: webrtc.audio
                 "transcoded_for_webrtc": d["webrtc"]["transcoded"],
                 "webrtc": d["webrtc"],
                 "viewers": d["webrtc"]["viewers"],
