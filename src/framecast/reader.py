@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     from framecast.gst.reader import ReadPipeline
 
-__all__ = ["AudioChunk", "Frame", "Reader", "ReaderError", "ReaderTimeout", "open_reader", "source_kind",
-           "watch", "SourceKind", "Transport"]
+__all__ = ["AudioChunk", "Frame", "Reader", "ReaderError", "ReaderTimeout", "open_reader",
+           "source_kind", "watch", "SourceKind", "Transport"]
 
 SourceKind = Literal["file", "rtsp", "webrtc"]
 Transport = Literal["tcp", "udp"]

@@ -59,6 +59,9 @@ _START_STALL_S = 3.0
 # through separate jitterbuffers); past it the frame goes out and audio stops being waited
 # for until it flows again, so a stream whose audio died still plays its video
 _AUDIO_WAIT_S = 0.5
+# RTP timestamps smoothed by the jitterbuffer: a chunk may start ~1 ms before the previous
+# one's computed end; a frame within this of the audio's end waits for the next chunk
+_AUDIO_SLACK_NS = 5 * Gst.MSECOND
 
 
 # Pairs decoded pictures with their encoded AU. Decoders may re-stamp PTS (GstVideoDecoder
@@ -411,10 +414,10 @@ class ReadPipeline:
             if time.monotonic() > deadline:
                 raise ReaderTimeout(f"{self.url}: no frame within {self.timeout:g} s")
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame | AudioChunk]:
         return self
 
-    def __next__(self) -> Frame | AudioChunk:  # type: ignore[override]
+    def __next__(self) -> Frame | AudioChunk:
         if self._closed:
             raise StopIteration
         if self.asink is None:
@@ -437,7 +440,7 @@ class ReadPipeline:
                 return self._chunks.popleft()
             if frame is not None:
                 waiting = (self._audio_linked and not self._audio_stalled
-                           and self._audio_end <= frame.pts_ns
+                           and self._audio_end <= frame.pts_ns + _AUDIO_SLACK_NS
                            and not self.asink.get_property("eos"))  # type: ignore[union-attr]
                 if waiting and time.monotonic() - self._held_since < _AUDIO_WAIT_S:
                     self._pull_audio(_STEP_NS // 5)
