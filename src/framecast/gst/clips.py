@@ -42,24 +42,23 @@ def _video_encoder(codec: str, container: str, bframes: int, gop: int, profile: 
     raise ValueError(f"unknown video codec {codec!r}")
 
 
-def _audio_branch(audio: str, frames: int, fps: int, freq: float = 440) -> str:
+def _audio_branch(audio: str, frames: int, fps: int) -> str:
     # One audio buffer per video frame so both streams last exactly as long.
     samples = AUDIO_RATE // fps
     enc = {"aac": "avenc_aac ! aacparse", "opus": "opusenc ! opusparse"}[audio]
-    return (f"audiotestsrc wave=sine freq={freq} num-buffers={frames} samplesperbuffer={samples} "
+    return (f"audiotestsrc wave=sine freq=440 num-buffers={frames} samplesperbuffer={samples} "
             f"! audio/x-raw,rate={AUDIO_RATE},channels=2 ! audioconvert ! {enc} ! queue ! mux. ")
 
 
 def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: str = "mp4",
               frames: int = 60, fps: int = 30, width: int = 320, height: int = 240,
               bframes: int = 0, audio: str | None = None, profile: str | None = None,
-              gop: int = 30, slices: int = 0, audio_freq: float = 440,
+              gop: int = 30, slices: int = 0,
               render: Callable[[int, int, int], np.ndarray] = render_frame) -> Path:
     """Encode ``frames`` frames of ``render(i, width, height)`` (by default the index test
     picture) into ``path``; returns the path.
 
     ``slices`` > 1: that many slices per picture (what cameras and x264 zerolatency write).
-    ``audio`` ("aac" or "opus"): a stereo sine of ``audio_freq`` Hz as long as the video.
     """
     init_gst()
     path = Path(path)
@@ -73,7 +72,7 @@ def make_clip(path: str | os.PathLike[str], *, codec: str = "h264", container: s
         f"{mux} name=mux{mux_opts} ! filesink location=\"{path}\" "
     )
     if audio:
-        desc += _audio_branch(audio, frames, fps, audio_freq)
+        desc += _audio_branch(audio, frames, fps)
     pipeline = Gst.parse_launch(desc)
     src = pipeline.get_by_name("src")
     pipeline.set_state(Gst.State.PLAYING)
