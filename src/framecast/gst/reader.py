@@ -225,8 +225,11 @@ class ReadPipeline:
         else:
             from framecast.gst.whep_client import make_webrtc_source
 
-            src = make_webrtc_source(self.url, timeout=self.timeout, codec=self._codec or "h264")
+            src = make_webrtc_source(self.url, timeout=self.timeout, codec=self._codec or "h264",
+                                     audio=self.audio)
             self.pipeline.add(src)
+            if self.audio:
+                src.connect("pad-added", self._on_pad)  # its ``audio`` pad, if the server sends
             self._link_video(src.get_static_pad("src"), self._codec or "h264", rtp=False)
 
     def _on_pad(self, _el: Gst.Element, pad: Gst.Pad) -> None:

@@ -4,6 +4,8 @@
 ghost ``src`` pad produces ``video/x-h264,stream-format=byte-stream,alignment=au`` (SEI kept).
 The HTTP exchange runs on a worker thread (never on the GLib thread or a streaming thread);
 going to NULL sends the WHEP ``DELETE``. Failures are posted as element errors on the bus.
+``audio=True`` also offers a recvonly Opus section; if the server sends audio, a second ghost
+pad ``audio`` (``audio/x-opus``) appears (the bin's ``pad-added``).
 
 URL forms: ``webrtc://host:port/mount`` (WHEP at ``http://host:port/whep/mount``),
 ``whep://…`` or ``http(s)://…/whep/mount`` (used as is).
@@ -35,6 +37,7 @@ from framecast.sei import Codec  # noqa: E402
 init_gst()  # the element classes below need an initialised GStreamer
 
 log = logging.getLogger("framecast.whep")
+OPUS_PT = 111  # the audio section's payload type (Chromium's; the answer may pick another)
 
 
 def whep_url(url: str) -> str:
@@ -60,7 +63,8 @@ class WebRTCSource(Gst.Bin):
 
     __gtype_name__ = "FramecastWebRTCSource"
 
-    def __init__(self, url: str, timeout: float = 10.0, codec: Codec = "h264") -> None:
+    def __init__(self, url: str, timeout: float = 10.0, codec: Codec = "h264",
+                 audio: bool = False) -> None:
         super().__init__()
         self.url = url
         self.endpoint = whep_url(url)
@@ -84,6 +88,12 @@ class WebRTCSource(Gst.Bin):
             + (",packetization-mode=(string)1" if codec == "h264" else ""))
         self.webrtc.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
                          caps)
+        if audio:
+            self.webrtc.emit("add-transceiver",
+                             GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
+                             Gst.Caps.from_string(
+                                 f"application/x-rtp,media=audio,encoding-name=OPUS,"
+                                 f"clock-rate=48000,payload={OPUS_PT}"))
         self.webrtc.connect("on-negotiation-needed", self._on_negotiation_needed)
         self.webrtc.connect("notify::ice-gathering-state", self._on_gathering)
         self.webrtc.connect("pad-added", self._on_pad_added)
@@ -148,6 +158,15 @@ class WebRTCSource(Gst.Bin):
     def _on_pad_added(self, _webrtc: Gst.Element, pad: Gst.Pad) -> None:
         if pad.get_direction() != Gst.PadDirection.SRC:
             return
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        if caps.get_structure(0).get_string("media") == "audio":
+            depay = make_element("rtpopusdepay")
+            add_chain(self, [depay], start=True)
+            link_pad(pad, depay)
+            ghost = Gst.GhostPad.new("audio", depay.get_static_pad("src"))
+            ghost.set_active(True)
+            self.add_pad(ghost)  # the reader links it (pad-added)
+            return
         vc = video_codec(self.codec)
         depay = make_element(vc.depayloader)
         caps = make_element("capsfilter", caps=Gst.Caps.from_string(
@@ -187,10 +206,11 @@ class WebRTCSource(Gst.Bin):
         self.post_message(Gst.Message.new_error(self, err, text))
 
 
-def make_webrtc_source(url: str, timeout: float = 10.0, codec: Codec = "h264") -> WebRTCSource:
+def make_webrtc_source(url: str, timeout: float = 10.0, codec: Codec = "h264",
+                       audio: bool = False) -> WebRTCSource:
     """The consumer bin for ``url`` (see module doc); raises ValueError for a bad URL."""
     init_gst()
-    return WebRTCSource(url, timeout=timeout, codec=codec)
+    return WebRTCSource(url, timeout=timeout, codec=codec, audio=audio)
 
 
 class Consumers:

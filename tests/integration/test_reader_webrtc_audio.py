@@ -1,0 +1,53 @@
+"""framecast.open("webrtc://…", audio=True): the mount's audio arrives as Opus over WebRTC
+and is decoded to the file's tone (run under netns-run).
+
+Needs the WebRTC producer's audio (branch audio-webrtc: AAC mounts → Opus, Opus passed
+through); without it the server offers no audio and only the frames test below holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from audio_helpers import chunks_peak_hz
+
+import framecast
+from framecast import AudioChunk, Frame, Mount, Server, Settings
+from framecast.gst.clips import make_clip
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    clip = make_clip(tmp_path_factory.mktemp("wa") / "tone.mp4", frames=90, audio="aac")
+    srv = Server(Settings(bind="127.0.0.1", rtsp_port=0, http_port=0),
+                 (Mount(name="tone", file=str(clip)),)).start()
+    yield srv
+    srv.stop()
+
+
+def read(server: Server, audio: bool, frames: int = 45) -> list[Frame | AudioChunk]:
+    url = f"webrtc://127.0.0.1:{server.http_port}/tone"
+    items: list[Frame | AudioChunk] = []
+    with framecast.open(url, audio=audio, timeout=20) as reader:
+        for item in reader:
+            items.append(item)
+            if sum(isinstance(i, Frame) for i in items) >= frames:
+                break
+    return items
+
+
+def test_webrtc_audio_is_the_files_tone(server: Server) -> None:
+    items = read(server, audio=True)
+    chunks = [i for i in items if isinstance(i, AudioChunk)]
+    assert chunks, "no audio over WebRTC (does the server carry mount audio yet?)"
+    assert chunks[0].rate == 48000
+    assert abs(chunks_peak_hz(chunks) - 440) < 5
+    frames = [i for i in items if isinstance(i, Frame)]
+    assert abs(chunks[0].pts - frames[0].pts) < 0.5  # one timeline (RTCP aligns it finer)
+
+
+def test_webrtc_audio_false_is_video_only(server: Server) -> None:
+    items = read(server, audio=False, frames=15)
+    assert len(items) == 15 and all(isinstance(i, Frame) for i in items)
