@@ -6,7 +6,7 @@ through); without it the server offers no audio and only the frames test below h
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from audio_helpers import chunks_peak_hz
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     clip = make_clip(tmp_path_factory.mktemp("wa") / "tone.mp4", frames=90, audio="aac")
     srv = Server(Settings(bind="127.0.0.1", rtsp_port=0, http_port=0),
                  (Mount(name="tone", file=str(clip)),)).start()
@@ -51,3 +51,16 @@ def test_webrtc_audio_is_the_files_tone(server: Server) -> None:
 def test_webrtc_audio_false_is_video_only(server: Server) -> None:
     items = read(server, audio=False, frames=15)
     assert len(items) == 15 and all(isinstance(i, Frame) for i in items)
+
+
+def test_offer_sections_look_like_a_browsers() -> None:
+    """webrtcbin's bundle-only port 0 reads as a rejected section to WHEP servers."""
+    from framecast.gst.whep_client import unbundle_only
+
+    offer = ("v=0\r\na=group:BUNDLE video0 audio1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+             "a=mid:video0\r\nm=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=bundle-only\r\n"
+             "a=mid:audio1\r\n")
+    out = unbundle_only(offer)
+    assert "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" in out and "bundle-only" not in out
+    assert out.replace("m=audio 9", "m=audio 0").count("\r\n") == offer.count("\r\n") - 1
+    assert unbundle_only(out) == out

@@ -58,6 +58,23 @@ def whep_url(url: str) -> str:
     return f"http://{host}/whep/{urllib.parse.quote(mount)}"
 
 
+def unbundle_only(sdp: str) -> str:
+    """webrtcbin's max-bundle offer gives every section after the first port 0 and
+    ``a=bundle-only``; browsers send port 9 and no such line, and WHEP servers (ours
+    included) read port 0 as a rejected section. Offer as browsers do: same BUNDLE group."""
+    if "a=bundle-only" not in sdp:
+        return sdp
+    out = []
+    for line in sdp.splitlines():
+        if line == "a=bundle-only":
+            continue
+        if line.startswith("m=") and line.split(" ")[1:2] == ["0"]:
+            kind, _port, rest = line.split(" ", 2)
+            line = f"{kind} 9 {rest}"
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
 class WebRTCSource(Gst.Bin):
     """webrtcbin + depayloader + parser behind a ghost ``src`` pad (see module doc)."""
 
@@ -122,7 +139,7 @@ class WebRTCSource(Gst.Bin):
             return
         self._posted = True
         desc = webrtc.get_property("local-description")  # keep it referenced while reading
-        sdp = desc.sdp.as_text()
+        sdp = unbundle_only(desc.sdp.as_text())
         # non-trickle WHEP: one POST with the complete offer, on a worker thread
         threading.Thread(target=self._post, args=(sdp,), name="whep-post", daemon=True).start()
 
