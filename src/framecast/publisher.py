@@ -259,7 +259,8 @@ class Publisher:
         from framecast.streaminfo import StreamInfo
 
         profile = H264_PROFILE if self.codec == "h264" else None
-        return StreamInfo(self.codec, profile, self.width, self.height, float(self.fps))
+        return StreamInfo(self.codec, profile, self.width, self.height, float(self.fps),
+                          audio=self.audio)
 
     @property
     def in_flight(self) -> int:

@@ -2,10 +2,13 @@
 and is decoded to the file's tone (run under netns-run).
 
 Needs the WebRTC producer's audio (branch audio-webrtc: AAC mounts → Opus, Opus passed
-through); without it the server offers no audio and only the frames test below holds."""
+through): until it is merged, /api/streams has no ``webrtc.audio_codec`` and the tone test
+xfails (it passed on a scratch merge of both branches); the other tests hold either way."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -38,7 +41,15 @@ def read(server: Server, audio: bool, frames: int = 45) -> list[Frame | AudioChu
     return items
 
 
+def server_sends_audio(server: Server) -> bool:
+    with urllib.request.urlopen(f"{server.http_url}/api/streams", timeout=10) as res:
+        (stream,) = json.load(res)["streams"]
+    return bool(stream["webrtc"].get("audio_codec"))
+
+
 def test_webrtc_audio_is_the_files_tone(server: Server) -> None:
+    if not server_sends_audio(server):  # the WebRTC producer's audio (branch audio-webrtc)
+        pytest.xfail("this server carries no audio over WebRTC yet (merge audio-webrtc)")
     items = read(server, audio=True)
     chunks = [i for i in items if isinstance(i, AudioChunk)]
     assert chunks, "no audio over WebRTC (does the server carry mount audio yet?)"
