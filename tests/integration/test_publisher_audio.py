@@ -30,18 +30,21 @@ def server() -> Any:
     srv.stop()
 
 
-def publish_and_read(server: Server, codec: str) -> list[Frame | AudioChunk]:
+def publish_and_read(server: Server, codec: str, webrtc: bool = False
+                     ) -> list[Frame | AudioChunk]:
     """Frames {"i": i} with SPF samples each (silence, a 440 Hz beep at frames BEEP…),
-    read back over RTSP with framecast.open(audio=True) until frame N-1."""
+    read back over RTSP (or WebRTC) with framecast.open(audio=True) until frame N-1."""
     t = np.arange(SPF * BEEP_LEN) / RATE
     beep = np.repeat((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], 2, 1)
     items: list[Frame | AudioChunk] = []
     errors: list[BaseException] = []
     with framecast.Publisher(f"tone-{codec}", W, H, FPS, server=server, gop=10,
                              audio=codec) as pub:
+        url = f"webrtc://127.0.0.1:{server.http_port}/{pub.mount}" if webrtc else pub.url
+
         def read() -> None:
             try:
-                with framecast.open(pub.url, audio=True, timeout=10) as reader:
+                with framecast.open(url, audio=True, timeout=15) as reader:
                     for item in reader:
                         items.append(item)
                         if isinstance(item, Frame) and item.metadata \

@@ -188,6 +188,7 @@ class ReadPipeline:
         with self._lock:
             self._sei.clear()
         self._keyed = False
+        self._audio_end = -1  # the new connection's audio starts afresh
         self.restarts += 1
         self._started_at = time.monotonic()
         log.info("%s: no RTP out of rtspsrc %.1f s after connecting, reconnecting", self.url,
