@@ -59,8 +59,8 @@ log = logging.getLogger("framecast.publisher")
 
 # browsers play it as it is: WebRTC passes it through (framecast.streaminfo)
 H264_PROFILE = "constrained-baseline"
-AUDIO_CODECS = {"aac": "avenc_aac ! aacparse ! rtpmp4gpay",
-                "opus": "opusenc ! opusparse ! rtpopuspay"}
+AUDIO_CODECS = {"aac": ("avenc_aac ! aacparse", "rtpmp4gpay"),  # (encoder, payloader)
+                "opus": ("opusenc ! opusparse", "rtpopuspay")}
 AUDIO_GAP_NS = 20_000_000  # later than the previous chunk's end by more: restart at "now"
 PIXEL_FORMATS = ("RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12")
 
@@ -323,16 +323,18 @@ class Publisher:
         src.link(tail)
         tail.link(inj)
         inj.link(pay)
-        asrc = self._audio_branch(b) if self.audio else None
+        asrc = self._audio_branch(b, self.audio) if self.audio else None
         with self._lock:
             self._live.append(_Output(src, inj, _gobject_ptr(src), asrc=asrc))
         src.connect("need-data", lambda *_: self._ready.set())
         return b
 
-    def _audio_branch(self, b: Any) -> Any:
+    def _audio_branch(self, b: Any, codec: str) -> Any:
         """appsrc ! convert ! encode ! pay1 in ``b``; returns the appsrc."""
+        from framecast.codecs import AUDIO_PT
         from framecast.gst.runtime import Gst
 
+        encoder, payloader = AUDIO_CODECS[codec]
         asrc = Gst.ElementFactory.make("appsrc", "asrc")
         asrc.set_property("caps", Gst.Caps.from_string(
             f"audio/x-raw,format=F32LE,layout=interleaved,rate={self.audio_rate},"
@@ -341,11 +343,9 @@ class Publisher:
         asrc.set_property("is-live", True)
         asrc.set_property("max-bytes", self.audio_rate * self.audio_channels * 4)  # ~1 s
         asrc.set_property("leaky-type", 2)
-        enc = Gst.parse_bin_from_description(
-            f"audioconvert ! audioresample ! {AUDIO_CODECS[self.audio].rsplit(' ! ', 1)[0]}",
-            True)
-        pay = Gst.ElementFactory.make(AUDIO_CODECS[self.audio].rsplit(" ! ", 1)[1], "pay1")
-        pay.set_property("pt", 97)
+        enc = Gst.parse_bin_from_description(f"audioconvert ! audioresample ! {encoder}", True)
+        pay = Gst.ElementFactory.make(payloader, "pay1")
+        pay.set_property("pt", AUDIO_PT)
         for el in (asrc, enc, pay):
             b.add(el)
         asrc.link(enc)
