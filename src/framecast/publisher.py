@@ -15,10 +15,12 @@ beside the video into ``pay1`` (AAC or Opus over RTSP; WebRTC takes Opus from th
     appsrc (F32LE, audio_rate, audio_channels) ! audioconvert ! audioresample ! avenc_aac
            ! aacparse ! rtpmp4gpay name=pay1         (opusenc ! rtpopuspay for audio="opus")
 
-A chunk's PTS is the same running time the video uses, taken when it is pushed: a chunk
-pushed with frame N starts at frame N's PTS. Chunks are contiguous (each starts where the
-previous ended) unless the application fell behind by more than ``AUDIO_GAP_NS``: then the
-chunk starts at the current running time (a gap of silence, never a step backwards).
+Audio is on the video's clock (the media's running time): the first chunk starts when it is
+pushed, and each next one where the previous ended, so a chunk pushed with frame N starts at
+frame N's PTS as long as the application keeps pace (a late push that is caught up within
+``AUDIO_RESYNC_NS`` changes nothing: the stream stays gapless and back in step). Past that it
+resyncs: a gap of silence if the audio fell behind, or the chunk's head dropped if it ran
+ahead (pushed faster than real time) — never a timestamp going backwards.
 
 The mount is served on every output of its server: RTSP, WebRTC (signalling, WHEP), the
 viewer, ``/api/streams``. Its H.264 is constrained-baseline, which browsers play as it is (no
@@ -61,7 +63,7 @@ log = logging.getLogger("framecast.publisher")
 H264_PROFILE = "constrained-baseline"
 AUDIO_CODECS = {"aac": ("avenc_aac ! aacparse", "rtpmp4gpay"),  # (encoder, payloader)
                 "opus": ("opusenc ! opusparse", "rtpopuspay")}
-AUDIO_GAP_NS = 20_000_000  # later than the previous chunk's end by more: restart at "now"
+AUDIO_RESYNC_NS = 200_000_000  # audio this far off the video's clock resyncs (see above)
 PIXEL_FORMATS = ("RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12")
 
 
@@ -452,11 +454,17 @@ class Publisher:
         now = live.appsrc.get_current_running_time()  # the video's clock
         if now == Gst.CLOCK_TIME_NONE or live.asrc is None:
             return False
+        pts, discont = live.audio_next, False  # contiguous: what an encoder wants
+        if live.audio_next < 0 or now - live.audio_next > AUDIO_RESYNC_NS:
+            pts, discont = now, True  # the start, or fell behind: a gap
+        elif live.audio_next - now > AUDIO_RESYNC_NS:  # ran ahead: drop what is too early
+            skip = Gst.util_uint64_scale(live.audio_next - now, self.audio_rate, Gst.SECOND)
+            pcm = pcm[skip:]
+            if not len(pcm):
+                return True
         buf = Gst.Buffer.new_wrapped(pcm.tobytes())
-        if live.audio_next >= 0 and now <= live.audio_next + AUDIO_GAP_NS:
-            buf.pts = live.audio_next  # contiguous: what an encoder wants
-        else:
-            buf.pts = now
+        buf.pts = pts
+        if discont:
             buf.set_flags(Gst.BufferFlags.DISCONT)
         buf.duration = Gst.util_uint64_scale(len(pcm), Gst.SECOND, self.audio_rate)
         live.audio_next = buf.pts + buf.duration
