@@ -18,9 +18,10 @@ beside the video into ``pay1`` (AAC or Opus over RTSP; WebRTC takes Opus from th
 Audio is on the video's clock (the media's running time): the first chunk starts when it is
 pushed, and each next one where the previous ended, so a chunk pushed with frame N starts at
 frame N's PTS as long as the application keeps pace (a late push that is caught up within
-``AUDIO_RESYNC_NS`` changes nothing: the stream stays gapless and back in step). Past that it
-resyncs: a gap of silence if the audio fell behind, or the chunk's head dropped if it ran
-ahead (pushed faster than real time) — never a timestamp going backwards.
+``AUDIO_BEHIND_NS`` changes nothing: the stream stays gapless and back in step). Past that it
+resyncs with a gap of silence; audio more than ``AUDIO_AHEAD_NS`` ahead of the clock (pushed
+faster than real time, e.g. catching up after such a gap) loses the chunk's head. Never a
+timestamp going backwards.
 
 The mount is served on every output of its server: RTSP, WebRTC (signalling, WHEP), the
 viewer, ``/api/streams``. Its H.264 is constrained-baseline, which browsers play as it is (no
@@ -63,7 +64,8 @@ log = logging.getLogger("framecast.publisher")
 H264_PROFILE = "constrained-baseline"
 AUDIO_CODECS = {"aac": ("avenc_aac ! aacparse", "rtpmp4gpay"),  # (encoder, payloader)
                 "opus": ("opusenc ! opusparse", "rtpopuspay")}
-AUDIO_RESYNC_NS = 200_000_000  # audio this far off the video's clock resyncs (see above)
+AUDIO_BEHIND_NS = 250_000_000  # audio this far behind the video's clock: a gap (see above)
+AUDIO_AHEAD_NS = 50_000_000  # this far ahead: the chunk's head is dropped
 PIXEL_FORMATS = ("RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12")
 
 
@@ -455,9 +457,9 @@ class Publisher:
         if now == Gst.CLOCK_TIME_NONE or live.asrc is None:
             return False
         pts, discont = live.audio_next, False  # contiguous: what an encoder wants
-        if live.audio_next < 0 or now - live.audio_next > AUDIO_RESYNC_NS:
+        if live.audio_next < 0 or now - live.audio_next > AUDIO_BEHIND_NS:
             pts, discont = now, True  # the start, or fell behind: a gap
-        elif live.audio_next - now > AUDIO_RESYNC_NS:  # ran ahead: drop what is too early
+        elif live.audio_next - now > AUDIO_AHEAD_NS:  # ran ahead: drop what is too early
             skip = Gst.util_uint64_scale(live.audio_next - now, self.audio_rate, Gst.SECOND)
             pcm = pcm[skip:]
             if not len(pcm):

@@ -59,6 +59,7 @@ _START_STALL_S = 3.0
 # through separate jitterbuffers); past it the frame goes out and audio stops being waited
 # for until it flows again, so a stream whose audio died still plays its video
 _AUDIO_WAIT_S = 0.5
+_AUDIO_FIRST_WAIT_S = 2.0  # before the first chunk: the audio decoder is still being set up
 # RTP timestamps smoothed by the jitterbuffer: a chunk may start ~1 ms before the previous
 # one's computed end; a frame within this of the audio's end waits for the next chunk
 _AUDIO_SLACK_NS = 5 * Gst.MSECOND
@@ -128,6 +129,7 @@ class ReadPipeline:
         self.asink: Gst.Element | None = None
         self._chunks: deque[AudioChunk] = deque()  # decoded, not handed out yet
         self._audio_linked = False
+        self._audio_expected = False  # RTSP: the SDP announced audio (select-stream)
         self._audio_end = -1  # end (ns, stream time) of the newest chunk pulled
         self._audio_stalled = False  # a frame waited _AUDIO_WAIT_S for audio in vain
         self._held: Frame | None = None  # the next frame, waiting for audio before it
@@ -188,7 +190,8 @@ class ReadPipeline:
         with self._lock:
             self._sei.clear()
         self._keyed = False
-        self._audio_end = -1  # the new connection's audio starts afresh
+        self._audio_end = -1  # the new connection's audio starts afresh, on its own timeline:
+        self._chunks.clear()  # audio of the stalled one (its video never came) is dropped
         self.restarts += 1
         self._started_at = time.monotonic()
         log.info("%s: no RTP out of rtspsrc %.1f s after connecting, reconnecting", self.url,
@@ -223,6 +226,8 @@ class ReadPipeline:
             src.set_property("tcp-timeout", int((self.timeout + 10) * 1e6))  # ours fires first
             self.pipeline.add(src)
             src.connect("pad-added", self._on_pad)
+            if self.audio:
+                src.connect("select-stream", self._on_select_stream)
         else:
             from framecast.gst.whep_client import make_webrtc_source
 
@@ -246,6 +251,12 @@ class ReadPipeline:
             drain(self.pipeline, pad)  # audio, other streams, a second video
             return
         self._link_video(pad, codec, rtp=caps.get_structure(0).get_name() == "application/x-rtp")
+
+    def _on_select_stream(self, _src: Gst.Element, _num: int, caps: Gst.Caps) -> bool:
+        # the SDP has audio: frames wait for it from the start (its pad comes after video's)
+        if caps.get_structure(0).get_string("media") == "audio":
+            self._audio_expected = True
+        return True
 
     def _take_audio(self, pad: Gst.Pad, caps: Gst.Caps) -> bool:
         """audio=True: link the first audio pad to the audio branch (True if taken)."""
@@ -443,10 +454,12 @@ class ReadPipeline:
             if self._chunks and (frame is None or self._chunks[0].pts_ns <= frame.pts_ns):
                 return self._chunks.popleft()
             if frame is not None:
-                waiting = (self._audio_linked and not self._audio_stalled
+                waiting = ((self._audio_linked or self._audio_expected)
+                           and not self._audio_stalled
                            and self._audio_end <= frame.pts_ns + _AUDIO_SLACK_NS
                            and not self.asink.get_property("eos"))  # type: ignore[union-attr]
-                if waiting and time.monotonic() - self._held_since < _AUDIO_WAIT_S:
+                wait_s = _AUDIO_WAIT_S if self._audio_end >= 0 else _AUDIO_FIRST_WAIT_S
+                if waiting and time.monotonic() - self._held_since < wait_s:
                     self._pull_audio(_STEP_NS // 5)
                     continue
                 if waiting:
