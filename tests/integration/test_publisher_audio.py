@@ -39,9 +39,17 @@ class Sent:
 
     def sender_offset(self) -> float:
         """Beep chunk PTS − frame BEEP's PTS, both as stamped by the publisher (seconds)."""
-        frame = next(f for f in self.items if isinstance(f, Frame) and f.metadata
-                     and f.metadata[0]["i"] == BEEP)
-        return (self.beep_pts_ns - frame.metadata[0]["pts_ns"]) / 1e9
+        frame, shift = frame_near(self.items, BEEP)
+        return (self.beep_pts_ns - frame.metadata[0]["pts_ns"]) / 1e9 + shift
+
+
+def frame_near(items: list[Frame | AudioChunk], index: int) -> tuple[Frame, float]:
+    """Frame ``index`` (or, if the network lost it, the nearest one read) and the seconds to
+    add to its PTS to get frame ``index``'s (frames are 1/FPS apart)."""
+    frames = [f for f in items if isinstance(f, Frame) and f.metadata and "i" in f.metadata[0]]
+    frame = min(frames, key=lambda f: abs(f.metadata[0]["i"] - index))
+    assert abs(frame.metadata[0]["i"] - index) <= 3, "frames around the beep were not read"
+    return frame, (frame.metadata[0]["i"] - index) / FPS
 
 
 def publish_and_read(server: Server, codec: str, webrtc: bool = False) -> Sent:
@@ -97,13 +105,13 @@ def publish_and_read(server: Server, codec: str, webrtc: bool = False) -> Sent:
 
 def beep_offset(items: list[Frame | AudioChunk]) -> tuple[float, list[AudioChunk]]:
     """(onset of the beep − PTS of frame BEEP) in seconds, and the chunks of the beep."""
-    frame = next(f for f in items if isinstance(f, Frame) and f.metadata
-                 and f.metadata[0]["i"] == BEEP)
+    frame, shift = frame_near(items, BEEP)
     chunks = [c for c in items if isinstance(c, AudioChunk)]
-    onset = next(c.pts + int(np.argmax(np.abs(c.samples[:, 0]) > 0.05)) / c.rate
-                 for c in chunks if np.abs(c.samples[:, 0]).max() > 0.05)
+    loud = [c for c in chunks if np.abs(c.samples[:, 0]).max() > 0.05]
+    assert loud, "the beep was not heard"
+    onset = loud[0].pts + int(np.argmax(np.abs(loud[0].samples[:, 0]) > 0.05)) / loud[0].rate
     beeping = [c for c in chunks if onset <= c.pts < onset + BEEP_LEN / FPS - 0.05]
-    return onset - frame.pts, beeping
+    return onset - (frame.pts - shift), beeping
 
 
 # What the RTSP reader adds: rtspsrc aligns audio and video by packet arrival until the first
