@@ -1,7 +1,7 @@
 """The reader's audio branch (``framecast.open(url, audio=True)``): any audio pad → float32 PCM.
 
     rtp:  depay ─┐
-    file: ───────┴─ decodebin ─(pad-added)─ audioconvert ! F32LE interleaved ! appsink
+    file: ───────┴─ queue ! decodebin ─(pad-added)─ audioconvert ! F32LE interleaved ! appsink
 
 Decoded, never resampled: each :class:`framecast.reader.AudioChunk` keeps the stream's own
 rate and channels. The appsink is pulled by the reader's thread beside the video one.
@@ -52,7 +52,13 @@ def link_audio(pipeline: Gst.Pipeline, pad: Gst.Pad, caps: Gst.Caps,
         if name not in DEPAYLOADERS:
             raise RuntimeError(f"no depayloader for RTP audio {name or '?'}")
         chain.append(make_element(DEPAYLOADERS[name]))
+    # decodebin changes state asynchronously (it waits for its typefind): left to the pipeline,
+    # the pipeline stays PAUSED until audio data reaches it, while the video appsink holds
+    # the one demuxer thread waiting for PLAYING — a deadlock (~1 file read in 2 under load).
+    # The bin handles its own async state, and the queue gives the audio its own thread.
+    queue = make_element("queue")
     dec = make_element("decodebin")
+    dec.set_property("async-handling", True)
     conv = make_element("audioconvert")
     pipeline.add(conv)  # the sink is already in the pipeline (made with it)
     if not conv.link(sink):
@@ -65,7 +71,7 @@ def link_audio(pipeline: Gst.Pipeline, pad: Gst.Pad, caps: Gst.Caps,
             dpad.link(conv.get_static_pad("sink"))
 
     dec.connect("pad-added", on_decoded)
-    chain.append(dec)
+    chain += [queue, dec]
     add_chain(pipeline, chain)
     for el in [conv, *reversed(chain)]:
         el.sync_state_with_parent()
