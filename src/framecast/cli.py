@@ -25,7 +25,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from framecast.reader import watch
 
-    watch(args.url, count=args.count, timeout=args.timeout, transport=args.transport)
+    watch(args.url, count=args.count, timeout=args.timeout, transport=args.transport,
+          audio=args.audio)
     return 0
 
 
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for data")
     watch.add_argument("--transport", choices=["tcp", "udp"], default="tcp",
                        help="RTSP lower transport")
+    watch.add_argument("--audio", action="store_true",
+                       help="also a line per decoded audio chunk ({\"audio\": true, ...})")
     watch.set_defaults(func=cmd_watch)
 
     inject = sub.add_parser("inject", parents=[common],

@@ -9,6 +9,20 @@ to the injector under that PTS, so it lands on exactly that frame (stamps added 
     with framecast.Publisher("cam", 640, 480, 30) as pub:     # own server: RTSP :8554,
         pub.push(frame, {"boxes": [[10, 20, 50, 60]]})          # viewer/WebRTC :8080
 
+Audio (``audio="aac"`` or ``"opus"``): :meth:`Publisher.push_audio` takes numpy PCM, encoded
+beside the video into ``pay1`` (AAC or Opus over RTSP; WebRTC takes Opus from the same bin)::
+
+    appsrc (F32LE, audio_rate, audio_channels) ! audioconvert ! audioresample ! avenc_aac
+           ! aacparse ! rtpmp4gpay name=pay1         (opusenc ! rtpopuspay for audio="opus")
+
+Audio is on the video's clock (the media's running time): the first chunk starts when it is
+pushed, and each next one where the previous ended, so a chunk pushed with frame N starts at
+frame N's PTS as long as the application keeps pace (a late push that is caught up within
+``AUDIO_BEHIND_NS`` changes nothing: the stream stays gapless and back in step). Past that it
+resyncs with a gap of silence; audio more than ``AUDIO_AHEAD_NS`` ahead of the clock (pushed
+faster than real time, e.g. catching up after such a gap) loses the chunk's head. Never a
+timestamp going backwards.
+
 The mount is served on every output of its server: RTSP, WebRTC (signalling, WHEP), the
 viewer, ``/api/streams``. Its H.264 is constrained-baseline, which browsers play as it is (no
 transcode). Each output that is being watched runs its own media from the same frames (one
@@ -48,6 +62,10 @@ log = logging.getLogger("framecast.publisher")
 
 # browsers play it as it is: WebRTC passes it through (framecast.streaminfo)
 H264_PROFILE = "constrained-baseline"
+AUDIO_CODECS = {"aac": ("avenc_aac ! aacparse", "rtpmp4gpay"),  # (encoder, payloader)
+                "opus": ("opusenc ! opusparse", "rtpopuspay")}
+AUDIO_BEHIND_NS = 250_000_000  # audio this far behind the video's clock: a gap (see above)
+AUDIO_AHEAD_NS = 50_000_000  # this far ahead: the chunk's head is dropped
 PIXEL_FORMATS = ("RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "I420", "NV12")
 
 
@@ -167,6 +185,8 @@ class _Output:
     injector: Any
     ptr: int  # the appsrc's C pointer
     played: bool = False  # has taken a frame: a stopped media can then be told apart
+    asrc: Any = None  # audio=...: the audio appsrc
+    audio_next: int = -1  # running time where the next audio chunk starts (-1: none yet)
 
 
 class Publisher:
@@ -176,10 +196,14 @@ class Publisher:
                  codec: str = "h264", bitrate_kbps: int = 2048, stamps: bool = True,
                  fmt: str = "msgpack", gop: int | None = None,
                  pixel_format: str = "RGB", http: bool = True,
-                 http_port: int | None = None, settings: Any = None) -> None:
+                 http_port: int | None = None, settings: Any = None,
+                 audio: str | None = None, audio_rate: int = 48000,
+                 audio_channels: int = 2) -> None:
         """``server``: join a running :class:`framecast.server.Server` (the mount appears on
         its outputs at once and leaves them on :meth:`close`); without one, a server of its own
         with ``settings`` (default ``Settings()``), HTTP on ``http_port`` unless ``http=False``.
+        ``audio``: "aac" or "opus" to take :meth:`push_audio` PCM at ``audio_rate`` Hz,
+        ``audio_channels`` channels (None: video only).
         """
         from framecast.gst.runtime import init_gst
 
@@ -190,6 +214,12 @@ class Publisher:
         if pixel_format not in PIXEL_FORMATS:
             raise ValueError(f"pixel_format must be one of {', '.join(PIXEL_FORMATS)}, "
                              f"not {pixel_format!r}")
+        if audio is not None and audio not in AUDIO_CODECS:
+            raise ValueError(f"audio must be None, aac or opus, not {audio!r}")
+        if audio_rate <= 0 or not 1 <= audio_channels <= 8:
+            raise ValueError("audio_rate must be positive and audio_channels 1..8")
+        self.audio, self.audio_rate, self.audio_channels = audio, audio_rate, audio_channels
+        self.audio_pushed = 0  # samples (per channel) sent
         self.shape, offsets, strides = frame_layout(pixel_format, width, height)
         init_gst()
         self.mount, self.width, self.height, self.fps = mount, width, height, fps
@@ -233,7 +263,8 @@ class Publisher:
         from framecast.streaminfo import StreamInfo
 
         profile = H264_PROFILE if self.codec == "h264" else None
-        return StreamInfo(self.codec, profile, self.width, self.height, float(self.fps))
+        return StreamInfo(self.codec, profile, self.width, self.height, float(self.fps),
+                          audio=self.audio)
 
     @property
     def in_flight(self) -> int:
@@ -296,10 +327,34 @@ class Publisher:
         src.link(tail)
         tail.link(inj)
         inj.link(pay)
+        asrc = self._audio_branch(b, self.audio) if self.audio else None
         with self._lock:
-            self._live.append(_Output(src, inj, _gobject_ptr(src)))
+            self._live.append(_Output(src, inj, _gobject_ptr(src), asrc=asrc))
         src.connect("need-data", lambda *_: self._ready.set())
         return b
+
+    def _audio_branch(self, b: Any, codec: str) -> Any:
+        """appsrc ! convert ! encode ! pay1 in ``b``; returns the appsrc."""
+        from framecast.codecs import AUDIO_PT
+        from framecast.gst.runtime import Gst
+
+        encoder, payloader = AUDIO_CODECS[codec]
+        asrc = Gst.ElementFactory.make("appsrc", "asrc")
+        asrc.set_property("caps", Gst.Caps.from_string(
+            f"audio/x-raw,format=F32LE,layout=interleaved,rate={self.audio_rate},"
+            f"channels={self.audio_channels}"))
+        asrc.set_property("format", Gst.Format.TIME)
+        asrc.set_property("is-live", True)
+        asrc.set_property("max-bytes", self.audio_rate * self.audio_channels * 4)  # ~1 s
+        asrc.set_property("leaky-type", 2)
+        enc = Gst.parse_bin_from_description(f"audioconvert ! audioresample ! {encoder}", True)
+        pay = Gst.ElementFactory.make(payloader, "pay1")
+        pay.set_property("pt", AUDIO_PT)
+        for el in (asrc, enc, pay):
+            b.add(el)
+        asrc.link(enc)
+        enc.link(pay)
+        return asrc
 
     # -- the application side -------------------------------------------------------------
     def wait_ready(self, timeout: float = 10.0) -> bool:
@@ -367,6 +422,56 @@ class Publisher:
         live.played = True
         return True
 
+    def push_audio(self, samples: np.ndarray) -> bool:
+        """Send PCM: shape (n, audio_channels) (or (n,) for mono), float32 in -1..1 or int16;
+        always copied. Stamped on the video's clock (see the module docstring); False if
+        nobody is watching."""
+        if self.audio is None:
+            raise ValueError("this Publisher has no audio: create it with audio='aac' or 'opus'")
+        if samples.ndim == 1 and self.audio_channels == 1:
+            samples = samples[:, None]
+        if samples.ndim != 2 or samples.shape[1] != self.audio_channels:
+            raise ValueError(f"audio must be (n, {self.audio_channels}) samples, "
+                             f"got {samples.shape}")
+        if samples.dtype == np.int16:
+            pcm = samples.astype(np.float32) / 32768.0
+        elif samples.dtype == np.float32:
+            pcm = np.ascontiguousarray(samples)
+        else:
+            raise ValueError(f"audio must be float32 or int16, not {samples.dtype}")
+        if not len(pcm):
+            return True
+        with self._lock:
+            outputs = list(self._live)
+        sent = False
+        for live in outputs:
+            sent = self._push_audio_to(live, pcm) or sent
+        if sent:
+            self.audio_pushed += len(pcm)
+        return sent
+
+    def _push_audio_to(self, live: _Output, pcm: np.ndarray) -> bool:
+        from framecast.gst.runtime import Gst
+
+        now = live.appsrc.get_current_running_time()  # the video's clock
+        if now == Gst.CLOCK_TIME_NONE or live.asrc is None:
+            return False
+        pts, discont = live.audio_next, False  # contiguous: what an encoder wants
+        if live.audio_next < 0 or now - live.audio_next > AUDIO_BEHIND_NS:
+            pts, discont = now, True  # the start, or fell behind: a gap
+        elif live.audio_next - now > AUDIO_AHEAD_NS:  # ran ahead: drop what is too early
+            skip = Gst.util_uint64_scale(live.audio_next - now, self.audio_rate, Gst.SECOND)
+            pcm = pcm[skip:]
+            if not len(pcm):
+                return True
+        buf = Gst.Buffer.new_wrapped(pcm.tobytes())
+        buf.pts = pts
+        if discont:
+            buf.set_flags(Gst.BufferFlags.DISCONT)
+        buf.duration = Gst.util_uint64_scale(len(pcm), Gst.SECOND, self.audio_rate)
+        live.audio_next = buf.pts + buf.duration
+        return bool(live.asrc.emit("push-buffer", buf) == Gst.FlowReturn.OK)
+
     def _forget(self, live: _Output) -> None:
         with self._lock:
             if live in self._live:
@@ -388,6 +493,8 @@ class Publisher:
             live, self._live = self._live, []
         for out in live:
             out.appsrc.emit("end-of-stream")
+            if out.asrc is not None:
+                out.asrc.emit("end-of-stream")
         try:
             self.server.remove_mount(self.mount)
         except Exception as exc:  # closing must not raise over a server already gone

@@ -11,6 +11,9 @@ The SEI is read from the encoded access unit. Without decoding, access units arr
 order and are put back in presentation order (by DTS when the stream has it, else a small
 reorder window). With ``decode=True`` the decoder yields presentation order and each picture
 is paired with the SEI of the encoded access unit with the same PTS — never by arrival order.
+
+``audio=True`` adds a second appsink (framecast.gst.audioread) pulled by the same thread; its
+chunks are handed out interleaved with the frames by pts (see :meth:`ReadPipeline.__next__`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,7 +41,7 @@ from framecast.metadata import (
     framecast_messages,
     split_messages,
 )
-from framecast.reader import Frame, SourceKind
+from framecast.reader import AudioChunk, Frame, SourceKind
 from framecast.reorder import Reorder
 from framecast.sei import Codec
 
@@ -51,6 +55,14 @@ _MAX_PENDING_SEI = 512
 # arrives while rtspsrc is still changing state; rtpjitterbuffer then holds every packet
 # (measured: ~1 in 20 starts with 4 clients joining at once). A reconnect fixes it.
 _START_STALL_S = 3.0
+# audio=True: how long a frame waits for the audio up to its pts (RTP audio and video come
+# through separate jitterbuffers); past it the frame goes out and audio stops being waited
+# for until it flows again, so a stream whose audio died still plays its video
+_AUDIO_WAIT_S = 0.5
+_AUDIO_FIRST_WAIT_S = 2.0  # before the first chunk: the audio decoder is still being set up
+# RTP timestamps smoothed by the jitterbuffer: a chunk may start ~1 ms before the previous
+# one's computed end; a frame within this of the audio's end waits for the next chunk
+_AUDIO_SLACK_NS = 5 * Gst.MSECOND
 
 
 # Pairs decoded pictures with their encoded AU. Decoders may re-stamp PTS (GstVideoDecoder
@@ -105,12 +117,24 @@ def _codec_of(caps: Gst.Caps) -> Codec | None:
 
 
 class ReadPipeline:
-    """Iterator of :class:`Frame` in presentation order (behind :class:`Reader`)."""
+    """Iterator of :class:`Frame` in presentation order (behind :class:`Reader`); with
+    ``audio=True``, of frames and :class:`AudioChunk` objects ordered by pts."""
 
     def __init__(self, url: str, kind: SourceKind, decode: bool = False, timeout: float = 10.0,
-                 transport: str = "tcp", codec: Codec = "h264", latency_ms: int = 200) -> None:
+                 transport: str = "tcp", codec: Codec = "h264", latency_ms: int = 200,
+                 audio: bool = False) -> None:
         init_gst()
         self.url = url
+        self.audio = audio
+        self.asink: Gst.Element | None = None
+        self._chunks: deque[AudioChunk] = deque()  # decoded, not handed out yet
+        self._audio_linked = False
+        self._audio_expected = False  # RTSP: the SDP announced audio (select-stream)
+        self._audio_end = -1  # end (ns, stream time) of the newest chunk pulled
+        self._audio_stalled = False  # a frame waited _AUDIO_WAIT_S for audio in vain
+        self._held: Frame | None = None  # the next frame, waiting for audio before it
+        self._held_since = 0.0
+        self._video_done = False
         self.decode = decode
         self.timeout = float(timeout)
         self._kind = kind
@@ -143,6 +167,12 @@ class ReadPipeline:
         self.sink.set_property("enable-last-sample", False)
         self.sink.set_property("async", False)  # a live pipeline: never wait for preroll
         self.pipeline.add(self.sink)
+        self._audio_linked = False
+        if self.audio:
+            from framecast.gst.audioread import make_audio_sink
+
+            self.asink = make_audio_sink()
+            self.pipeline.add(self.asink)
         self._build_source(self._transport, self._latency_ms)
         self.bus = self.pipeline.get_bus()
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
@@ -160,6 +190,8 @@ class ReadPipeline:
         with self._lock:
             self._sei.clear()
         self._keyed = False
+        self._audio_end = -1  # the new connection's audio starts afresh, on its own timeline:
+        self._chunks.clear()  # audio of the stalled one (its video never came) is dropped
         self.restarts += 1
         self._started_at = time.monotonic()
         log.info("%s: no RTP out of rtspsrc %.1f s after connecting, reconnecting", self.url,
@@ -194,6 +226,8 @@ class ReadPipeline:
             src.set_property("tcp-timeout", int((self.timeout + 10) * 1e6))  # ours fires first
             self.pipeline.add(src)
             src.connect("pad-added", self._on_pad)
+            if self.audio:
+                src.connect("select-stream", self._on_select_stream)
         elif self.url.startswith("janus://"):  # through a Janus edge (framecast.edge)
             from framecast.gst.janus_client import make_janus_source
 
@@ -203,12 +237,17 @@ class ReadPipeline:
         else:
             from framecast.gst.whep_client import make_webrtc_source
 
-            src = make_webrtc_source(self.url, timeout=self.timeout, codec=self._codec or "h264")
+            src = make_webrtc_source(self.url, timeout=self.timeout, codec=self._codec or "h264",
+                                     audio=self.audio)
             self.pipeline.add(src)
+            if self.audio:
+                src.connect("pad-added", self._on_pad)  # its ``audio`` pad, if the server sends
             self._link_video(src.get_static_pad("src"), self._codec or "h264", rtp=False)
 
     def _on_pad(self, _el: Gst.Element, pad: Gst.Pad) -> None:
         caps = pad.get_current_caps() or pad.query_caps(None)
+        if self.asink is not None and self._take_audio(pad, caps):
+            return
         codec = _codec_of(caps)
         with self._lock:
             take = codec is not None and not self._linked
@@ -218,6 +257,31 @@ class ReadPipeline:
             drain(self.pipeline, pad)  # audio, other streams, a second video
             return
         self._link_video(pad, codec, rtp=caps.get_structure(0).get_name() == "application/x-rtp")
+
+    def _on_select_stream(self, _src: Gst.Element, _num: int, caps: Gst.Caps) -> bool:
+        # the SDP has audio: frames wait for it from the start (its pad comes after video's)
+        if caps.get_structure(0).get_string("media") == "audio":
+            self._audio_expected = True
+        return True
+
+    def _take_audio(self, pad: Gst.Pad, caps: Gst.Caps) -> bool:
+        """audio=True: link the first audio pad to the audio branch (True if taken)."""
+        from framecast.gst.audioread import is_audio, link_audio
+
+        with self._lock:
+            take = is_audio(caps) and not self._audio_linked
+            if take:
+                self._audio_linked = True
+        if not take:
+            return False
+        try:
+            assert self.asink is not None
+            link_audio(self.pipeline, pad, caps, self.asink)
+        except RuntimeError as exc:  # no decoder for it: say so, keep the video
+            log.warning("%s: audio not read: %s", self.url, exc)
+            self._audio_linked = False
+            drain(self.pipeline, pad)
+        return True
 
     def _link_video(self, pad: Gst.Pad, codec: Codec, rtp: bool) -> None:
         self._codec = codec
@@ -330,10 +394,31 @@ class ReadPipeline:
             return None
         return f"{self.url}: {error_text(msg)}"
 
+    def _pull_audio(self, wait_ns: int = 0) -> bool:
+        """Move decoded audio from its appsink to ``_chunks``; True if any came."""
+        from framecast.gst.audioread import chunk_from
+
+        got = False
+        while self.asink is not None:
+            sample = self.asink.emit("try-pull-sample", 0 if got else wait_ns)
+            if sample is None:
+                return got
+            buf = sample.get_buffer()
+            if buf.pts == Gst.CLOCK_TIME_NONE:
+                continue
+            chunk = chunk_from(sample, self._timeline(sample, buf.pts))
+            self._chunks.append(chunk)
+            self._audio_end = chunk.pts_ns + int(chunk.duration * 1e9)
+            self._audio_stalled = False
+            got = True
+        return got
+
     def _next_sample(self) -> Gst.Sample | None:
         """The next sample, None at end of stream; raises on error or timeout."""
         deadline = time.monotonic() + self.timeout
         while True:
+            if self.asink is not None:  # never let a full audio appsink block the demuxer
+                self._pull_audio()
             sample = self.sink.emit("try-pull-sample", _STEP_NS)  # works without GstApp typelib
             if sample is not None:
                 return sample
@@ -350,12 +435,54 @@ class ReadPipeline:
             if time.monotonic() > deadline:
                 raise ReaderTimeout(f"{self.url}: no frame within {self.timeout:g} s")
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame | AudioChunk]:
         return self
 
-    def __next__(self) -> Frame:
+    def __next__(self) -> Frame | AudioChunk:
         if self._closed:
             raise StopIteration
+        if self.asink is None:
+            return self._next_frame()
+        return self._next_item()
+
+    def _next_item(self) -> Frame | AudioChunk:
+        """audio=True: the frame or chunk with the smaller pts. A frame waits (at most
+        _AUDIO_WAIT_S) until audio has come up to its pts, so audio before it goes first."""
+        while True:
+            if self._held is None and not self._video_done:
+                try:
+                    self._held = self._next_frame()
+                    self._held_since = time.monotonic()
+                except StopIteration:
+                    self._video_done = True
+            self._pull_audio()
+            frame = self._held
+            if self._chunks and (frame is None or self._chunks[0].pts_ns <= frame.pts_ns):
+                return self._chunks.popleft()
+            if frame is not None:
+                waiting = ((self._audio_linked or self._audio_expected)
+                           and not self._audio_stalled
+                           and self._audio_end <= frame.pts_ns + _AUDIO_SLACK_NS
+                           and not self.asink.get_property("eos"))  # type: ignore[union-attr]
+                wait_s = _AUDIO_WAIT_S if self._audio_end >= 0 else _AUDIO_FIRST_WAIT_S
+                if waiting and time.monotonic() - self._held_since < wait_s:
+                    self._pull_audio(_STEP_NS // 5)
+                    continue
+                if waiting:
+                    self._audio_stalled = True
+                self._held = None
+                return frame
+            # video ended: the audio left, until its own end
+            if not self._audio_linked or self.asink.get_property("eos"):  # type: ignore[union-attr]
+                self._pull_audio()
+                if self._chunks:
+                    continue
+                raise StopIteration
+            if not self._pull_audio(_STEP_NS):
+                if time.monotonic() - self._held_since > self.timeout:
+                    raise StopIteration
+
+    def _next_frame(self) -> Frame:
         while not self._ready:
             if self._eos:
                 if self._reorder.flush_one():
@@ -379,8 +506,8 @@ class ReadPipeline:
             self._push_ordered(frame, buf.pts, buf.dts, self._caps_step(sample))
         return self._ready.popleft()
 
-    def read(self) -> Frame | None:
-        """The next frame, or None at the end of the stream."""
+    def read(self) -> Frame | AudioChunk | None:
+        """The next frame (or audio chunk), or None at the end of the stream."""
         return next(self, None)
 
     def close(self) -> None:

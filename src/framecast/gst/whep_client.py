@@ -4,6 +4,8 @@
 ghost ``src`` pad produces ``video/x-h264,stream-format=byte-stream,alignment=au`` (SEI kept).
 The HTTP exchange runs on a worker thread (never on the GLib thread or a streaming thread);
 going to NULL sends the WHEP ``DELETE``. Failures are posted as element errors on the bus.
+``audio=True`` also offers a recvonly Opus section; if the server sends audio, a second ghost
+pad ``audio`` (``audio/x-opus``) appears (the bin's ``pad-added``).
 
 URL forms: ``webrtc://host:port/mount`` (WHEP at ``http://host:port/whep/mount``),
 ``whep://…`` or ``http(s)://…/whep/mount`` (used as is).
@@ -35,6 +37,7 @@ from framecast.sei import Codec  # noqa: E402
 init_gst()  # the element classes below need an initialised GStreamer
 
 log = logging.getLogger("framecast.whep")
+OPUS_PT = 111  # the audio section's payload type (Chromium's; the answer may pick another)
 
 
 def whep_url(url: str) -> str:
@@ -55,12 +58,30 @@ def whep_url(url: str) -> str:
     return f"http://{host}/whep/{urllib.parse.quote(mount)}"
 
 
+def unbundle_only(sdp: str) -> str:
+    """webrtcbin's max-bundle offer gives every section after the first port 0 and
+    ``a=bundle-only``; browsers send port 9 and no such line, and WHEP servers (ours
+    included) read port 0 as a rejected section. Offer as browsers do: same BUNDLE group."""
+    if "a=bundle-only" not in sdp:
+        return sdp
+    out = []
+    for line in sdp.splitlines():
+        if line == "a=bundle-only":
+            continue
+        if line.startswith("m=") and line.split(" ")[1:2] == ["0"]:
+            kind, _port, rest = line.split(" ", 2)
+            line = f"{kind} 9 {rest}"
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
 class WebRTCSource(Gst.Bin):
     """webrtcbin + depayloader + parser behind a ghost ``src`` pad (see module doc)."""
 
     __gtype_name__ = "FramecastWebRTCSource"
 
-    def __init__(self, url: str, timeout: float = 10.0, codec: Codec = "h264") -> None:
+    def __init__(self, url: str, timeout: float = 10.0, codec: Codec = "h264",
+                 audio: bool = False) -> None:
         super().__init__()
         self.url = url
         self.endpoint = whep_url(url)
@@ -84,6 +105,12 @@ class WebRTCSource(Gst.Bin):
             + (",packetization-mode=(string)1" if codec == "h264" else ""))
         self.webrtc.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
                          caps)
+        if audio:
+            self.webrtc.emit("add-transceiver",
+                             GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
+                             Gst.Caps.from_string(
+                                 f"application/x-rtp,media=audio,encoding-name=OPUS,"
+                                 f"clock-rate=48000,payload={OPUS_PT}"))
         self.webrtc.connect("on-negotiation-needed", self._on_negotiation_needed)
         self.webrtc.connect("notify::ice-gathering-state", self._on_gathering)
         self.webrtc.connect("pad-added", self._on_pad_added)
@@ -112,7 +139,7 @@ class WebRTCSource(Gst.Bin):
             return
         self._posted = True
         desc = webrtc.get_property("local-description")  # keep it referenced while reading
-        sdp = desc.sdp.as_text()
+        sdp = unbundle_only(desc.sdp.as_text())
         # non-trickle WHEP: one POST with the complete offer, on a worker thread
         threading.Thread(target=self._post, args=(sdp,), name="whep-post", daemon=True).start()
 
@@ -147,6 +174,15 @@ class WebRTCSource(Gst.Bin):
 
     def _on_pad_added(self, _webrtc: Gst.Element, pad: Gst.Pad) -> None:
         if pad.get_direction() != Gst.PadDirection.SRC:
+            return
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        if caps.get_structure(0).get_string("media") == "audio":
+            depay = make_element("rtpopusdepay")
+            add_chain(self, [depay], start=True)
+            link_pad(pad, depay)
+            ghost = Gst.GhostPad.new("audio", depay.get_static_pad("src"))
+            ghost.set_active(True)
+            self.add_pad(ghost)  # the reader links it (pad-added)
             return
         vc = video_codec(self.codec)
         depay = make_element(vc.depayloader)
@@ -187,10 +223,11 @@ class WebRTCSource(Gst.Bin):
         self.post_message(Gst.Message.new_error(self, err, text))
 
 
-def make_webrtc_source(url: str, timeout: float = 10.0, codec: Codec = "h264") -> WebRTCSource:
+def make_webrtc_source(url: str, timeout: float = 10.0, codec: Codec = "h264",
+                       audio: bool = False) -> WebRTCSource:
     """The consumer bin for ``url`` (see module doc); raises ValueError for a bad URL."""
     init_gst()
-    return WebRTCSource(url, timeout=timeout, codec=codec)
+    return WebRTCSource(url, timeout=timeout, codec=codec, audio=audio)
 
 
 class Consumers:
