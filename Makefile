@@ -10,10 +10,11 @@ setup:
 serve: setup
 	$(VENV)/bin/framecast serve $(ARGS)
 
+# ruff, then mypy (config in pyproject.toml: strict on the pure layers)
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
 
-# mypy (config in pyproject.toml: strict on the pure layers); not yet part of lint/test
 typecheck: setup
 	$(VENV)/bin/mypy src
 

@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gi
 
@@ -38,6 +38,7 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
+from framecast.codecs import Codec  # noqa: E402
 from framecast.config import DEFAULTS  # noqa: E402
 from framecast.gst import stamps as stamps_native  # noqa: E402
 from framecast.gst.aufilter import AUFilter  # noqa: E402
@@ -161,10 +162,11 @@ class MountProducer:
                         self.audio_reason)
         elif self.audio_mode != AUDIO_NONE:
             log.info("%s: WebRTC audio %s (%s)", name, self.audio_mode,
-                     "Opus" if info.audio == "opus" else f"{info.audio.upper()} → Opus once")
+                     "Opus" if info.audio == "opus" else f"{str(info.audio).upper()} → Opus once")
         # build now so a bad source fails when the mount is added, not at its first viewer;
         # READY opens files (filesrc) without streaming anything
         self._build()
+        assert self.pipeline is not None
         if self.pipeline.set_state(Gst.State.READY) == Gst.StateChangeReturn.FAILURE:
             self._free()
             raise WebRTCError(f"{name}: the WebRTC source pipeline failed to start")
@@ -174,7 +176,7 @@ class MountProducer:
         """A fresh pipeline (NULL state): source ─ [transcode] ─ clocksync ─ tee."""
         self._refresh()
         info = self.info
-        self.carrier = SEICarrier(info.codec) if self.transcoded else None
+        self.carrier = SEICarrier(cast(Codec, info.codec)) if self.transcoded else None
         pipeline = Gst.Pipeline.new(f"webrtc-{self.name}")
         built = self.source()
         on_pipeline = None
@@ -263,6 +265,7 @@ class MountProducer:
         self._refresh()
         if self.pipeline is None:
             self._build()
+        assert self.pipeline is not None
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             self._free()
             raise SourceUnavailable(f"{self.name}: the WebRTC source pipeline failed to start")
@@ -289,7 +292,11 @@ class MountProducer:
         self._cancel_idle_stop()
         self._idle_deadline = time.monotonic() + self.idle_stop
         source = GLib.timeout_source_new(max(0, int(self.idle_stop * 1000)))
-        source.set_callback(lambda *_: (self._idle_stop_now(), GLib.SOURCE_REMOVE)[1])
+        def fire(*_: object) -> bool:
+            self._idle_stop_now()
+            return GLib.SOURCE_REMOVE
+
+        source.set_callback(fire)
         source.attach(self._context)
         self._idle_timer = source
 
@@ -402,7 +409,11 @@ class MountProducer:
     def _later(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the GLib thread that created this producer."""
         source = GLib.idle_source_new()
-        source.set_callback(lambda *_: (fn(), GLib.SOURCE_REMOVE)[1])
+        def run(*_: object) -> bool:
+            fn()
+            return GLib.SOURCE_REMOVE
+
+        source.set_callback(run)
         source.attach(self._context)
 
     def _on_warning(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
@@ -471,6 +482,7 @@ class MountProducer:
             v.aqueue = make_element("queue", leaky=2, max_size_buffers=0,
                                     max_size_time=100 * Gst.MSECOND, max_size_bytes=0)
             v.apay = make_element("rtpopuspay", pt=apt, ssrc=random.randrange(1, 2**32))
+        assert self.pipeline is not None and self.tee is not None
         for el in self._elements(v):
             self.pipeline.add(el)
         queue.link(pay)
@@ -490,7 +502,7 @@ class MountProducer:
             atrans = asink.get_property("transceiver")
             atrans.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
             atrans.set_property("codec-preferences",
-                                opus_rtp_caps(apt, v.apay.get_property("ssrc")))
+                                opus_rtp_caps(apt or 0, v.apay.get_property("ssrc")))
 
         for sig, fn in (("on-ice-candidate", self._on_ice_candidate),
                         ("notify::ice-gathering-state", self._on_gathering),
