@@ -301,13 +301,10 @@ class Publisher:
         src.set_property("is-live", True)
         src.set_property("max-bytes", self.nbytes * 4)  # ~4 frames queued
         src.set_property("leaky-type", 2)  # downstream: a stalled encoder drops old frames
-        if self.codec == "h264":
-            enc = (f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={self.gop} "
-                   f"bitrate={self.bitrate} ! video/x-h264,profile={H264_PROFILE} "
-                   "! h264parse config-interval=-1")
-        else:
-            enc = (f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={self.gop} "
-                   f"bitrate={self.bitrate} ! h265parse config-interval=-1")
+        from framecast.codecs import encoder_recipe
+
+        enc = encoder_recipe(self.codec, gop=self.gop, bitrate_kbps=self.bitrate,
+                             profile=H264_PROFILE if self.codec == "h264" else None)
         # 4:2:0 for the encoder (else x264 may pick 4:4:4, which browsers cannot play);
         # I420/NV12 input passes videoconvert untouched
         yuv = "NV12" if self.pixel_format == "NV12" else "I420"

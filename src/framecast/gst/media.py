@@ -11,7 +11,7 @@ from typing import Any
 
 from gi.repository import GObject, Gst  # noqa: I001 - after runtime's gi.require_version
 
-from framecast.codecs import Codec
+from framecast.codecs import AUDIO_PT, CODECS, VIDEO_PT, Codec  # noqa: E402
 from framecast.gst.runtime import init_gst
 
 init_gst()  # the filter seam's module may build caps at import time
@@ -22,10 +22,10 @@ from framecast.gst.looping import Looper  # noqa: E402
 from framecast.gst.probe import MediaInfo  # noqa: E402
 from framecast.gst.rangesrc import make_range_src  # noqa: E402
 
-PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
-DEPAYLOADERS = {"h264": "rtph264depay", "h265": "rtph265depay"}
+# the video elements and payload types come from the one codec table (framecast.codecs)
+PAYLOADERS = {name: c.payloader for name, c in CODECS.items()}
+DEPAYLOADERS = {name: c.depayloader for name, c in CODECS.items()}
 AUDIO = {"aac": ("aacparse", "rtpmp4gpay"), "opus": ("opusparse", "rtpopuspay")}
-VIDEO_PT, AUDIO_PT = 96, 97
 
 
 class MediaBin(Gst.Bin):
@@ -59,7 +59,7 @@ def _video_tail(b: Gst.Bin, mount: Any, info: Any, codec: Codec,
     """[parse !] [filter] ! pay0, added to ``b``; returns the branch's sink."""
     chain = []
     if parse:
-        parser = "h264parse" if codec == "h264" else "h265parse"
+        parser = CODECS[codec].parser
         chain.append(make_element(parser, "vparse", config_interval=-1))
     flt = make_video_filter(mount, info, codec)
     if flt is not None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from gi.repository import GLib, Gst  # noqa: I001 - after runtime's gi.require_version
 
-from framecast.codecs import Codec
+from framecast.codecs import CODECS, Codec
 from framecast.gst.element import make_element
 from framecast.gst.media import AUDIO, DEPAYLOADERS
 from framecast.hops import take_origin
@@ -39,7 +39,7 @@ from framecast.sps import profile_of_au
 
 log = logging.getLogger("framecast.relay")
 
-PARSERS = {"h264": "h264parse", "h265": "h265parse"}
+PARSERS = {name: c.parser for name, c in CODECS.items()}
 # a camera's audio, by the SDP's encoding name: (our codec name, depayloader)
 AUDIO_DEPAYLOADERS = {"MPEG4-GENERIC": ("aac", "rtpmp4gdepay"),
                       "MP4A-LATM": ("aac", "rtpmp4adepay"), "OPUS": ("opus", "rtpopusdepay")}
@@ -424,7 +424,7 @@ class CameraProbe:
     profile: str | None = None      # from its first keyframe (when asked for)
 
 
-def probe_camera(source: str, codec: str = "h264", timeout: float = 5.0,
+def probe_camera(source: str, codec: Codec = "h264", timeout: float = 5.0,
                  keyframe: bool = True) -> CameraProbe:
     """What a camera sends: its audio (from the SDP) and, with ``keyframe``, its video profile
     (from its first keyframe). Gives up after ``timeout`` s with what it has."""

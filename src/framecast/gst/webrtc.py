@@ -38,7 +38,7 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
-from framecast.codecs import Codec  # noqa: E402
+from framecast.codecs import VIDEO_PT, Codec  # noqa: E402
 from framecast.config import DEFAULTS  # noqa: E402
 from framecast.gst import stamps as stamps_native  # noqa: E402
 from framecast.gst.aufilter import AUFilter  # noqa: E402
@@ -449,7 +449,7 @@ class MountProducer:
             raise SourceUnavailable(f"{self.name}: {SOURCE_FAILED}: {self.error}")
         profile, level = self._current_caps()
         plid = profile_level_id(profile, level)
-        pt = 96
+        pt = VIDEO_PT
         offer = None
         # audio for every viewer of a mount that has it, unless its offer takes no Opus
         apt: int | None = OPUS_PT if self.audio_mode != AUDIO_NONE else None
