@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import audio_helpers
+import browser_audio
 import pytest
-from audio_helpers import WHEP_AUDIO_JS
+from browser_audio import WHEP_AUDIO_JS
 from browser_helpers import Server, open_viewer, start_server, stop_server
 from playwright.sync_api import Browser, Page
 
@@ -131,10 +131,10 @@ def test_lip_sync_after_twenty_loops(browser: Browser, audio_server: Server) -> 
     page = browser.new_page()
     try:
         page.goto(audio_server.base + "/")
-        got = audio_helpers.measure(page, "lipsync", 28)
+        got = browser_audio.measure(page, "lipsync", 28)
     finally:
         page.close()
-    offs = audio_helpers.offsets(got)
+    offs = browser_audio.offsets(got)
     late = [o for t, o in offs if t >= 21]
     report = f"offsets (s, ms) {[(round(t), round(o)) for t, o in offs]}, {got['stats']}"
     assert len(offs) >= 20 and len(late) >= 4, f"flashes/beeps not found: {report}"
