@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 REORDER_WINDOW = 4  # frames held back when the stream has no DTS (covers up to 3 B-frames)
+TIMELINE_RESET_NS = 1_000_000_000  # PTS this far back start a new timeline, not a late frame
 
 
 class Reorder(Generic[T]):
@@ -31,6 +32,7 @@ class Reorder(Generic[T]):
         self._order = itertools.count()
         self._last_out: int | None = None  # PTS of the last item handed out
         self._recent: list[int] = []  # recent PTS, to learn the frame step
+        self.late = 0  # items dropped because a later one had already been handed out
 
     def __len__(self) -> int:
         """Items still held back."""
@@ -60,17 +62,25 @@ class Reorder(Generic[T]):
                 break
 
     def flush_one(self) -> bool:
-        """At the end of the stream: release the next held item; False if none was held."""
-        if not self._heap:
-            return False
-        self._release()
-        return True
+        """At the end of the stream: release the next held item; False if none was left."""
+        while self._heap:
+            if self._release():
+                return True
+        return False
 
-    def _release(self) -> None:
+    def _release(self) -> bool:
+        """Hand out the earliest held item; False if it came too late to be in order."""
         p, _, _key, item = heapq.heappop(self._heap)
+        last = self._last_out
+        if p >= 0 and last is not None and p <= last and last - p < TIMELINE_RESET_NS:
+            # it arrived after a later frame was handed out (a frame lost on the way made
+            # the window release early): presentation order wins, as in a player
+            self.late += 1
+            return False
         if p >= 0:
-            self._last_out = p
+            self._last_out = p  # (a jump back by more than TIMELINE_RESET_NS: a new timeline)
         self.ready.append(item)
+        return True
 
     def learned_step(self) -> int:
         """One frame's duration from the PTS seen (0 until enough arrived to trust it: the

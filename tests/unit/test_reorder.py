@@ -75,3 +75,25 @@ def test_anything_within_the_window_is_sorted(order: list[int]) -> None:
     out = drain(r)
     assert sorted(out) == list(range(12))
     assert out == sorted(out)
+
+
+def test_a_frame_arriving_after_a_later_one_left_is_dropped_not_sent_out_of_order() -> None:
+    """Frame 4 is missing, so the window releases 5..9; when 4 turns up it is too late."""
+    r: Reorder[int] = Reorder()
+    got: list[int] = []
+    for p in [0, 3, 1, 2, 5, 6, 7, 8, 9, 4]:
+        r.push(p, p * STEP, None, keyframe=p == 0, step=STEP)
+        got += drain(r)
+    while r.flush_one():
+        pass
+    assert got + drain(r) == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    assert r.late == 1
+
+
+def test_a_jump_back_of_more_than_a_second_is_a_new_timeline() -> None:
+    r: Reorder[int] = Reorder()
+    for i in range(10):
+        r.push(i, 100 * STEP + i * STEP, None, keyframe=i == 0, step=STEP)
+    assert drain(r) == list(range(10))
+    r.push(99, 0, None, keyframe=True, step=STEP)  # a restarted source: PTS from 0 again
+    assert drain(r) == [99] and r.late == 0
