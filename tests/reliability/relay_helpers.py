@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -118,8 +119,15 @@ def describe_status(url: str, timeout: float = 10.0) -> int:
 
 
 def healthy_plays(url: str, seconds: float = 1.5, min_fps: float = 20.0) -> RtspsrcClient:
-    """A fresh rtspsrc client on ``url`` gets frames at ``min_fps`` or more, no error."""
-    c = RtspsrcClient(url).run_for(seconds + 0.5)  # + its first frame (0.1-0.3 s)
+    """A fresh rtspsrc client on ``url`` gets frames at ``min_fps`` or more, no error.
+
+    The rate is measured from its first frame, which may take a few seconds on a busy box
+    (a media built afresh probes its file again first)."""
+    c = RtspsrcClient(url).start()
+    wait_until(lambda: c.first_frame_at is not None or bool(c.poll_errors()), 10)
+    end = time.monotonic() + seconds + 0.5
+    while time.monotonic() < end and not c.poll_errors():
+        time.sleep(0.05)
     c.stop()
     assert not c.errors, c.errors
     assert len(c.video) >= min_fps * seconds, f"{url}: {len(c.video)} frames"
