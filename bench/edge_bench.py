@@ -53,64 +53,26 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-class Consumers:
+def consumers(url: str, n: int) -> Any:
     """N ``janus://`` (or ``webrtc://``) sources into fakesinks, counting access units."""
+    from framecast.gst.janus_client import make_janus_source
+    from framecast.gst.whep_client import Consumers, make_webrtc_source
 
-    def __init__(self, url: str, n: int) -> None:
-        from framecast.gst.runtime import GLibThread
+    def janus(u: str) -> Any:
+        return make_janus_source(u, timeout=30)
 
-        self.url, self.n = url, n
-        self.frames = [0] * n
-        self.errors: list[str] = []
-        self.glib = GLibThread("edge-consumers")
-        self.pipelines: list[Any] = []
+    make = janus if url.startswith("janus://") else make_webrtc_source
+    return Consumers(url, n, make_source=make, pace=0.05).start()
 
-    def _build(self, i: int) -> Any:
-        from framecast.gst.janus_client import make_janus_source
-        from framecast.gst.runtime import Gst
 
-        pipe = Gst.Pipeline.new(f"consumer-{i}")
-        src = make_janus_source(self.url, timeout=30)
-        sink = Gst.ElementFactory.make("fakesink")
-        sink.set_property("sync", False)
-        pipe.add(src)
-        pipe.add(sink)
-        src.link(sink)
-
-        def count(_pad: Any, _info: Any) -> Any:
-            self.frames[i] += 1
-            return Gst.PadProbeReturn.OK
-
-        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, count)
-        bus = pipe.get_bus()
-        bus.add_signal_watch()
-        bus.connect("message::error", lambda _b, m: self.errors.append(m.parse_error()[0].message))
-        pipe.set_state(Gst.State.PLAYING)
-        return pipe
-
-    def start(self) -> Consumers:
-        self.glib.start()
-        for i in range(self.n):
-            self.pipelines.append(self.glib.call_sync(self._build, i))
-            time.sleep(0.05)  # a burst of 50 ICE/DTLS set-ups at once starves both cores
-        return self
-
-    def wait(self, frames: int = 30, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while min(self.frames) < frames and time.monotonic() < deadline:
-            if self.errors:
-                raise RuntimeError(self.errors[0])
-            time.sleep(0.2)
-        if min(self.frames) < frames:
-            raise RuntimeError(f"consumers stuck: {sorted(self.frames)[:5]} frames")
-
-    def stop(self) -> None:
-        from framecast.gst.runtime import Gst
-
-        for pipe in self.pipelines:
-            self.glib.call_sync(pipe.set_state, Gst.State.NULL)
-        self.pipelines = []
-        self.glib.stop()
+def wait_frames(cons: Any, frames: int = 30, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while min(cons.frames) < frames and time.monotonic() < deadline:
+        if cons.errors:
+            raise RuntimeError(cons.errors[0])
+        time.sleep(0.2)
+    if min(cons.frames) < frames:
+        raise RuntimeError(f"consumers stuck: {sorted(cons.frames)[:5]} frames")
 
 
 def latencies(url: str, seconds: float) -> list[float]:
@@ -172,9 +134,9 @@ def run_feed(feed: str, clips: dict[str, Path], viewers: list[int], window: floa
         rows.append({"feed": feed, "n": 0, **measure(server, janus, window, url)})
         print(f"{feed:>4}   0 viewers: {fmt(rows[-1])}", flush=True)
         for n in viewers:
-            cons = Consumers(url, n).start()
+            cons = consumers(url, n)
             try:
-                cons.wait()
+                wait_frames(cons)
                 time.sleep(1)
                 rows.append({"feed": feed, "n": n, **measure(server, janus, window, url)})
                 print(f"{feed:>4} {n:>3} viewers: {fmt(rows[-1])}", flush=True)
@@ -198,9 +160,9 @@ def transcoded(clips: dict[str, Path], window: float, tmp: Path) -> list[dict[st
         rows.append({"feed": "rtp, High→transcoded", "n": 0,
                      **measure(server, janus, window, url)})
         print(f"High transcoded, 0 viewers: {fmt(rows[-1])}", flush=True)
-        cons = Consumers(url, 10).start()
+        cons = consumers(url, 10)
         try:
-            cons.wait()
+            wait_frames(cons)
             rows.append({"feed": "rtp, High→transcoded", "n": 10,
                          **measure(server, janus, window, url)})
             print(f"High transcoded, 10 viewers: {fmt(rows[-1])}", flush=True)

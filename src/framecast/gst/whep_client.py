@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import gi
@@ -237,10 +239,14 @@ class Consumers:
     units per consumer; ``stop()`` sends every DELETE. Uses its own GLib thread.
     """
 
-    def __init__(self, url: str, n: int) -> None:
+    def __init__(self, url: str, n: int,
+                 make_source: Callable[[str], Gst.Element] = make_webrtc_source,
+                 pace: float = 0.0) -> None:
         from framecast.gst.runtime import GLibThread
 
         self.url, self.n = url, n
+        self.make_source = make_source  # e.g. janus_client.make_janus_source for an edge
+        self.pace = pace  # s between two starts (a burst of ICE/DTLS set-ups starves 2 cores)
         self.frames = [0] * n
         self.errors: list[str] = []
         self.glib = GLibThread("whep-consumers")
@@ -248,7 +254,7 @@ class Consumers:
 
     def _build(self, i: int) -> Gst.Pipeline:
         pipe = Gst.Pipeline.new(f"consumer-{i}")
-        src = make_webrtc_source(self.url)
+        src = self.make_source(self.url)
         sink = Gst.ElementFactory.make("fakesink")
         sink.set_property("sync", False)
         pipe.add(src)
@@ -268,7 +274,10 @@ class Consumers:
 
     def start(self) -> Consumers:
         self.glib.start()
-        self.pipelines = [self.glib.call_sync(self._build, i) for i in range(self.n)]
+        for i in range(self.n):
+            self.pipelines.append(self.glib.call_sync(self._build, i))
+            if self.pace:
+                time.sleep(self.pace)
         return self
 
     def stop(self) -> None:
