@@ -22,7 +22,7 @@ audio (the reference), with AAC (transcoded to Opus once per mount) and with Opu
 through), each for 1 and ``--audio-viewers`` WHEP peers in one page that play the sound; the
 AAC→Opus cost per mount = CPU(AAC, 1) - CPU(no audio, 1), per audio viewer = the extra slope.
 A/V offset: a flash-and-beep clip (1 s loop) played for ``--lipsync`` s, beep minus flash as
-Chromium presents them (tests/browser/audio_helpers.py), p50/p95 over all flashes and in the
+Chromium presents them (tests/browser/browser_audio.py), p50/p95 over all flashes and in the
 first 6 s / after 20 loops.
 
 Runs itself inside tools/netns-run (WebRTC needs the private namespace). Usage:
@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from audio_helpers import CLOSE_PEERS_JS, WHEP_AUDIO_JS, measure, offsets  # noqa: E402
+from browser_audio import CLOSE_PEERS_JS, WHEP_AUDIO_JS, measure, offsets  # noqa: E402
 from browser_helpers import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,

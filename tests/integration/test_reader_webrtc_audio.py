@@ -1,9 +1,6 @@
 """framecast.open("webrtc://…", audio=True): the mount's audio arrives as Opus over WebRTC
-and is decoded to the file's tone (run under netns-run).
-
-Needs the WebRTC producer's audio (branch audio-webrtc: AAC mounts → Opus, Opus passed
-through): until it is merged, /api/streams has no ``webrtc.audio_codec`` and the tone test
-xfails (it passed on a scratch merge of both branches); the other tests hold either way."""
+and is decoded to the file's tone, lined up with its video by the sender reports (run under
+netns-run)."""
 
 from __future__ import annotations
 
@@ -32,6 +29,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def lipsync(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A 1 s loop whose frame 15 is white and has a 1 kHz beep (AAC, transcoded to Opus)."""
+    clip = make_clip(tmp_path_factory.mktemp("lip") / "lip.mp4", frames=30, fps=30,
+                     profile="main", audio="aac", flash_every=30)
+    srv = Server(Settings(bind="127.0.0.1", rtsp_port=0, http_port=0),
+                 (Mount(name="lip", file=str(clip)),)).start()
+    yield srv
+    srv.stop()
+
+
+OPUS_FRAME_S = 0.020
+
+
 def read(server: Server, audio: bool, frames: int = 45) -> list[Frame | AudioChunk]:
     url = f"webrtc://127.0.0.1:{server.http_port}/tone"
     items: list[Frame | AudioChunk] = []
@@ -50,8 +61,7 @@ def server_sends_audio(server: Server) -> bool:
 
 
 def test_webrtc_audio_is_the_files_tone(server: Server) -> None:
-    if not server_sends_audio(server):  # the WebRTC producer's audio (branch audio-webrtc)
-        pytest.xfail("this server carries no audio over WebRTC yet (merge audio-webrtc)")
+    assert server_sends_audio(server)
     items = read(server, audio=True, frames=60)
     chunks = [i for i in items if isinstance(i, AudioChunk)]
     assert chunks, "no audio over WebRTC (does the server carry mount audio yet?)"
@@ -65,13 +75,58 @@ def test_webrtc_audio_is_the_files_tone(server: Server) -> None:
 
 
 def test_publisher_opus_over_webrtc_lands_on_its_frame(server: Server) -> None:
-    if not server_sends_audio(server):
-        pytest.xfail("this server carries no audio over WebRTC yet (merge audio-webrtc)")
     sent = publish_and_read(server, "opus", webrtc=True)
     offset, beeping = beep_offset(sent.items)
     assert abs(chunks_peak_hz(beeping) - 440) < 10
     added = check_sync(sent, "webrtc opus", offset)
     assert abs(added) <= 0.020 + RECEIVER_SLACK, f"beep {offset * 1000:.1f} ms from its frame"
+
+
+def flash_beep_offsets(url: str, seconds: float) -> list[tuple[float, float]]:
+    """(flash PTS, beep onset − flash PTS) in seconds for each flash of a lip-sync clip read
+    from ``url`` with pixels and audio, as the reader's RTP receiver lines them up."""
+    flashes: list[float] = []
+    beeps: list[float] = []
+    bright, quiet = False, 10**9
+    with framecast.open(url, audio=True, decode=True, timeout=20) as reader:
+        for item in reader:
+            if isinstance(item, Frame):
+                assert item.image is not None
+                white = float(item.image.mean()) > 200
+                if white and not bright:
+                    flashes.append(item.pts)
+                bright = white
+                if item.pts - (flashes[0] if flashes else item.pts) > seconds:
+                    break
+                continue
+            for i, level in enumerate(np.abs(item.samples[:, 0])):
+                loud = level > 0.2
+                if loud and quiet > item.rate // 20:  # an onset after >= 50 ms of quiet
+                    beeps.append(item.pts + i / item.rate)
+                quiet = 0 if loud else quiet + 1
+    out = []
+    for f in flashes:
+        near = min(beeps, key=lambda b: abs(b - f), default=None)
+        if near is not None and abs(near - f) < 0.25:
+            out.append((f, near - f))
+    return out
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "webrtc"])
+def test_flash_and_beep_of_one_instant_arrive_together(lipsync: Server, scheme: str) -> None:
+    """The sender reports map audio and video by capture time: an RTP receiver that follows
+    them (rtpbin) presents the white frame and its beep together, over RTSP and WebRTC.
+    (WebRTC was 88 ms audio-late while webrtcbin's rtpbin stamped reports with send time: the
+    file's audio reaches the sender later than its video.)"""
+    url = (lipsync.rtsp_url("lip") if scheme == "rtsp"
+           else f"webrtc://127.0.0.1:{lipsync.http_port}/lip")
+    got = flash_beep_offsets(url, 6.0)
+    # the receiver aligns by arrival until the first sender report (~1 s in)
+    settled = [o for t, o in got if t - got[0][0] >= 1.5] if got else []
+    report = [(round(t, 2), round(o * 1000, 1)) for t, o in got]
+    assert len(settled) >= 3, f"flashes/beeps not found: {report}"
+    # Opus adds its 6.5 ms look-ahead; one Opus frame (20 ms) is the bound
+    assert all(abs(o) <= OPUS_FRAME_S for o in settled), report
 
 
 def test_webrtc_audio_false_is_video_only(server: Server) -> None:

@@ -53,6 +53,16 @@ class SEICarrier:
                 self.queue.append(self.by_pts.pop(buf.pts, []))
         return Gst.PadProbeReturn.OK
 
+    def flushed(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        """A flush (a seek: the Looper's first, a file replaced) empties the decoder and the
+        encoder: what was remembered for their frames would go to the wrong ones after it."""
+        event = info.get_event()
+        if event is not None and event.type == Gst.EventType.FLUSH_STOP:
+            with self.lock:
+                self.by_pts.clear()
+                self.queue.clear()
+        return Gst.PadProbeReturn.OK
+
     def reinsert(self, au: bytes, pts: int) -> bytes | None:
         from framecast import sei
 
@@ -85,6 +95,7 @@ def transcoder(info: StreamInfo, carrier: SEICarrier) -> list[Gst.Element]:
     fps = int(round(info.fps or 30))
     decoder = make_element("avdec_h264" if info.codec == "h264" else "avdec_h265")
     decoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, carrier.decoded)
+    decoder.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_FLUSH, carrier.flushed)
     return [
         AUFilter(carrier.remember),
         decoder,

@@ -100,10 +100,19 @@ class _Viewer:
     offered: bool = False
     closed: bool = False
     connected: bool = False
+    # the peer connection is up: audio may queue for it (a list: the pad probe holds it,
+    # not the viewer, so no cycle through C)
+    audio_open: list[bool] = field(default_factory=lambda: [False])
     # (object, handler id) of every signal connected with this viewer as user data: the
     # GClosures hold the viewer, the viewer holds the webrtcbin — a cycle through C that
     # Python's GC cannot see, so the element (and its 2 threads, ~30 fds) lived forever
     handlers: list[tuple[Gst.Object, int]] = field(default_factory=list)
+
+
+def _open_audio(webrtc: Gst.Element, _pspec: Any, v: _Viewer) -> None:
+    if webrtc.get_property("connection-state") == \
+            GstWebRTC.WebRTCPeerConnectionState.CONNECTED:
+        v.audio_open[0] = True
 
 
 class MountProducer:
@@ -504,6 +513,17 @@ class MountProducer:
             atrans.set_property("codec-preferences",
                                 opus_rtp_caps(apt or 0, v.apay.get_property("ssrc")))
 
+        if v.aqueue is not None:
+            # no audio backlog at connect: what queued while ICE/DTLS were under way reached
+            # the browser as one burst that its audio jitter buffer kept (audio 130-180 ms
+            # behind the video at start, closed by Chromium's A/V sync only over ~40 s)
+            is_open = v.audio_open
+            v.aqueue.get_static_pad("sink").add_probe(
+                Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST,
+                lambda *_: Gst.PadProbeReturn.REMOVE if is_open[0]
+                else Gst.PadProbeReturn.DROP)
+            v.handlers.append((webrtc, webrtc.connect("notify::connection-state",
+                                                      _open_audio, v)))
         for sig, fn in (("on-ice-candidate", self._on_ice_candidate),
                         ("notify::ice-gathering-state", self._on_gathering),
                         ("notify::ice-connection-state", self._on_ice_state)):
@@ -513,6 +533,7 @@ class MountProducer:
         rtpbin = webrtc.get_by_name("rtpbin")
         if rtpbin is not None and v.apay is not None:
             v.handlers.append((rtpbin, rtpbin.connect("element-added", _sr_often)))
+            rtpbin.set_property("rtcp-sync-send-time", False)
         if rtpbin is not None:
             for sig, why in (("on-bye-ssrc", "RTCP BYE"), ("on-timeout", "RTCP timeout")):
                 v.handlers.append((rtpbin, rtpbin.connect(sig, self._on_peer_gone, v, why)))

@@ -61,6 +61,9 @@ def source_for_mount(mount: Any, media: Any = None,
         current[:] = [looper]
         demux = b.get_by_name("demux")
 
+        gates = [_PrerollGate(pad) for pad in b.iterate_src_pads()] \
+            if looper is not None and demux is not None else []
+
         def on_pipeline(pipeline: Gst.Pipeline) -> None:
             if looper is None or demux is None:
                 return
@@ -71,7 +74,10 @@ def source_for_mount(mount: Any, media: Any = None,
                                        lambda _b, _m: looper.on_segment_done())
 
             def start() -> bool:
-                looper.start()  # the first FLUSH|SEGMENT seek, once the demuxer has its pads
+                # the first FLUSH|SEGMENT seek, once the demuxer has its pads
+                if not looper.start():
+                    for gate in gates:  # no restart will come: let the first pass out
+                        gate.open()
                 return GLib.SOURCE_REMOVE
 
             def no_more_pads(_demux: Gst.Element) -> None:
@@ -88,6 +94,34 @@ def source_for_mount(mount: Any, media: Any = None,
         return {"loops": looper.loop_count if looper is not None else 0}
 
     return build, info, status
+
+
+class _PrerollGate:
+    """Holds back what a looped file pushes before the Looper's first (flushing) seek.
+
+    In PLAYING the demuxer starts at once, and the seek comes from the main loop a little
+    later (~170 ms measured): without the gate viewers got those frames and then the same
+    timestamps again after the flush (RTP time stepping back at start, which threw
+    Chromium's A/V sync off by ~100 ms for its first seconds). The first buffer blocks its
+    streaming thread (dropping would let the demuxer race to EOS); the flush unblocks it."""
+
+    def __init__(self, pad: Gst.Pad) -> None:
+        self._pad = pad
+        self._block = pad.add_probe(
+            Gst.PadProbeType.BLOCK | Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST,
+            lambda *_: Gst.PadProbeReturn.OK)
+        pad.add_probe(Gst.PadProbeType.EVENT_FLUSH, self._on_flush)
+
+    def open(self) -> None:
+        if self._block:
+            self._pad.remove_probe(self._block)
+            self._block = 0
+
+    def _on_flush(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        if info.get_event().type != Gst.EventType.FLUSH_STOP:
+            return Gst.PadProbeReturn.OK
+        self.open()
+        return Gst.PadProbeReturn.REMOVE
 
 
 def strip_payloaders(b: Gst.Bin) -> Gst.Bin:
