@@ -1,4 +1,5 @@
-"""One table of the GStreamer pieces each video codec uses, and the encoder recipes (pure).
+"""Tables of the GStreamer pieces each video and audio codec uses, and the encoder recipes
+(pure).
 
 Every pipeline builder asks here instead of spelling ``h264parse``, ``rtph264depay`` or
 payload type 96 itself, so adding a codec or changing a recipe is one edit.
@@ -12,7 +13,8 @@ from typing import Literal
 from framecast.errors import InputError
 
 __all__ = ["Codec", "VIDEO_PT", "AUDIO_PT", "VideoCodec", "CODECS", "video_codec", "codec_of_caps",
-           "encoder_recipe"]
+           "encoder_recipe", "AudioCodec", "AUDIO_CODECS", "CARRIED_AUDIO", "audio_codec_of_caps",
+           "audio_codec_of_rtp"]
 
 Codec = Literal["h264", "h265"]  # the video codecs framecast carries (sei.Codec too)
 VIDEO_PT = 96  # the video stream's dynamic RTP payload type (RTSP, WHEP offers)
@@ -91,3 +93,60 @@ def encoder_recipe(codec: str, *, gop: int, live: bool = True, bitrate_kbps: int
     if stream_format:
         parts.append(f"{c.caps},stream-format={stream_format}")
     return " ! ".join(parts)
+
+
+@dataclass(frozen=True)
+class AudioCodec:
+    """An audio codec framecast carries as it is over RTSP (files and relays) and decodes
+    once per mount for WebRTC (browsers get Opus; Opus itself passes through)."""
+
+    name: str
+    label: str               # for people: logs, /api/streams reasons
+    caps: str                # media type of the elementary stream
+    rtp: dict[str, str]      # RTP encoding-name a camera may send it as -> depayloader
+    parser: str              # "identity" where every buffer is whole already (G.711)
+    payloader: str
+    decoder: str
+    pt: int = AUDIO_PT       # G.711 has static payload types (RFC 3551)
+
+
+AUDIO_CODECS: dict[str, AudioCodec] = {c.name: c for c in (
+    AudioCodec("aac", "AAC", "audio/mpeg",
+               {"MPEG4-GENERIC": "rtpmp4gdepay", "MP4A-LATM": "rtpmp4adepay"},
+               "aacparse", "rtpmp4gpay", "avdec_aac"),
+    AudioCodec("opus", "Opus", "audio/x-opus", {"OPUS": "rtpopusdepay"},
+               "opusparse", "rtpopuspay", "opusdec"),
+    # MPEG-1/2 audio, layers 1-3 (MP3; MP2 in broadcast MPEG-TS)
+    AudioCodec("mp3", "MP3/MP2", "audio/mpeg", {"MPA": "rtpmpadepay"},
+               "mpegaudioparse", "rtpmpapay", "mpg123audiodec"),
+    AudioCodec("ac3", "AC-3", "audio/x-ac3", {"AC3": "rtpac3depay"},
+               "ac3parse", "rtpac3pay", "avdec_ac3"),
+    # what most IP cameras send (G.711, 8 kHz)
+    AudioCodec("pcmu", "G.711 mu-law", "audio/x-mulaw", {"PCMU": "rtppcmudepay"},
+               "identity", "rtppcmupay", "mulawdec", pt=0),
+    AudioCodec("pcma", "G.711 A-law", "audio/x-alaw", {"PCMA": "rtppcmadepay"},
+               "identity", "rtppcmapay", "alawdec", pt=8),
+)}
+
+CARRIED_AUDIO = "framecast carries " + ", ".join(c.label for c in AUDIO_CODECS.values())
+
+
+def audio_codec_of_caps(media_type: str, mpegversion: int | None = None) -> str | None:
+    """The audio codec of an elementary stream's caps (``audio/mpeg`` is AAC for MPEG-2/4,
+    MP3/MP2 for MPEG-1, any layer); None for one framecast does not carry."""
+    if media_type == "audio/mpeg":
+        if mpegversion in (2, 4):
+            return "aac"
+        return "mp3" if mpegversion == 1 else None
+    if media_type == "audio/ac3":  # some demuxers' name for it
+        return "ac3"
+    return next((c.name for c in AUDIO_CODECS.values() if c.caps == media_type), None)
+
+
+def audio_codec_of_rtp(encoding_name: str | None) -> tuple[str, str] | None:
+    """(codec, depayloader) for an RTP audio stream's encoding-name; None if not carried."""
+    name = (encoding_name or "").upper()
+    for c in AUDIO_CODECS.values():
+        if name in c.rtp:
+            return c.name, c.rtp[name]
+    return None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from framecast.codecs import AUDIO_CODECS, CARRIED_AUDIO
+
 # Profiles Chromium's H.264 receiver accepts (WEBRTC-NOTES: 42001f, 42e01f, 4d001f, f4001f).
 BROWSER_SAFE_PROFILES = {"constrained-baseline", "baseline", "main"}
 
@@ -22,7 +24,9 @@ class StreamInfo:
     height: int | None = None
     fps: float | None = None
     reordered: bool = False  # B-frames (decode order ≠ presentation order)
-    audio: str | None = None  # the mount's audio codec ("aac" | "opus" | None)
+    # the mount's audio codec (codecs.AUDIO_CODECS; another name, e.g. "vorbis", for audio
+    # the file has but framecast does not serve), None without audio
+    audio: str | None = None
 
 
 def needs_transcode(info: StreamInfo) -> bool:
@@ -46,17 +50,17 @@ def transcode_reason(info: StreamInfo) -> str:
 
 # What WebRTC gets of a mount's audio: browsers receive Opus only.
 AUDIO_PASSTHROUGH, AUDIO_TRANSCODED, AUDIO_NONE = "passthrough", "transcoded", "none"
-_DECODABLE_AUDIO = {"aac"}  # the media bin carries AAC and Opus (the probe drops the rest);
-# gst/webrtcaudio.py DECODERS has a decoder for each
 
 
 def webrtc_audio(info: StreamInfo) -> tuple[str, str | None]:
-    """(how WebRTC carries the mount's audio, why): Opus as it is, AAC transcoded to Opus
-    once per mount, or none (with the reason, or None when the mount has no audio)."""
+    """(how WebRTC carries the mount's audio, why): Opus as it is, another carried codec
+    (AAC, MP3, AC-3, G.711) transcoded to Opus once per mount, or none (with the reason, or
+    None when the mount has no audio)."""
     if info.audio is None:
         return AUDIO_NONE, None
     if info.audio == "opus":
         return AUDIO_PASSTHROUGH, None
-    if info.audio in _DECODABLE_AUDIO:
-        return AUDIO_TRANSCODED, f"{info.audio.upper()} is not received by browsers (Opus is)"
-    return AUDIO_NONE, f"{info.audio} audio cannot be carried over WebRTC here"
+    codec = AUDIO_CODECS.get(info.audio)
+    if codec is not None:
+        return AUDIO_TRANSCODED, f"{codec.label} is not received by browsers (Opus is)"
+    return AUDIO_NONE, f"its {info.audio} audio is not served ({CARRIED_AUDIO})"

@@ -173,3 +173,34 @@ def test_janus_restarted_viewers_come_back_and_join_again(
     finally:
         watching.context.close()
     assert edge_server.alive()
+
+
+def test_viewer_through_janus_hears_the_mounts_audio(browser: Browser, janus: Janus,
+                                                     clips_dir: Path,
+                                                     artifacts_dir: Path) -> None:
+    """An AAC mount through Janus: the edge gets framecast's one Opus encode (RTP feed), and
+    the viewer plays it (real sound, not packets of silence) beside the video."""
+    from framecast.gst.clips import make_clip
+
+    clip = make_clip(clips_dir / "jaac.mp4", frames=60, profile="main", audio="aac")
+    server = start_server([clip], artifacts_dir, ["--janus", janus.url])
+    page = browser.new_page()
+    try:
+        (edge,) = wait_edges_up(server, "jaac", n=1)
+        assert edge["feed"] == "rtp"
+        open_janus_viewer(page, server, "&muted=0", "jaac")
+        wait_playing(page, server, frames=10)
+        page.wait_for_function("window.framecast.audio.tracks >= 1", timeout=15000)
+        deadline = time.monotonic() + 20
+        while True:
+            stats = page.evaluate("window.framecast.audioStats()")
+            if (stats and stats["energy"] > 0.05 and stats["packets"] > 50) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert stats and stats["energy"] > 0.05 and stats["packets"] > 50, stats
+        assert page.evaluate("window.framecast.edge") == janus.url
+        assert server.webrtcbins() == 0  # heard through Janus, not from framecast itself
+    finally:
+        page.close()
+        stop_server(server)

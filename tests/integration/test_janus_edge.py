@@ -246,3 +246,44 @@ def test_websocket_api_url(clips: dict[str, Path], tmp_path: Path, artifacts_dir
     finally:
         stop_server(server)
         janus.stop()
+
+
+def test_audio_reaches_the_edge_as_opus(tmp_path: Path, janus: Janus,
+                                        artifacts_dir: Path) -> None:
+    """A mount's audio through Janus: Opus as the mount has it (Janus pulls the RTSP), AAC as
+    the Opus framecast encodes once (the mount is then fed as RTP: Janus would hand AAC to
+    browsers that cannot play it). A janus:// reader hears the file's 440 Hz tone from both."""
+    from audio_helpers import chunks_peak_hz
+
+    import framecast
+    from framecast.gst.clips import make_clip
+
+    clips = [make_clip(tmp_path / f"{a}tone.mp4", frames=60, profile="main", audio=a)
+             for a in ("aac", "opus")]
+    server = start_server(clips, artifacts_dir, ["--janus", janus.url])
+    try:
+        janus.wait_mountpoints(lambda m: len(ours(m, "aactone")) == len(ours(m, "opustone")) == 1)
+        assert wait_for(lambda: all(s["edges"][0]["up"] for s in server.streams()), 30), \
+            server.log()
+        feeds = {s["name"]: s["edges"][0]["feed"] for s in server.streams()}
+        assert feeds == {"aactone": "rtp", "opustone": "rtsp"}, feeds
+        for mount in ("aactone", "opustone"):
+            loud = []
+            with framecast.open(f"janus://127.0.0.1:{janus.port}/{mount}", audio=True,
+                                timeout=20) as reader:
+                for _, item in zip(range(400), reader, strict=False):
+                    if isinstance(item, framecast.AudioChunk) and \
+                            float(abs(item.samples).max()) > 0.1:
+                        loud.append(item)
+                        if len(loud) >= 40:
+                            break
+            assert len(loud) >= 20, f"/{mount}: {len(loud)} chunks with sound"
+            assert loud[0].rate == 48000
+            assert abs(chunks_peak_hz(loud) - 440) < 10, mount
+            # video only: the audio Janus offers anyway is drained, frames keep coming
+            with framecast.open(f"janus://127.0.0.1:{janus.port}/{mount}",
+                                timeout=20) as reader:
+                frames = [f for _, f in zip(range(20), reader, strict=False)]
+            assert len(frames) == 20 and all(f.metadata for f in frames)
+    finally:
+        stop_server(server)

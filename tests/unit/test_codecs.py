@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from framecast.codecs import CODECS, VIDEO_PT, codec_of_caps, encoder_recipe, video_codec
+from framecast.codecs import (
+    AUDIO_CODECS,
+    AUDIO_PT,
+    CODECS,
+    VIDEO_PT,
+    audio_codec_of_caps,
+    audio_codec_of_rtp,
+    codec_of_caps,
+    encoder_recipe,
+    video_codec,
+)
 from framecast.errors import InputError
 
 
@@ -22,6 +32,22 @@ def test_codec_of_caps() -> None:
     assert codec_of_caps("application/x-rtp", "h265") == "h265"
     assert codec_of_caps("application/x-rtp", "VP8") is None
     assert codec_of_caps("video/x-vp9") is None
+
+
+def test_audio_of_caps_and_of_rtp() -> None:
+    assert audio_codec_of_caps("audio/mpeg", 4) == "aac"
+    assert audio_codec_of_caps("audio/mpeg", 2) == "aac"  # MPEG-2 AAC (ADTS in TS)
+    assert audio_codec_of_caps("audio/mpeg", 1) == "mp3"  # MP3, and MP2 in broadcast TS
+    assert audio_codec_of_caps("audio/x-ac3") == audio_codec_of_caps("audio/ac3") == "ac3"
+    assert audio_codec_of_caps("audio/x-mulaw") == "pcmu"
+    assert audio_codec_of_caps("audio/x-vorbis") is None
+    assert audio_codec_of_rtp("mpeg4-generic") == ("aac", "rtpmp4gdepay")
+    assert audio_codec_of_rtp("MP4A-LATM") == ("aac", "rtpmp4adepay")
+    assert audio_codec_of_rtp("PCMA") == ("pcma", "rtppcmadepay")
+    assert audio_codec_of_rtp("G726-32") is None and audio_codec_of_rtp(None) is None
+    # G.711 keeps its static payload types (RFC 3551); the rest use the dynamic one
+    assert (AUDIO_CODECS["pcmu"].pt, AUDIO_CODECS["pcma"].pt) == (0, 8)
+    assert AUDIO_CODECS["aac"].pt == AUDIO_CODECS["opus"].pt == AUDIO_PT != VIDEO_PT
 
 
 def test_unknown_codec_is_one_line() -> None:

@@ -47,6 +47,14 @@ def test_create_bodies_and_created_port() -> None:
     answer = {"janus": "success", "plugindata": {"data": {"streaming": "created", "stream": {
         "id": 42, "ports": [{"type": "video", "mid": "v", "port": 40002}]}}}}
     assert api.created(answer, "cam") == api.Mountpoint(42, "cam", 40002)
+    # with audio: Opus on a port of its own, both ports read back
+    rtp = api.create_rtp("cam", ORIGIN, "127.0.0.1", audio=True)
+    assert [m["type"] for m in rtp["media"]] == ["video", "audio"]
+    assert rtp["media"][1]["codec"] == "opus" and rtp["media"][1]["pt"] == api.OPUS_PT
+    assert api.create_rtsp("cam", ORIGIN, ORIGIN + "/cam", audio=True)["audio"] is True
+    answer["plugindata"]["data"]["stream"]["ports"].append(
+        {"type": "audio", "mid": "a", "port": 40004})
+    assert api.created(answer, "cam") == api.Mountpoint(42, "cam", 40002, 40004)
     req = api.request("message", api_secret="s", token="t", body={})
     assert req["apisecret"] == "s" and req["token"] == "t" and req["transaction"]
 

@@ -24,7 +24,10 @@ def test_needs_transcode(info: StreamInfo, transcode: bool, reason: str) -> None
     ("opus", "passthrough", None),
     ("aac", "transcoded", "AAC is not received by browsers (Opus is)"),
     (None, "none", None),
-    ("mp3", "none", "mp3 audio cannot be carried over WebRTC here"),
+    ("mp3", "transcoded", "MP3/MP2 is not received by browsers (Opus is)"),
+    ("pcmu", "transcoded", "G.711 mu-law is not received by browsers (Opus is)"),
+    ("vorbis", "none", "its vorbis audio is not served (framecast carries AAC, Opus, MP3/MP2, "
+                       "AC-3, G.711 mu-law, G.711 A-law)"),
 ])
 def test_what_webrtc_gets_of_the_audio(audio: str | None, mode: str, why: str | None) -> None:
     assert webrtc_audio(StreamInfo("h264", "main", audio=audio)) == (mode, why)

@@ -15,6 +15,8 @@ export type Edge = {
 export type JanusCallbacks = {
   // the video track arrived: attach the SEI transform to its receiver now (before frames)
   track: (receiver: RTCRtpReceiver, stream: MediaStream) => void;
+  // the mount's audio (Opus, from a mountpoint with an audio stream)
+  audio: (track: MediaStreamTrack) => void;
   pc: (pc: RTCPeerConnection) => void;
   error: (message: string) => void;
 };
@@ -73,7 +75,8 @@ export async function playJanus(edge: Edge, cb: JanusCallbacks): Promise<{ close
           if (!jsep) return;
           h.createAnswer({
             jsep,
-            // nothing captured: the offered video is accepted recvonly (data only if offered)
+            // nothing captured: the offered video and audio are accepted recvonly (data only if
+            // offered)
             tracks: [{ type: "data" } as JanusJS.TrackOption],
             success: (answer: JanusJS.JSEP) => h.send({ message: { request: "start" }, jsep: answer }),
             error: (e: string) => cb.error(`answer: ${e}`),
@@ -82,7 +85,12 @@ export async function playJanus(edge: Edge, cb: JanusCallbacks): Promise<{ close
         },
         // called from the peer connection's track event: as early as a receiver can be had
         onremotetrack: (track: MediaStreamTrack, _mid: string, on: boolean) => {
-          if (!on || track.kind !== "video" || !streaming) return;
+          if (!on || !streaming) return;
+          if (track.kind === "audio") {
+            cb.audio(track);
+            return;
+          }
+          if (track.kind !== "video") return;
           const receiver = streaming.webrtcStuff.pc.getReceivers().find((r) => r.track === track);
           if (!receiver || attached.has(receiver)) return;
           attached.add(receiver);

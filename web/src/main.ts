@@ -669,11 +669,14 @@ function playThroughJanus(name: string) {
       hooks.pc = pc;
       watchIce(pc, name, current);
     },
-    track: (receiver, stream) => {
+    track: (receiver) => {
       if (!current()) return;
       hooks.edge = edge.url;
       attachTransform(receiver);
-      showStream(stream);
+      addTrack(receiver.track);
+    },
+    audio: (track) => {
+      if (current()) addTrack(track);
     },
     error: (m) => {
       if (!current()) return;

@@ -168,7 +168,7 @@ def make_client(http: aiohttp.ClientSession, edge: JanusEdge) -> JanusClient | J
 class Feed(Protocol):
     """framecast's RTP sender into an rtp-type mountpoint (lives on the GLib thread)."""
 
-    async def target(self, host: str, port: int) -> None: ...
+    async def target(self, host: str, port: int, audio_port: int | None = None) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -181,6 +181,7 @@ class EdgeMount:
     browser_ok: bool = True           # H.264 Constrained Baseline/Baseline/Main, no B-frames
     reason: str = ""                  # why not (a transcode reason)
     profile_level_id: str = "42e01f"  # what an rtp feed announces
+    audio: str = "none"               # what WebRTC gets of its audio (streaminfo.webrtc_audio)
 
 
 FeedFactory = Callable[[EdgeMount], Awaitable[Feed]]
@@ -247,7 +248,7 @@ class EdgeLink:
             elif name in self.rtp and mp.port is not None:
                 # no video: our RTP feed may have stalled (a relay's camera gone); the feed
                 # starts itself again if so
-                await self.rtp[name].target(self.rtp_host, mp.port)
+                await self.rtp[name].target(self.rtp_host, mp.port, mp.audio_port)
         self.live = live
         if made:
             log.info("janus %s: %d mountpoint(s) created: %s", self.name, made,
@@ -256,23 +257,26 @@ class EdgeLink:
 
     def feed_for(self, m: EdgeMount) -> str:
         """auto: Janus pulls the RTSP of a mount browsers play as it is (no extra pipeline
-        here); the others are pushed as RTP, transcoded once."""
+        here); the others (video, or audio that is not Opus) are pushed as RTP, transcoded
+        once."""
         if self.edge.feed != "auto":
             return self.edge.feed
-        return "rtsp" if m.browser_ok else "rtp"
+        return "rtsp" if m.browser_ok and m.audio != "transcoded" else "rtp"
 
     async def _create(self, m: EdgeMount) -> Mountpoint:
         key = self.edge.admin_key
         if self.feed_for(m) == "rtp":
-            body = api.create_rtp(m.name, self.origin, self.rtp_iface, m.profile_level_id, key)
-        else:
-            body = api.create_rtsp(m.name, self.origin, self._rtsp_url(m), key)
+            body = api.create_rtp(m.name, self.origin, self.rtp_iface, m.profile_level_id, key,
+                                  audio=m.audio != "none")
+        else:  # Janus relays what RTSP carries: Opus only reaches browsers
+            body = api.create_rtsp(m.name, self.origin, self._rtsp_url(m), key,
+                                   audio=m.audio == "passthrough")
         mp = api.created(await self.client.message(body), m.name)
         if self.feed_for(m) == "rtp" and mp.port is not None and self.feeds is not None:
             feed = self.rtp.get(m.name)
             if feed is None:
                 feed = self.rtp[m.name] = await self.feeds(m)
-            await feed.target(self.rtp_host, mp.port)
+            await feed.target(self.rtp_host, mp.port, mp.audio_port)
         return mp
 
     @property

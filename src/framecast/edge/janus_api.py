@@ -20,6 +20,7 @@ ERR_NO_HANDLE = 459
 ERR_NO_MOUNTPOINT = 455
 # The H.264 Chromium accepts (see WEBRTC-NOTES): what an rtp-fed mountpoint announces
 RTP_PT = 96
+OPUS_PT = 111  # the audio an rtp-fed mountpoint takes: the producer's Opus (as browsers get it)
 LIVE_AGE_MS = 3000  # a mountpoint whose last video packet is older is not live
 
 
@@ -93,6 +94,7 @@ class Mountpoint:
     id: int
     mount: str
     port: int | None = None  # rtp feed: where Janus listens for our RTP
+    audio_port: int | None = None  # ... and for our Opus (a mount with audio)
 
 
 def listed(answer: Mapping[str, Any], origin: str) -> list[Mountpoint]:
@@ -105,12 +107,13 @@ def listed(answer: Mapping[str, Any], origin: str) -> list[Mountpoint]:
     return out
 
 
-def create_rtsp(mount: str, origin: str, rtsp_url: str, admin_key: str | None = None
-                ) -> dict[str, Any]:
-    """Janus pulls the mount over RTSP (video only: audio joins with the audio issue)."""
+def create_rtsp(mount: str, origin: str, rtsp_url: str, admin_key: str | None = None,
+                audio: bool = False) -> dict[str, Any]:
+    """Janus pulls the mount over RTSP (``audio``: its Opus too; other audio browsers could
+    not play, so such mounts are fed as RTP instead)."""
     body: dict[str, Any] = {
         "request": "create", "type": "rtsp", "description": description(mount, origin),
-        "url": rtsp_url, "video": True, "audio": False, "data": False,
+        "url": rtsp_url, "video": True, "audio": audio, "data": False,
         "permanent": False,
         # failcheck: Janus connects now (without it, it first waits rtsp_reconnect_delay: the
         # mountpoint had no video for ~5 s); a failure is retried at the next poll
@@ -122,14 +125,17 @@ def create_rtsp(mount: str, origin: str, rtsp_url: str, admin_key: str | None = 
 
 
 def create_rtp(mount: str, origin: str, iface: str, profile_level_id: str = "42e01f",
-               admin_key: str | None = None) -> dict[str, Any]:
-    """Janus listens (port chosen by Janus) for our RTP H.264."""
+               admin_key: str | None = None, audio: bool = False) -> dict[str, Any]:
+    """Janus listens (ports chosen by Janus) for our RTP H.264, and Opus with ``audio``."""
+    media: list[dict[str, Any]] = [
+        {"type": "video", "mid": "v", "port": 0, "pt": RTP_PT, "codec": "h264", "iface": iface,
+         "fmtp": f"profile-level-id={profile_level_id};packetization-mode=1"}]
+    if audio:
+        media.append({"type": "audio", "mid": "a", "port": 0, "pt": OPUS_PT, "codec": "opus",
+                      "iface": iface})
     body: dict[str, Any] = {
         "request": "create", "type": "rtp", "description": description(mount, origin),
-        "permanent": False,
-        "media": [{"type": "video", "mid": "v", "port": 0, "pt": RTP_PT, "codec": "h264",
-                   "iface": iface, "fmtp": f"profile-level-id={profile_level_id};"
-                   "packetization-mode=1"}],
+        "permanent": False, "media": media,
     }
     if admin_key:
         body["admin_key"] = admin_key
@@ -137,13 +143,13 @@ def create_rtp(mount: str, origin: str, iface: str, profile_level_id: str = "42e
 
 
 def created(answer: Mapping[str, Any], mount: str) -> Mountpoint:
-    """The mountpoint a ``create`` made (and, for rtp, the port Janus listens on)."""
+    """The mountpoint a ``create`` made (and, for rtp, the ports Janus listens on)."""
     stream = plugin_data(answer).get("stream") or {}
-    port = None
+    ports: dict[str, int] = {}
     for p in stream.get("ports") or []:
-        if p.get("type") == "video":
-            port = int(p["port"])
-    return Mountpoint(int(stream["id"]), mount, port)
+        if p.get("type") in ("video", "audio") and p.get("type") not in ports:
+            ports[p["type"]] = int(p["port"])
+    return Mountpoint(int(stream["id"]), mount, ports.get("video"), ports.get("audio"))
 
 
 def info(mountpoint_id: int) -> dict[str, Any]:

@@ -27,8 +27,9 @@ async def start_edges(edges: Sequence[JanusEdge], bridge: Any, server: Any,
         """A fresh producer for ``name`` (GLib thread), as the WebRTC side makes it."""
         return specs[name].make_producer(ProducerOptions(idle_stop=_QUIET, max_viewers=1))
 
-    def looks() -> dict[str, tuple[bool, str, str | None]]:
-        """Per mount: (browsers play it as is, why not, profile), from its producer."""
+    def looks() -> dict[str, tuple[bool, str, str | None, str]]:
+        """Per mount: (browsers play it as is, why not, profile, what WebRTC gets of its
+        audio), from its producer."""
         out = {}
         for name in specs:
             try:
@@ -38,14 +39,16 @@ async def start_edges(edges: Sequence[JanusEdge], bridge: Any, server: Any,
                 continue
             try:
                 ok = not prod.transcoded
-                out[name] = (ok, "" if ok else transcode_reason(prod.info), prod.info.profile)
+                out[name] = (ok, "" if ok else transcode_reason(prod.info), prod.info.profile,
+                             prod.audio_mode)
             finally:
                 prod.stop()
         return out
 
     mounts = [EdgeMount(name, server.rtsp_url(name), browser_ok=ok, reason=why,
-                        profile_level_id="4d001f" if ok and profile == "main" else "42e01f")
-              for name, (ok, why, profile) in (await bridge.run(looks)).items()]
+                        profile_level_id="4d001f" if ok and profile == "main" else "42e01f",
+                        audio=audio)
+              for name, (ok, why, profile, audio) in (await bridge.run(looks)).items()]
     shared: dict[str, Any] = {}  # mount → SharedRtpFeed: one producer whatever the edges
 
     async def feed(m: EdgeMount) -> Feed:

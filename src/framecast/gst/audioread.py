@@ -14,15 +14,16 @@ from typing import Any
 import numpy as np
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import AUDIO_CODECS
 from framecast.gst.element import make_element
 from framecast.gst.plumbing import add_chain, link_pad
 from framecast.reader import AudioChunk
 
-# RTP encoding-name → depayloader (what framecast's own mounts and common cameras send)
-DEPAYLOADERS = {"MPEG4-GENERIC": "rtpmp4gdepay", "MP4A-LATM": "rtpmp4adepay",
-                "OPUS": "rtpopusdepay", "X-GST-OPUS-DRAFT-SPITTER": "rtpopusdepay",
-                "PCMU": "rtppcmudepay", "PCMA": "rtppcmadepay", "L16": "rtpL16depay",
-                "MPA": "rtpmpadepay", "G722": "rtpg722depay"}
+# RTP encoding-name → depayloader: what framecast carries (codecs.AUDIO_CODECS), and what
+# other servers and cameras send besides
+DEPAYLOADERS = {name: depay for c in AUDIO_CODECS.values() for name, depay in c.rtp.items()}
+DEPAYLOADERS.update({"X-GST-OPUS-DRAFT-SPITTER": "rtpopusdepay", "L16": "rtpL16depay",
+                     "G722": "rtpg722depay"})
 PCM_CAPS = "audio/x-raw,format=F32LE,layout=interleaved"
 _MAX_QUEUED = 1000  # decoded chunks (~20 s of AAC) held if the caller stops reading
 

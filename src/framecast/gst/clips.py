@@ -42,10 +42,20 @@ def _video_encoder(codec: str, container: str, bframes: int, gop: int, profile: 
     raise ValueError(f"unknown video codec {codec!r}")
 
 
+# make_clip's audio encoders; all but vorbis are carried (codecs.AUDIO_CODECS)
+AUDIO_ENCODERS = {
+    "aac": "avenc_aac ! aacparse", "opus": "opusenc ! opusparse",
+    "mp3": "lamemp3enc ! mpegaudioparse", "mp2": "avenc_mp2 ! mpegaudioparse",
+    "ac3": "avenc_ac3 ! ac3parse",
+    "pcmu": "audioresample ! audio/x-raw,rate=8000,channels=1 ! mulawenc",
+    "vorbis": "vorbisenc",
+}
+
+
 def _audio_branch(audio: str, frames: int, fps: int) -> str:
     # One audio buffer per video frame so both streams last exactly as long.
     samples = AUDIO_RATE // fps
-    enc = {"aac": "avenc_aac ! aacparse", "opus": "opusenc ! opusparse"}[audio]
+    enc = AUDIO_ENCODERS[audio]
     return (f"audiotestsrc wave=sine freq=440 num-buffers={frames} samplesperbuffer={samples} "
             f"! audio/x-raw,rate={AUDIO_RATE},channels=2 ! audioconvert ! {enc} ! queue ! mux. ")
 
@@ -55,7 +65,7 @@ BEEP_HZ = 1000
 
 def _beep_branch(audio: str) -> str:
     # PCM pushed frame by frame next to the pictures (see make_clip's flash_every)
-    enc = {"aac": "avenc_aac ! aacparse", "opus": "opusenc ! opusparse"}[audio]
+    enc = AUDIO_ENCODERS[audio]
     return (f"appsrc name=asrc format=time caps=audio/x-raw,format=S16LE,rate={AUDIO_RATE},"
             f"channels=2,layout=interleaved ! audioconvert ! {enc} ! queue ! mux. ")
 

@@ -1,5 +1,6 @@
 """RTP into a Janus rtp mountpoint: the mount's WebRTC producer (transcode once when browsers
-cannot play it as it is, SEI kept) with one branch ``queue ─ rtph264pay ─ udpsink``.
+cannot play it as it is, SEI kept) with one branch ``queue ─ rtph264pay ─ udpsink``, and for a
+mount with audio ``queue ─ rtpopuspay ─ udpsink`` from its Opus (as browsers get it).
 
 The producer is its own always-on instance (idle_stop=None), not the one the HTTP side starts
 per viewer: an edge feeds viewers framecast never sees, so nothing here may stop with them.
@@ -15,7 +16,7 @@ from typing import Any
 
 from gi.repository import Gst
 
-from framecast.edge.janus_api import RTP_PT
+from framecast.edge.janus_api import OPUS_PT, RTP_PT
 from framecast.gst.element import make_element
 
 log = logging.getLogger("framecast.edge")
@@ -30,7 +31,7 @@ class RtpFeed:
     def __init__(self, make_producer: Callable[[], Any]) -> None:
         self.producer = make_producer()  # a MountProducer, not started yet
         p = self.producer
-        self.targets: dict[str, tuple[str, int]] = {}
+        self.targets: dict[str, tuple[str, int, int | None]] = {}
         self.queue = make_element("queue", leaky=2, max_size_buffers=60, max_size_time=0,
                                   max_size_bytes=0)
         # SPS/PPS are in-band before every IDR already (the producer's parser/encoder)
@@ -44,6 +45,18 @@ class RtpFeed:
         self.queue.link(self.pay)
         self.pay.link(self.sink)
         p.tee.request_pad_simple("src_%u").link(self.queue.get_static_pad("sink"))
+        self.asink: Gst.Element | None = None
+        if p.atee is not None:
+            aqueue = make_element("queue", leaky=2, max_size_buffers=0,
+                                  max_size_time=200 * Gst.MSECOND, max_size_bytes=0)
+            apay = make_element("rtpopuspay", pt=OPUS_PT)
+            self.asink = make_element("multiudpsink", sync=False)
+            self.asink.set_property("async", False)
+            for el in (aqueue, apay, self.asink):
+                p.pipeline.add(el)
+            aqueue.link(apay)
+            apay.link(self.asink)
+            p.atee.request_pad_simple("src_%u").link(aqueue.get_static_pad("sink"))
         self.last_frame = time.monotonic()  # start-up counts as a frame
         self.frames = 0
         self.queue.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._frame)
@@ -60,14 +73,19 @@ class RtpFeed:
         return (self.producer.pipeline is None
                 or time.monotonic() - self.last_frame > STALL)
 
-    def target(self, key: str, host: str | None, port: int | None) -> None:
-        """Send to ``host:port`` for edge ``key`` (None: that edge no longer)."""
+    def target(self, key: str, host: str | None, port: int | None,
+               audio_port: int | None = None) -> None:
+        """Send to ``host:port`` (audio to ``host:audio_port``) for edge ``key`` (None: that
+        edge no longer)."""
         if host is None or port is None:
             self.targets.pop(key, None)
         else:
-            self.targets[key] = (host, port)
-        self.sink.set_property("clients", ",".join(f"{h}:{p}" for h, p in
+            self.targets[key] = (host, port, audio_port)
+        self.sink.set_property("clients", ",".join(f"{h}:{p}" for h, p, _a in
                                                    self.targets.values()))
+        if self.asink is not None:
+            self.asink.set_property("clients", ",".join(
+                f"{h}:{a}" for h, _p, a in self.targets.values() if a is not None))
 
     def stop(self) -> None:
         self.producer.stop()
@@ -83,7 +101,7 @@ class SharedRtpFeed:
         self.name = name
         self.args = (make_producer,)
         self.feed: RtpFeed | None = None
-        self.targets: dict[str, tuple[str, int]] = {}
+        self.targets: dict[str, tuple[str, int, int | None]] = {}
         self.handles = 0
         self.lock = asyncio.Lock()
         self._tried = 0.0  # monotonic time of the last start attempt
@@ -93,12 +111,13 @@ class SharedRtpFeed:
         self.handles += 1
         return _EdgeHandle(self, f"edge-{self.handles}")
 
-    async def target(self, key: str, host: str | None, port: int | None) -> None:
+    async def target(self, key: str, host: str | None, port: int | None,
+                     audio_port: int | None = None) -> None:
         async with self.lock:
             if host is None or port is None:
                 self.targets.pop(key, None)
             else:
-                self.targets[key] = (host, port)
+                self.targets[key] = (host, port, audio_port)
             if not self.targets:
                 if self.feed is not None:
                     feed, self.feed = self.feed, None
@@ -124,8 +143,8 @@ class SharedRtpFeed:
                     return
             elif self.feed.frames and not self.feed.stalled:
                 self._said = False  # flowing again
-            for k, (h, p) in self.targets.items():
-                await self.bridge.run(self.feed.target, k, h, p)
+            for k, (h, p, a) in self.targets.items():
+                await self.bridge.run(self.feed.target, k, h, p, a)
             for k in set(self.feed.targets) - set(self.targets):
                 await self.bridge.run(self.feed.target, k, None, None)
 
@@ -134,8 +153,8 @@ class _EdgeHandle:
     def __init__(self, shared: SharedRtpFeed, key: str) -> None:
         self.shared, self.key = shared, key
 
-    async def target(self, host: str, port: int) -> None:
-        await self.shared.target(self.key, host, port)
+    async def target(self, host: str, port: int, audio_port: int | None = None) -> None:
+        await self.shared.target(self.key, host, port, audio_port)
 
     async def stop(self) -> None:
         await self.shared.target(self.key, None, None)

@@ -11,7 +11,7 @@ from typing import Any
 
 from gi.repository import GObject, Gst  # noqa: I001 - after runtime's gi.require_version
 
-from framecast.codecs import AUDIO_PT, CODECS, VIDEO_PT, Codec  # noqa: E402
+from framecast.codecs import AUDIO_CODECS, CODECS, VIDEO_PT, Codec  # noqa: E402
 from framecast.gst.runtime import init_gst
 
 init_gst()  # the filter seam's module may build caps at import time
@@ -25,7 +25,6 @@ from framecast.gst.rangesrc import make_range_src  # noqa: E402
 # the video elements and payload types come from the one codec table (framecast.codecs)
 PAYLOADERS = {name: c.payloader for name, c in CODECS.items()}
 DEPAYLOADERS = {name: c.depayloader for name, c in CODECS.items()}
-AUDIO = {"aac": ("aacparse", "rtpmp4gpay"), "opus": ("opusparse", "rtpopuspay")}
 
 
 class MediaBin(Gst.Bin):
@@ -102,8 +101,9 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
         if audio is not None:
             # clients that set up the video only leave pay1's stream unlinked: a demuxer
             # shrugs that off, an appsrc fails the whole media on it (not-linked); tee does not
+            acodec = AUDIO_CODECS[audio[1]]
             _chain(b, [audio[0], make_element("tee", "atee", allow_not_linked=True),
-                       make_element(AUDIO[audio[1]][1], "pay1", pt=AUDIO_PT)])
+                       make_element(acodec.payloader, "pay1", pt=acodec.pt)])
         b.relay = attach(b, audio[0] if audio is not None else None)
         return b
 
@@ -117,10 +117,10 @@ def build_media_bin(mount: Any, info: MediaInfo | None) -> MediaBin:
     _chain(b, [src, demux])
     vparse = _video_tail(b, mount, info, info.video_codec)
     aparse = None
-    if info.audio_codec in AUDIO:
-        parser, payloader = AUDIO[info.audio_codec]
-        aparse = make_element(parser, "aparse")
-        _chain(b, [aparse, make_element(payloader, "pay1", pt=AUDIO_PT)])
+    if info.audio_codec in AUDIO_CODECS:
+        acodec = AUDIO_CODECS[info.audio_codec]
+        aparse = make_element(acodec.parser, "aparse")
+        _chain(b, [aparse, make_element(acodec.payloader, "pay1", pt=acodec.pt)])
         # One demuxer thread feeds both branches: without a queue on each, the video sink
         # blocks it while prerolling and audio never arrives (the media never gets prepared).
         vq, aq = make_element("queue", "vqueue"), make_element("queue", "aqueue")

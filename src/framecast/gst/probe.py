@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
-from framecast.codecs import CODECS
+from framecast.codecs import CARRIED_AUDIO, CODECS, audio_codec_of_caps
 from framecast.errors import (
     CorruptMedia,
     MediaError,
@@ -45,12 +45,24 @@ CONTAINERS = {
 DEMUXERS = {"mp4": "qtdemux", "mkv": "matroskademux", "ts": "tsdemux"}
 PARSERS = {c.name: c.parser for c in CODECS.values()}
 VIDEO_CODECS = {c.caps: c.name for c in CODECS.values()}
-AUDIO_CODECS = {"audio/mpeg": "aac", "audio/x-opus": "opus"}
 # names for the codecs we refuse, so the error says what the file holds
 OTHER_VIDEO = {"video/x-vp9": "VP9", "video/x-vp8": "VP8", "image/jpeg": "MJPEG",
                "video/x-av1": "AV1", "video/mpeg": "MPEG video", "video/x-theora": "Theora"}
 
 PROBE_TIMEOUT_S = 60.0
+
+
+def _int_field(s: Gst.Structure, name: str) -> int | None:
+    ok, value = s.get_int(name)
+    return value if ok else None
+
+
+def _audio_name(media_type: str, s: Gst.Structure) -> str:
+    """A short name for audio we do not carry: vorbis, flac, mp2, eac3, raw..."""
+    if media_type == "audio/mpeg":
+        return f"mpeg{_int_field(s, 'mpegversion') or ''} audio"
+    name = media_type.removeprefix("audio/").removeprefix("x-")
+    return "pcm" if name == "raw" else name
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ class MediaInfo:
     width: int
     height: int
     framerate: tuple[int, int]     # (num, den); (0, 1) when the container gives none
-    audio_codec: str | None        # aac | opus | None (other audio is dropped)
+    audio_codec: str | None        # one of codecs.AUDIO_CODECS, or None (other audio dropped)
     video_pts: tuple[int, ...] = field(repr=False)  # sorted PTS of every frame served, ns
     frame_ns: int = 0              # one frame's duration
     period_ns: int = 0             # (last PTS - first PTS) + one frame: the loop period
@@ -86,6 +98,7 @@ class MediaInfo:
     # how far the first DTS lie before their segment's start (B-frames in MP4/TS: the
     # reorder delay); the loop's timeline is moved by it so every DTS has a running time
     dts_lead_ns: int = 0
+    dropped_audio: str | None = None  # the audio it has that is not served (e.g. "vorbis")
 
     @property
     def demuxer(self) -> str:
@@ -301,11 +314,9 @@ class _Probe:
             pad.add_probe(Gst.PadProbeType.BUFFER, self._on_demuxed)
             return
         if cname.startswith("audio/") and self.audio_codec is None:
-            acodec = AUDIO_CODECS.get(cname)
-            if cname == "audio/mpeg" and s.get_value("mpegversion") not in (2, 4):
-                acodec = None
+            acodec = audio_codec_of_caps(cname, _int_field(s, "mpegversion"))
             if acodec is None:
-                self.dropped_audio = cname
+                self.dropped_audio = _audio_name(cname, s)
                 return
             self.audio_codec = acodec
         # audio and anything else: drain it so the demuxer never sees not-linked
@@ -354,8 +365,8 @@ class _Probe:
             log.warning("%s: %d frames past the edit list's end are not served", self.name,
                         self.after_stop)
         if self.dropped_audio:
-            log.warning("%s: audio %s is not served (only AAC and Opus); dropping it",
-                        self.name, self.dropped_audio)
+            log.warning("%s: its %s audio is not served (%s); video only", self.name,
+                        self.dropped_audio, CARRIED_AUDIO)
         s = self.video_caps.get_structure(0)
         ok_w, width = s.get_int("width")
         ok_h, height = s.get_int("height")
@@ -370,6 +381,7 @@ class _Probe:
             path=str(self.path), container=self.container, video_codec=self.video_codec,
             profile=s.get_string("profile"), width=width if ok_w else 0,
             height=height if ok_h else 0, framerate=framerate, audio_codec=self.audio_codec,
+            dropped_audio=self.dropped_audio,
             video_pts=tuple(pts), frame_ns=frame_ns, period_ns=period,
             lead_ns=max(self.leads.values(), default=0), lead_frames=len(self.leads),
             served_bytes=served, pad_buffers=dict(self.pad_buffers),

@@ -233,6 +233,9 @@ class ReadPipeline:
 
             src = make_janus_source(self.url, timeout=self.timeout, codec=self._codec or "h264")
             self.pipeline.add(src)
+            # Janus offers the mountpoint's audio whatever we want: its ``audio`` pad is read
+            # (audio=True) or drained (an unlinked pad would stop the stream)
+            src.connect("pad-added", self._on_pad)
             self._link_video(src.get_static_pad("src"), self._codec or "h264", rtp=False)
         else:
             from framecast.gst.whep_client import make_webrtc_source

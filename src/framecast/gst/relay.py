@@ -30,9 +30,9 @@ from typing import Any
 
 from gi.repository import GLib, Gst  # noqa: I001 - after runtime's gi.require_version
 
-from framecast.codecs import CODECS, Codec
+from framecast.codecs import AUDIO_CODECS, CARRIED_AUDIO, CODECS, Codec, audio_codec_of_rtp
 from framecast.gst.element import make_element
-from framecast.gst.media import AUDIO, DEPAYLOADERS
+from framecast.gst.media import DEPAYLOADERS
 from framecast.hops import take_origin
 from framecast.relaypolicy import Backoff, Outage, TimeMapper, single_parameter_sets
 from framecast.sps import profile_of_au
@@ -40,9 +40,6 @@ from framecast.sps import profile_of_au
 log = logging.getLogger("framecast.relay")
 
 PARSERS = {name: c.parser for name, c in CODECS.items()}
-# a camera's audio, by the SDP's encoding name: (our codec name, depayloader)
-AUDIO_DEPAYLOADERS = {"MPEG4-GENERIC": ("aac", "rtpmp4gdepay"),
-                      "MP4A-LATM": ("aac", "rtpmp4adepay"), "OPUS": ("opus", "rtpopusdepay")}
 LINGER = 1.0          # s a hub keeps its camera after its last consumer left
 POLL = 0.05           # s the hub thread waits for a sample before looking around
 KEYFRAME_WAIT = 20.0  # s a (re)connection may take to bring its first keyframe
@@ -113,7 +110,8 @@ class RelayHub:
         self.attempts = 0
         self.reconnects = 0
         self.profile: str | None = None  # the camera's, from its caps or its first SPS
-        self.audio: str | None = None    # the camera's audio codec ("aac", "opus"), if any
+        self.audio: str | None = None    # the camera's audio codec (codecs.AUDIO_CODECS)
+        self.audio_warned = False
         self.described = False           # its SDP seen (by a probe or a session)
         self.asink: Gst.Element | None = None
         self.prober: threading.Thread | None = None  # a probe for its SDP, in the background
@@ -235,11 +233,15 @@ class RelayHub:
     def _link_audio(self, p: Gst.Pipeline, pad: Gst.Pad, st: Gst.Structure) -> None:
         """The camera's audio: depay ! parse ! appsink (its frames follow the video's
         timeline, ``_deliver_audio``)."""
-        found = AUDIO_DEPAYLOADERS.get((st.get_string("encoding-name") or "").upper())
+        found = audio_codec_of_rtp(st.get_string("encoding-name"))
         if found is None:
-            return  # an audio codec we cannot serve: video only, as before
+            if not self.audio_warned:  # once per camera, not per reconnection
+                self.audio_warned = True
+                log.warning("/%s: the camera's %s audio is not relayed (%s); video only",
+                            self.name, st.get_string("encoding-name") or "?", CARRIED_AUDIO)
+            return
         codec, depayloader = found
-        chain = [make_element(depayloader), make_element(AUDIO[codec][0]),
+        chain = [make_element(depayloader), make_element(AUDIO_CODECS[codec].parser),
                  make_element("appsink", "asink", sync=False, max_buffers=200, drop=True,
                               emit_signals=False)]
         for el in chain:
@@ -448,7 +450,7 @@ def probe_camera(source: str, codec: Codec = "h264", timeout: float = 5.0,
         if st.get_string("media") == "video" and not sinkpad.is_linked():
             pad.link(sinkpad)
         elif st.get_string("media") == "audio":
-            got = AUDIO_DEPAYLOADERS.get((st.get_string("encoding-name") or "").upper())
+            got = audio_codec_of_rtp(st.get_string("encoding-name"))
             found.audio = found.audio or (got[0] if got else None)
             sink = make_element("fakesink", sync=False)
             sink.set_property("async", False)
@@ -501,6 +503,11 @@ def _describe(hub: RelayHub) -> None:
 def known_camera_profile(mount: Any) -> str | None:
     """A relay mount's camera profile as far as known now (never waits)."""
     return hub_for(mount).profile
+
+
+def known_camera_audio(mount: Any) -> str | None:
+    """A relay mount's camera audio codec as far as known now (never waits)."""
+    return hub_for(mount).audio
 
 
 def describe_soon(mount: Any) -> threading.Thread | None:

@@ -6,7 +6,8 @@ The mount's encoded, SEI-carrying stream (parsed H.264 access units) is made onc
            ─ clocksync ─ tee
     tee ─ queue ─ rtph264pay pt=<negotiated> ─ webrtcbin      (one branch per viewer, no encode)
 
-and its audio (``framecast.gst.webrtcaudio``), Opus as it is or AAC → Opus once per mount::
+and its audio (``framecast.gst.webrtcaudio``), Opus as it is or AAC/MP3/AC-3/G.711 → Opus
+once per mount::
 
     source audio ─ [decode ─ opusenc] ─ clocksync ─ atee
     atee ─ queue ─ rtpopuspay pt=<negotiated> ─ the viewer's webrtcbin   (if its offer takes it)
@@ -38,7 +39,7 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
-from framecast.codecs import VIDEO_PT, Codec  # noqa: E402
+from framecast.codecs import AUDIO_CODECS, VIDEO_PT, Codec  # noqa: E402
 from framecast.config import DEFAULTS  # noqa: E402
 from framecast.gst import stamps as stamps_native  # noqa: E402
 from framecast.gst.aufilter import AUFilter  # noqa: E402
@@ -166,12 +167,14 @@ class MountProducer:
         self._idle_deadline: float | None = None
         # the GLib thread's context (producers are created there): where teardown is scheduled
         self._context = GLib.MainContext.ref_thread_default()
-        if info.audio is not None and self.audio_mode == AUDIO_NONE:
+        if info.audio in AUDIO_CODECS and self.audio_mode == AUDIO_NONE:
+            # (audio the file has but nothing serves was reported once, by the probe)
             log.warning("%s: %s audio is not offered over WebRTC: %s", name, info.audio,
                         self.audio_reason)
         elif self.audio_mode != AUDIO_NONE:
             log.info("%s: WebRTC audio %s (%s)", name, self.audio_mode,
-                     "Opus" if info.audio == "opus" else f"{str(info.audio).upper()} → Opus once")
+                     "Opus" if info.audio == "opus"
+                     else f"{AUDIO_CODECS[str(info.audio)].label} → Opus once")
         # build now so a bad source fails when the mount is added, not at its first viewer;
         # READY opens files (filesrc) without streaming anything
         self._build()
@@ -406,6 +409,11 @@ class MountProducer:
             if msg.src is not None and self._belongs(msg.src, v):
                 self._fail(v, f"pipeline error: {err.message}")
                 return
+        if msg.src is not None and self._viewer_side(msg.src):
+            # a viewer already removed (its webrtcbin torn down while its network thread was
+            # still pushing: not-negotiated, seen when viewers switch mounts fast): nothing
+            # of the source's, so nobody else may lose their stream over it
+            return
         # the source itself failed: nothing will flow, so its viewers end now and new ones are
         # refused (503) for SOURCE_RETRY s, then the next viewer tries a fresh pipeline
         self.error = err.message
@@ -428,6 +436,16 @@ class MountProducer:
     def _on_warning(self, _bus: Gst.Bus, msg: Gst.Message) -> None:
         err, _dbg = msg.parse_warning()
         log.debug("%s: warning: %s", self.name, err.message)
+
+    def _viewer_side(self, obj: Gst.Object | None) -> bool:
+        """``obj`` is in a webrtcbin, or no longer in this producer's pipeline at all."""
+        top = None
+        while obj is not None:
+            factory = obj.get_factory() if isinstance(obj, Gst.Element) else None
+            if factory is not None and factory.get_name() == "webrtcbin":
+                return True
+            top, obj = obj, obj.get_parent()
+        return top is not self.pipeline
 
     @staticmethod
     def _belongs(obj: Gst.Object, v: _Viewer) -> bool:
@@ -709,10 +727,13 @@ class MountProducer:
         if self._describe is None:
             return
         self.info = self._describe()
+        audio_was = self.audio_mode
+        self.audio_mode, self.audio_reason = webrtc_audio(self.info)
+        was = self.transcoded
         if self._forced is None:
-            was, self.transcoded = self.transcoded, needs_transcode(self.info)
-            if self.transcoded != was and not self.running:
-                self._free()  # built before the relay knew its camera: build it again
+            self.transcoded = needs_transcode(self.info)
+        if (self.transcoded != was or self.audio_mode != audio_was) and not self.running:
+            self._free()  # built before the relay knew its camera: build it again
 
     def describe(self) -> dict[str, Any]:
         if not self.running:

@@ -1,4 +1,5 @@
-"""A mount's audio for WebRTC: Opus as it is, or AAC transcoded to Opus once per mount.
+"""A mount's audio for WebRTC: Opus as it is, or any other carried codec (AAC, MP3, AC-3,
+G.711) transcoded to Opus once per mount.
 
 Shared like the video: ``audio_chain`` runs once per producer and ends in a tee; each viewer
 gets ``queue ! rtpopuspay`` after it (cheap: no per-viewer encode).
@@ -8,14 +9,15 @@ from __future__ import annotations
 
 from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 
+from framecast.codecs import AUDIO_CODECS
 from framecast.gst.chain import caps
 from framecast.gst.element import make_element
 from framecast.streaminfo import AUDIO_TRANSCODED
 
 OPUS_BITRATE = 96000  # stereo music-grade; speech would do with less
-# static decoders, not decodebin: its pad appears late and audio that arrives before it is
-# linked stops the audio branch for good (not-linked), while the video plays on
-DECODERS = {"aac": "avdec_aac"}
+# static decoders (codecs.AUDIO_CODECS), not decodebin: its pad appears late and audio that
+# arrives before it is linked stops the audio branch for good (not-linked), while the video
+# plays on
 
 
 def audio_chain(mode: str, codec: str | None) -> list[Gst.Element]:
@@ -23,7 +25,7 @@ def audio_chain(mode: str, codec: str | None) -> list[Gst.Element]:
     chain: list[Gst.Element] = []
     if mode == AUDIO_TRANSCODED:
         chain += [
-            make_element(DECODERS[codec or ""]),
+            make_element(AUDIO_CODECS[codec or ""].decoder),
             make_element("audioconvert"),
             make_element("audioresample"),
             caps("audio/x-raw,rate=48000,channels=2"),

@@ -23,18 +23,21 @@ def stream_info(mount: Any, media: Any) -> StreamInfo:
     if media is None:
         return relay_stream_info(mount)
     return StreamInfo(media.video_codec, media.profile, media.width, media.height, media.fps,
-                      reordered=media.reordered, audio=media.audio_codec)
+                      reordered=media.reordered,
+                      audio=media.audio_codec or getattr(media, "dropped_audio", None))
 
 
 def relay_stream_info(mount: Any) -> StreamInfo:
     """The one place a relay's stream is described for WebRTC, without waiting: the camera's
     profile as its hub knows it (a background probe when the mount was added, or its live
-    stream's caps/SPS). Unknown, or above baseline (B-frames possible): play safe, transcode."""
-    from framecast.gst.relay import known_camera_profile
+    stream's caps/SPS), and its audio as far as known. Unknown, or above baseline (B-frames
+    possible): play safe, transcode."""
+    from framecast.gst.relay import known_camera_audio, known_camera_profile
 
     profile = known_camera_profile(mount)
     return StreamInfo(getattr(mount, "codec", "h264"), profile,
-                      reordered=profile not in ("constrained-baseline", "baseline"))
+                      reordered=profile not in ("constrained-baseline", "baseline"),
+                      audio=known_camera_audio(mount))
 
 
 def source_for_mount(mount: Any, media: Any = None,
