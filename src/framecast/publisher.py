@@ -319,6 +319,9 @@ class Publisher:
         # the keyframe in two access units
         pay.set_property("config-interval", 0)
         pay.set_property("pt", 96)
+        # the frame's SEI shares a STAP-A/AP with what precedes its first slice (as file
+        # mounts do): stamps cost no packet of their own
+        Gst.util_set_object_arg(pay, "aggregate-mode", "zero-latency")
         for el in (src, tail, inj, pay):
             b.add(el)
         src.link(tail)

@@ -129,3 +129,42 @@ def test_sei_shares_the_first_packet_of_its_access_unit(server: Server) -> None:
     assert alone_on == 0 and alone_off == 0
     assert ppf_on == pytest.approx(ppf_off, abs=0.05), (ppf_on, ppf_off)
     assert ppf_on > 1.5  # frames big enough for FU-A: the SEI rides with the AUD
+
+
+def test_publisher_sei_never_takes_a_packet_of_its_own() -> None:
+    """A Publisher mount (x264 zerolatency: AUD, then 2 slices per frame) aggregates like a
+    file mount: every frame's SEI shares a packet with the AUD before it."""
+    import threading
+
+    import numpy as np
+
+    import framecast
+
+    srv = Server(Settings(rtsp_port=0, http=False)).start()
+    stop = threading.Event()
+    try:
+        with framecast.Publisher("pub", 320, 240, 30, server=srv, gop=15) as pub:
+            def push() -> None:
+                i = 0
+                while not stop.is_set():
+                    frame = np.full((240, 320, 3), (i * 7) % 255, np.uint8)
+                    frame[:, : (i * 5) % 320] = 255 - (i % 255)
+                    pub.push(frame, {"i": i})
+                    i += 1
+                    time.sleep(1 / 30)
+
+            pusher = threading.Thread(target=push, daemon=True)
+            pusher.start()
+            try:
+                packets = receive_rtp(srv.rtsp_url("pub"), 2.0)
+            finally:
+                stop.set()
+                pusher.join(5)
+    finally:
+        srv.stop()
+    ppf, frames, alone = per_frame(packets)
+    assert frames >= 30, frames
+    sei = [nal for pkt in packets for nal in _nal_units(pkt)
+           if nal[0] & 0x1F == SEI and md.FRAMECAST_UUID in nal]
+    assert len(sei) >= frames
+    assert alone == 0, f"{alone} SEI-only packets in {len(packets)} ({ppf:.2f} per frame)"
