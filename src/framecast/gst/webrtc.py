@@ -522,6 +522,9 @@ class MountProducer:
         trans = sinkpad.get_property("transceiver")
         trans.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
         trans.set_property("codec-preferences", rtp_caps)
+        # a lost packet is sent again when the viewer asks (NACK → RTX, RFC 4588): without it a
+        # viewer on a lossy link waited for the next keyframe with a broken picture
+        trans.set_property("do-nack", True)
         if v.aqueue is not None and v.apay is not None:
             v.aqueue.link(v.apay)
             asink = webrtc.request_pad_simple("sink_%u")
