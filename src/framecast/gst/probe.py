@@ -219,6 +219,12 @@ class _Probe:
         self.durations: dict[int, int] = {}
         self.pad_buffers: dict[str, int] = {}
         self.pipeline = Gst.Pipeline.new(f"probe-{name}")
+        # the demuxer is added and started from typefind's streaming thread: the NULL at the
+        # end waits for that to finish, never races it (a demuxer that errors while it starts
+        # — a truncated MP4 without its moov — hung DESCRIBE for good: the pipeline's NULL
+        # against the streaming thread still inside sync_state_with_parent)
+        self.plumbing = threading.Lock()
+        self.closing = False
 
     def fail(self, exc: MediaError) -> None:
         with self.lock:
@@ -246,6 +252,8 @@ class _Probe:
                     raise self._error_from(msg)
                 break
         finally:
+            with self.plumbing:
+                self.closing = True
             self.pipeline.set_state(Gst.State.NULL)
         if self.error is not None:
             raise self.error
@@ -276,12 +284,15 @@ class _Probe:
                 self.fail(CorruptMedia(f"{self.name}: not a video file ({cname})"))
             return
         self.container, demux_name = entry
-        demux = Gst.ElementFactory.make(demux_name)
-        self.pipeline.add(demux)
-        demux.connect("pad-added", self._on_pad)
-        demux.connect("no-more-pads", self._on_no_more_pads)
-        tf.link(demux)
-        demux.sync_state_with_parent()
+        with self.plumbing:
+            if self.closing:
+                return
+            demux = Gst.ElementFactory.make(demux_name)
+            self.pipeline.add(demux)
+            demux.connect("pad-added", self._on_pad)
+            demux.connect("no-more-pads", self._on_no_more_pads)
+            tf.link(demux)
+            demux.sync_state_with_parent()
 
     def _count(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         name = pad.get_name()
