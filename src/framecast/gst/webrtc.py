@@ -101,19 +101,10 @@ class _Viewer:
     offered: bool = False
     closed: bool = False
     connected: bool = False
-    # the peer connection is up: audio may queue for it (a list: the pad probe holds it,
-    # not the viewer, so no cycle through C)
-    audio_open: list[bool] = field(default_factory=lambda: [False])
     # (object, handler id) of every signal connected with this viewer as user data: the
     # GClosures hold the viewer, the viewer holds the webrtcbin — a cycle through C that
     # Python's GC cannot see, so the element (and its 2 threads, ~30 fds) lived forever
     handlers: list[tuple[Gst.Object, int]] = field(default_factory=list)
-
-
-def _open_audio(webrtc: Gst.Element, _pspec: Any, v: _Viewer) -> None:
-    if webrtc.get_property("connection-state") == \
-            GstWebRTC.WebRTCPeerConnectionState.CONNECTED:
-        v.audio_open[0] = True
 
 
 class MountProducer:
@@ -538,13 +529,11 @@ class MountProducer:
             # no audio backlog at connect: what queued while ICE/DTLS were under way reached
             # the browser as one burst that its audio jitter buffer kept (audio 130-180 ms
             # behind the video at start, closed by Chromium's A/V sync only over ~40 s)
-            is_open = v.audio_open
             v.aqueue.get_static_pad("sink").add_probe(
                 Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST,
-                lambda *_: Gst.PadProbeReturn.REMOVE if is_open[0]
+                lambda *_: Gst.PadProbeReturn.REMOVE if webrtc.get_property(
+                    "connection-state") == GstWebRTC.WebRTCPeerConnectionState.CONNECTED
                 else Gst.PadProbeReturn.DROP)
-            v.handlers.append((webrtc, webrtc.connect("notify::connection-state",
-                                                      _open_audio, v)))
         for sig, fn in (("on-ice-candidate", self._on_ice_candidate),
                         ("notify::ice-gathering-state", self._on_gathering),
                         ("notify::ice-connection-state", self._on_ice_state)):
