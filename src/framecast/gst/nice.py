@@ -1,4 +1,4 @@
-"""libnice settings that webrtcbin 1.22 does not expose as its own properties."""
+"""libnice and RTP-session settings that webrtcbin 1.22 does not expose as its own properties."""
 
 from __future__ import annotations
 
@@ -49,3 +49,19 @@ def _gobject_ref(obj: Any) -> None:
         lib.g_object_ref.restype = ctypes.c_void_p
         _gobject = lib
     _gobject.g_object_ref(hash(obj))  # PyGObject hashes a wrapper by its GObject pointer
+
+
+def on_rtp_sessions(webrtc: Gst.Element, props: dict[str, Any]) -> tuple[Gst.Element, int] | None:
+    """Set ``props`` on every RTP session this webrtcbin's rtpbin makes (it makes them while
+    negotiating); (rtpbin, handler id) to disconnect later, or None without an rtpbin."""
+    rtpbin = webrtc.get_by_name("rtpbin")
+    if rtpbin is None:
+        return None
+
+    def added(_rtpbin: Gst.Element, el: Gst.Element) -> None:
+        factory = el.get_factory()
+        if factory is not None and factory.get_name() == "rtpsession":
+            for name, value in props.items():
+                el.set_property(name, value)
+
+    return rtpbin, rtpbin.connect("element-added", added)

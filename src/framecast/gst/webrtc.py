@@ -45,7 +45,7 @@ from framecast.gst import stamps as stamps_native  # noqa: E402
 from framecast.gst.aufilter import AUFilter  # noqa: E402
 from framecast.gst.chain import caps, walk  # noqa: E402
 from framecast.gst.element import make_element  # noqa: E402
-from framecast.gst.nice import no_upnp  # noqa: E402
+from framecast.gst.nice import no_upnp, on_rtp_sessions  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 from framecast.gst.transcode import SEICarrier, transcoder  # noqa: E402
 from framecast.gst.webrtcaudio import audio_chain, link_chain, opus_rtp_caps  # noqa: E402
@@ -538,13 +538,19 @@ class MountProducer:
                         ("notify::ice-gathering-state", self._on_gathering),
                         ("notify::ice-connection-state", self._on_ice_state)):
             v.handlers.append((webrtc, webrtc.connect(sig, fn, v)))
-        # a peer that leaves without a word (WHEP page closed, no DELETE): its RTCP BYE, or its
-        # RTCP going silent, ends the viewer (libnice 0.1.21 has no consent freshness)
         rtpbin = webrtc.get_by_name("rtpbin")
         if rtpbin is not None and v.apay is not None:
-            v.handlers.append((rtpbin, rtpbin.connect("element-added", _sr_often)))
+            # sender reports every second, not 5: they are what lets the browser line the
+            # audio up with the video (lip sync starts once both streams have had one) ...
+            if (handler := on_rtp_sessions(webrtc, {"rtcp-min-interval": Gst.SECOND})):
+                v.handlers.append(handler)
+            # ... and they map RTP time to the capture time, not the send time: a file's
+            # audio reaches the sender later than its video (88 ms audio-late, measured)
             rtpbin.set_property("rtcp-sync-send-time", False)
         if rtpbin is not None:
+            # a peer that leaves without a word (WHEP page closed, no DELETE): its RTCP BYE,
+            # or its RTCP going silent, ends the viewer (libnice 0.1.21 has no consent
+            # freshness)
             for sig, why in (("on-bye-ssrc", "RTCP BYE"), ("on-timeout", "RTCP timeout")):
                 v.handlers.append((rtpbin, rtpbin.connect(sig, self._on_peer_gone, v, why)))
         self.viewers[viewer_id] = v
@@ -759,14 +765,6 @@ class MountProducer:
             "frames": self.frames,
             "error": self.error,
         }
-
-
-def _sr_often(_rtpbin: Gst.Element, el: Gst.Element) -> None:
-    """RTCP sender reports every second, not 5: they are what lets the browser line the audio
-    up with the video (lip sync starts once both streams have had one)."""
-    factory = el.get_factory()
-    if factory is not None and factory.get_name() == "rtpsession":
-        el.set_property("rtcp-min-interval", Gst.SECOND)
 
 
 def _one_line(text: str | None, limit: int = 300) -> str:

@@ -31,7 +31,7 @@ from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
 from framecast.codecs import VIDEO_PT, video_codec  # noqa: E402
 from framecast.gst.element import make_element  # noqa: E402
-from framecast.gst.nice import no_upnp  # noqa: E402
+from framecast.gst.nice import no_upnp, on_rtp_sessions  # noqa: E402
 from framecast.gst.plumbing import add_chain, link_pad  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
 from framecast.sei import Codec  # noqa: E402
@@ -108,9 +108,10 @@ class WebRTCSource(Gst.Bin):
         video = self.webrtc.emit("add-transceiver",
                                  GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY, caps)
         video.set_property("do-nack", True)  # ask for lost packets again (NACK → RTX)
-        rtpbin = self.webrtc.get_by_name("rtpbin")
-        if rtpbin is not None:
-            rtpbin.connect("element-added", _prompt_feedback)
+        # NACKs go out with RTCP: at the default 5 s minimum interval, half of them reached
+        # the sender after the jitterbuffer had given the packet up (0-300 ms late,
+        # measured); 20 ms sends nearly all at once (a receiver report is ~100 bytes)
+        on_rtp_sessions(self.webrtc, {"rtcp-min-interval": 20 * Gst.MSECOND})
         if audio:
             self.webrtc.emit("add-transceiver",
                              GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
@@ -227,15 +228,6 @@ class WebRTCSource(Gst.Bin):
         log.debug("%s: %s", self.url, text)  # the reader reports it, prefixed with the URL
         err = GLib.Error.new_literal(Gst.ResourceError.quark(), text, Gst.ResourceError.READ)
         self.post_message(Gst.Message.new_error(self, err, text))
-
-
-def _prompt_feedback(_rtpbin: Gst.Element, el: Gst.Element) -> None:
-    """NACKs go out with RTCP: at the default 5 s minimum interval, half of them reached the
-    sender after the jitterbuffer had given the packet up (0-300 ms late, measured); 20 ms
-    sends nearly all at once (a receiver report is ~100 bytes)."""
-    factory = el.get_factory()
-    if factory is not None and factory.get_name() == "rtpsession":
-        el.set_property("rtcp-min-interval", 20 * Gst.MSECOND)
 
 
 def make_webrtc_source(url: str, timeout: float = 10.0, codec: Codec = "h264",
