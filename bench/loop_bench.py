@@ -33,12 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 FRAMECAST = str(ROOT / ".venv" / "bin" / "framecast")
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from ports import free_port, udp_pair  # noqa: E402  (the tests' port helpers)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -80,23 +76,6 @@ def bench_clip_1080p(path: Path, seconds: int = 5) -> Path:
 
 # -- a minimal RTSP client, many sessions in one asyncio process -----------------------------
 
-def _udp_pair() -> tuple[socket.socket, socket.socket]:
-    """Two UDP sockets on consecutive ports (RTP even, RTCP odd)."""
-    for _ in range(200):
-        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        a.bind(("127.0.0.1", 0))
-        port = a.getsockname()[1]
-        if port % 2 == 0:
-            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                b.bind(("127.0.0.1", port + 1))
-                return a, b
-            except OSError:
-                b.close()
-        a.close()
-    raise OSError("no consecutive UDP ports")
-
-
 class Session:
     """One RTSP session (or one plain receiver for the floor): counts bytes and RTP packets.
 
@@ -125,7 +104,7 @@ class Session:
     # UDP -------------------------------------------------------------------------------
     def open_udp(self) -> int:
         """Bind the RTP/RTCP pair, start draining it; returns the RTP port."""
-        self.socks = list(_udp_pair())
+        self.socks = list(udp_pair())
         loop = asyncio.get_running_loop()
         for sk in self.socks:
             sk.setblocking(False)

@@ -9,6 +9,7 @@ import socket
 import time
 
 import pytest
+from ports import udp_pair
 
 from framecast import metadata as md
 from framecast.config import Mount, Settings
@@ -16,22 +17,6 @@ from framecast.gst.clips import make_clip
 from framecast.server import Server
 
 FU_A, STAP_A, SEI = 28, 24, 6
-
-
-def _udp_pair() -> tuple[socket.socket, socket.socket]:
-    for _ in range(50):
-        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        a.bind(("127.0.0.1", 0))
-        port = a.getsockname()[1]
-        if port % 2 == 0:
-            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                b.bind(("127.0.0.1", port + 1))
-                return a, b
-            except OSError:
-                b.close()
-        a.close()
-    raise OSError("no consecutive UDP ports")
 
 
 def _request(f, sock: socket.socket, method: str, url: str, cseq: int,
@@ -52,7 +37,7 @@ def _request(f, sock: socket.socket, method: str, url: str, cseq: int,
 def receive_rtp(url: str, seconds: float) -> list[bytes]:
     """PLAY the video track over UDP and return every RTP packet received for ``seconds``."""
     host, port = url.split("/")[2].rsplit(":", 1)
-    rtp, rtcp = _udp_pair()
+    rtp, rtcp = udp_pair()
     rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     rtp.settimeout(0.2)
     with socket.create_connection((host, int(port)), timeout=10) as sock:

@@ -32,31 +32,19 @@ class RtpFeed:
         self.producer = make_producer()  # a MountProducer, not started yet
         p = self.producer
         self.targets: dict[str, tuple[str, int, int | None]] = {}
-        self.queue = make_element("queue", leaky=2, max_size_buffers=60, max_size_time=0,
-                                  max_size_bytes=0)
         # SPS/PPS are in-band before every IDR already (the producer's parser/encoder)
-        self.pay = make_element("rtph264pay", pt=RTP_PT, config_interval=0,
-                                aggregate_mode="zero-latency")
-        # paced by the producer's clocksync: the sink must not wait on the clock again
-        self.sink = make_element("multiudpsink", sync=False)
-        self.sink.set_property("async", False)
-        for el in (self.queue, self.pay, self.sink):
-            p.pipeline.add(el)
-        self.queue.link(self.pay)
-        self.pay.link(self.sink)
-        p.tee.request_pad_simple("src_%u").link(self.queue.get_static_pad("sink"))
+        self.queue, self.sink = _udp_branch(
+            p.pipeline, p.tee, make_element("queue", leaky=2, max_size_buffers=60,
+                                            max_size_time=0, max_size_bytes=0),
+            make_element("rtph264pay", pt=RTP_PT, config_interval=0,
+                         aggregate_mode="zero-latency"))
         self.asink: Gst.Element | None = None
         if p.atee is not None:
-            aqueue = make_element("queue", leaky=2, max_size_buffers=0,
-                                  max_size_time=200 * Gst.MSECOND, max_size_bytes=0)
-            apay = make_element("rtpopuspay", pt=OPUS_PT)
-            self.asink = make_element("multiudpsink", sync=False)
-            self.asink.set_property("async", False)
-            for el in (aqueue, apay, self.asink):
-                p.pipeline.add(el)
-            aqueue.link(apay)
-            apay.link(self.asink)
-            p.atee.request_pad_simple("src_%u").link(aqueue.get_static_pad("sink"))
+            _aqueue, self.asink = _udp_branch(
+                p.pipeline, p.atee, make_element("queue", leaky=2, max_size_buffers=0,
+                                                 max_size_time=200 * Gst.MSECOND,
+                                                 max_size_bytes=0),
+                make_element("rtpopuspay", pt=OPUS_PT))
         self.last_frame = time.monotonic()  # start-up counts as a frame
         self.frames = 0
         self.queue.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._frame)
@@ -89,6 +77,20 @@ class RtpFeed:
 
     def stop(self) -> None:
         self.producer.stop()
+
+
+def _udp_branch(pipeline: Gst.Pipeline, tee: Gst.Element, queue: Gst.Element,
+                pay: Gst.Element) -> tuple[Gst.Element, Gst.Element]:
+    """``tee ─ queue ─ pay ─ multiudpsink`` in ``pipeline``: (queue, sink)."""
+    # paced by the producer's clocksync: the sink must not wait on the clock again
+    sink = make_element("multiudpsink", sync=False)
+    sink.set_property("async", False)
+    for el in (queue, pay, sink):
+        pipeline.add(el)
+    queue.link(pay)
+    pay.link(sink)
+    tee.request_pad_simple("src_%u").link(queue.get_static_pad("sink"))
+    return queue, sink
 
 
 class SharedRtpFeed:
