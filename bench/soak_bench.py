@@ -31,15 +31,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from ports import free_port  # noqa: E402  (the tests' port helper)
+
 FRAMECAST = str(ROOT / ".venv" / "bin" / "framecast")
 FPS = 30
 CLIP_S = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_clip(path: Path) -> Path:

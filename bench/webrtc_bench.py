@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "browser")]
 
 from browser_audio import CLOSE_PEERS_JS, WHEP_AUDIO_JS, measure, offsets  # noqa: E402
 from browser_helpers import (  # noqa: E402

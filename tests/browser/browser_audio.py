@@ -11,26 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from browser_helpers import WHEP_POST_JS
+
 # WHEP offers from one page: ``n`` peer connections, each with video + audio recvonly; resolves
 # once every one has decoded audio with energy (or after the timeout).
 WHEP_AUDIO_JS = """
-async ([mount, n]) => {
+async ([mount, n]) => {""" + WHEP_POST_JS + """
   const one = async () => {
     const pc = new RTCPeerConnection({iceServers: []});
     pc.addTransceiver("video", {direction: "recvonly"});
     pc.addTransceiver("audio", {direction: "recvonly"});
     const tracks = [];
     pc.addEventListener("track", e => tracks.push(e.track));
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise(r => {
-      if (pc.iceGatheringState === "complete") return r();
-      pc.addEventListener("icegatheringstatechange",
-                          () => pc.iceGatheringState === "complete" && r());
-      setTimeout(r, 3000);
-    });
-    const res = await fetch("/whep/" + mount, {method: "POST",
-      headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
-    const answer = await res.text();
+    const {res, answer} = await whepPost(pc, mount);
     if (res.status !== 201) return {status: res.status, answer};
     await pc.setRemoteDescription({type: "answer", sdp: answer});
     // Chromium plays (and measures: totalAudioEnergy) remote audio only from an unmuted
@@ -91,7 +84,7 @@ registerProcessor("onset", Onset);
 """
 
 LIPSYNC_JS = """
-async ([mount, seconds, worklet]) => {
+async ([mount, seconds, worklet]) => {""" + WHEP_POST_JS + """
   const pc = new RTCPeerConnection({iceServers: []});
   pc.addTransceiver("video", {direction: "recvonly"});
   pc.addTransceiver("audio", {direction: "recvonly"});
@@ -100,18 +93,9 @@ async ([mount, seconds, worklet]) => {
     tracks[e.track.kind] = e.track;
     if (tracks.audio && tracks.video) r();
   }));
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise(r => {
-    if (pc.iceGatheringState === "complete") return r();
-    pc.addEventListener("icegatheringstatechange",
-                        () => pc.iceGatheringState === "complete" && r());
-    setTimeout(r, 3000);
-  });
-  const res = await fetch("/whep/" + mount, {method: "POST",
-    headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
-  if (res.status !== 201) return {error: `POST ${res.status}: ${await res.text()}`};
+  const {res, answer} = await whepPost(pc, mount);
+  if (res.status !== 201) return {error: `POST ${res.status}: ${answer}`};
   const location = res.headers.get("Location");
-  const answer = await res.text();
   await pc.setRemoteDescription({type: "answer", sdp: answer});
   await both;
   // one element plays both tracks (Chromium syncs them there); unmuted, so audio is rendered

@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,6 +17,9 @@ from typing import Any
 
 import numpy as np
 from playwright.sync_api import Browser, Page
+from ports import free_port
+
+__all__ = ["free_port"]  # re-exported: browser tests and benches take it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -31,10 +33,22 @@ SERVE_CMD = shlex.split(os.environ.get("FRAMECAST_SERVE", "")) or [
     str(ROOT / ".venv" / "bin" / "framecast"), "serve"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# A JS helper to put at the top of a page.evaluate function's body: offer (every ICE candidate
+# in it, no trickle) → POST /whep/<mount> → {res, answer}.
+WHEP_POST_JS = """
+  const whepPost = async (pc, mount) => {
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise(r => {
+      if (pc.iceGatheringState === "complete") return r();
+      pc.addEventListener("icegatheringstatechange",
+                          () => pc.iceGatheringState === "complete" && r());
+      setTimeout(r, 3000);
+    });
+    const res = await fetch("/whep/" + mount, {method: "POST",
+      headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
+    return {res, answer: await res.text()};
+  };
+"""
 
 
 def in_private_netns() -> bool:

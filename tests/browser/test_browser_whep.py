@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_helpers import INDEX_FRAMES, Server, decode_sample, open_viewer
+from browser_helpers import INDEX_FRAMES, WHEP_POST_JS, Server, decode_sample, open_viewer
 from playwright.sync_api import Browser
 
 from framecast.pixelindex import read_index
@@ -14,20 +14,11 @@ pytestmark = pytest.mark.browser
 
 # Offer (all candidates in it) → POST → 201 + answer + Location; play until 30 frames decode.
 WHEP_JS = """
-async ([mount]) => {
+async ([mount]) => {""" + WHEP_POST_JS + """
   const pc = new RTCPeerConnection({iceServers: []});
   pc.addTransceiver("video", {direction: "recvonly"});
   const track = new Promise(r => pc.addEventListener("track", e => r(e.track)));
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise(r => {
-    if (pc.iceGatheringState === "complete") return r();
-    pc.addEventListener("icegatheringstatechange",
-                        () => pc.iceGatheringState === "complete" && r());
-    setTimeout(r, 3000);
-  });
-  const res = await fetch("/whep/" + mount, {method: "POST",
-    headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
-  const answer = await res.text();
+  const {res, answer} = await whepPost(pc, mount);
   const out = {status: res.status, location: res.headers.get("Location"),
                contentType: res.headers.get("Content-Type"), answer};
   if (res.status !== 201) return out;
