@@ -84,7 +84,7 @@ registerProcessor("onset", Onset);
 """
 
 LIPSYNC_JS = """
-async ([mount, seconds, worklet]) => {""" + WHEP_POST_JS + """
+async ([mount, seconds, worklet, align]) => {""" + WHEP_POST_JS + """
   const pc = new RTCPeerConnection({iceServers: []});
   pc.addTransceiver("video", {direction: "recvonly"});
   pc.addTransceiver("audio", {direction: "recvonly"});
@@ -98,6 +98,8 @@ async ([mount, seconds, worklet]) => {""" + WHEP_POST_JS + """
   const location = res.headers.get("Location");
   await pc.setRemoteDescription({type: "answer", sdp: answer});
   await both;
+  // what the viewer does to a peer with audio (web/src/main.ts alignAudio), or a plain peer
+  if (align) window.framecast.alignAudio(pc);
   // one element plays both tracks (Chromium syncs them there); unmuted, so audio is rendered
   const video = document.createElement("video");
   video.autoplay = true; video.muted = false;
@@ -146,10 +148,11 @@ async ([mount, seconds, worklet]) => {""" + WHEP_POST_JS + """
 """
 
 
-def measure(page: Any, mount: str, seconds: float) -> dict[str, Any]:
-    """Play ``mount`` over WHEP for ``seconds`` on ``page`` (at the server's origin):
-    ``{"t0", "flashes", "beeps"}`` in page milliseconds."""
-    got = page.evaluate(LIPSYNC_JS, [mount, seconds, WORKLET])
+def measure(page: Any, mount: str, seconds: float, align: bool = True) -> dict[str, Any]:
+    """Play ``mount`` over WHEP for ``seconds`` on ``page`` (the viewer's page, at the server's
+    origin): ``{"t0", "flashes", "beeps"}`` in page milliseconds. ``align``: the peer gets what
+    the viewer gives a stream with audio; without it, a plain WHEP peer."""
+    got = page.evaluate(LIPSYNC_JS, [mount, seconds, WORKLET, align])
     if "error" in got:
         raise AssertionError(got["error"])
     return got

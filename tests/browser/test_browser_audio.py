@@ -18,11 +18,14 @@ from framecast.gst.clips import make_clip
 
 pytestmark = pytest.mark.browser
 
-# Headless Chromium here has no audio device: its A/V sync aims at a device delay it cannot
-# know and settles anywhere from ~90 ms audio-early to ~60 ms audio-late (measured after 20
-# loops, bench/RESULTS.md). The bound is BT.1359's detectability for late audio (125 ms);
-# what the server sends is checked to one Opus frame (20 ms) by an RTP receiver that follows
+# ITU-R BT.1359: A/V offsets within +-45 ms are not detectable. Chromium starts there only
+# with the viewer's alignment (alignAudio in web/src/main.ts: first flash -3...+25 ms in 12
+# runs); a plain WHEP peer starts 55-105 ms audio-late (bench/webrtc_bench.py measures both).
+# Later, Chromium's own A/V sync sometimes raises the video delay by 30-150 ms on its own
+# (audio early; 4 runs in 12, bench/RESULTS.md): after 20 loops the bound is BT.1359's 125 ms.
+# What the server sends is checked to one Opus frame (20 ms) by an RTP receiver that follows
 # the sender reports (tests/integration/test_reader_webrtc_audio.py).
+SYNC_MS = 45
 CHROMIUM_SYNC_MS = 125
 LIP_FPS = 30  # the lip-sync clip: 1 s loops, one flash + beep per loop (frame 15)
 
@@ -125,12 +128,9 @@ def test_twenty_viewers_share_one_audio_transcode(browser: Browser,
     assert audio_server.wait_webrtcbins(0, timeout=60) == 0
 
 
-def test_lip_sync_after_twenty_loops(browser: Browser, audio_server: Server) -> None:
+def test_lip_sync_at_start_and_after_twenty_loops(browser: Browser, audio_server: Server) -> None:
     """A white frame and a beep of the same instant (AAC, transcoded) are presented by Chromium
-    together once it has synchronised them (median over loops 21-27; see CHROMIUM_SYNC_MS).
-
-    Chromium starts with the audio ~55-75 ms late (its audio path is longer) and moves the
-    delays ~16 ms at a time; without sender reports it could not line the streams up."""
+    together, as the viewer plays them: the first flash, and the median over loops 21-27."""
     page = browser.new_page()
     try:
         page.goto(audio_server.base + "/")
@@ -142,4 +142,6 @@ def test_lip_sync_after_twenty_loops(browser: Browser, audio_server: Server) -> 
     report = f"offsets (s, ms) {[(round(t), round(o)) for t, o in offs]}, {got['stats']}"
     print(report)
     assert len(offs) >= 20 and len(late) >= 4, f"flashes/beeps not found: {report}"
-    assert abs(statistics.median(late)) <= CHROMIUM_SYNC_MS, report
+    first_t, first = offs[0]
+    assert first_t < 3 and abs(first) <= SYNC_MS, f"at start: {report}"
+    assert abs(statistics.median(late)) <= CHROMIUM_SYNC_MS, f"after 20 loops: {report}"
