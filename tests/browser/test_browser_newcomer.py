@@ -169,6 +169,29 @@ def test_unknown_stream_is_said_with_the_streams_that_exist(
         page.close()
 
 
+def test_switching_before_sessions_start_leaves_one_viewer(
+        browser: Browser, demo_server: Server) -> None:
+    """Streams switched before the server has even named their sessions (gstwebrtc-api can
+    only end a session it knows the id of): the server keeps exactly the viewer on screen,
+    at once rather than after its 15 s ICE timeout, and it plays the stream asked for last."""
+    assert demo_server.wait_webrtcbins(0, timeout=10) == 0
+    page = browser.new_page()
+    try:
+        page.goto(f"{demo_server.base}/?stream=demo")
+        page.wait_for_function("window.framecast.presented.length >= 3", timeout=30000)
+        # in one go, no await between: every session but the last is closed while starting
+        page.evaluate("""() => { for (const n of ["demo-high", "demo", "demo-high", "demo"])
+                                   window.framecast.play(n); }""")
+        page.evaluate("window.framecast.clear()")
+        page.wait_for_function("window.framecast.presented.length >= 10", timeout=30000)
+        assert page.evaluate("window.framecast.current") == "demo"
+        assert page.evaluate("window.framecast.errors") == []
+        # 5 s: well inside the 15 s after which an unanswered viewer would be freed anyway
+        assert demo_server.wait_webrtcbins(1, timeout=5) == 1
+    finally:
+        page.close()
+
+
 @pytest.mark.parametrize("query", ["", "&whep=1"], ids=["signalling", "whep"])
 def test_fast_switching_leaves_no_errors_and_no_404(
         browser: Browser, demo_server: Server, query: str) -> None:

@@ -567,10 +567,38 @@ video.addEventListener("error", () => {
 type Session = { close(): void };
 let session: Session | null = null;
 
+// gstwebrtc-api's close() sends endSession only once the server has named the session
+// (sessionStarted). Closed before that (switching streams faster than they start), the
+// server's viewer lived on until its 15 s ICE timeout, and the late sessionStarted could bind a
+// newer session to the same producer to it instead (a CI run: 2 viewers left instead of 1).
+// Such a session is closed once it has its id; played again meanwhile, it is taken back.
+type Consumer = Session & { sessionId?: string | null };
+const CLOSE_WAIT_MS = 10000;
+const closing = new Set<Consumer>();
+
+function closeSession(s: Session) {
+  const c = s as Consumer;
+  if (!("sessionId" in c) || c.sessionId) {
+    s.close();
+    return;
+  }
+  closing.add(c);
+  const t0 = performance.now();
+  const poll = setInterval(() => {
+    if (!closing.has(c)) {
+      clearInterval(poll); // taken back by play()
+    } else if (c.sessionId || performance.now() - t0 > CLOSE_WAIT_MS) {
+      clearInterval(poll);
+      closing.delete(c);
+      c.close();
+    }
+  }, 50);
+}
+
 function stop() {
   const s = session;
   session = null; // first: its "closed" event (fired from close()) is then not a failure
-  s?.close();
+  if (s) closeSession(s);
   video.srcObject = null;
   media = null;
   hooks.audio.tracks = 0;
@@ -637,17 +665,34 @@ function playSignalling(name: string) {
     return;
   }
   session = s;
-  s.addEventListener("rtcPeerConnectionChanged", () => {
+  const current = () => session === s;
+  const usePeerConnection = () => {
     const pc = s.rtcPeerConnection as RTCPeerConnection | null;
     hooks.pc = pc;
+    for (const r of pc?.getReceivers() ?? []) {
+      if (r.track.kind === "video") attachTransform(r);
+      addTrack(r.track);
+    }
+  };
+  if (closing.delete(s as Consumer)) {
+    // the same producer's session, still starting from an earlier play(): gstwebrtc-api hands
+    // it back, with the listeners below already on it (they act again now it is current)
+    if (s.rtcPeerConnection) usePeerConnection();
+    return;
+  }
+  s.addEventListener("rtcPeerConnectionChanged", () => {
+    const pc = s.rtcPeerConnection as RTCPeerConnection | null;
+    // a session being closed (closeSession) may still get its offer: not for this screen
+    if (current()) hooks.pc = pc;
     pc?.addEventListener("track", (ev) => {
+      if (!current()) return;
       if (ev.track.kind === "video") attachTransform(ev.receiver);
       addTrack(ev.track);
     });
-    if (pc) watchIce(pc, name, () => session === s);
+    if (pc) watchIce(pc, name, current);
   });
   s.addEventListener("streamsChanged", () => {
-    for (const st of s.streams) st.getTracks().forEach(addTrack);
+    if (current()) for (const st of s.streams) st.getTracks().forEach(addTrack);
   });
   s.addEventListener("error", (ev) => {
     if (session !== s) return;
