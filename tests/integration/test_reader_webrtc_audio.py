@@ -5,6 +5,7 @@ netns-run)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -145,3 +146,46 @@ def test_offer_sections_look_like_a_browsers() -> None:
     assert "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" in out and "bundle-only" not in out
     assert out.replace("m=audio 9", "m=audio 0").count("\r\n") == offer.count("\r\n") - 1
     assert unbundle_only(out) == out
+
+
+def sender_reports(url: str, seconds: float) -> dict[int, list[tuple[float, int, int]]]:
+    """Every RTCP sender report a WebRTC reader of ``url`` receives in ``seconds``, by SSRC:
+    (NTP seconds, RTP timestamp, clock rate), read from its RTP sessions' sources."""
+    from gi.repository import Gst
+
+    got: dict[int, list[tuple[float, int, int]]] = {}
+    with framecast.open(url, audio=True, timeout=20) as reader:
+        pipeline = reader._pipe.pipeline
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            next(reader)  # keeps the reader flowing
+            for el in pipeline.iterate_recurse():
+                factory = el.get_factory()
+                if factory is None or factory.get_name() != "rtpsession":
+                    continue
+                for src in el.get_property("internal-session").get_property("sources"):
+                    st: Gst.Structure = src.get_property("stats")
+                    if st.get_value("is-sender") and st.get_value("have-sr") \
+                            and not st.get_value("internal"):
+                        sr = (st.get_value("sr-ntptime") / 2**32, st.get_value("sr-rtptime"),
+                              st.get_value("clock-rate"))
+                        reports = got.setdefault(st.get_value("ssrc"), [])
+                        if not reports or reports[-1] != sr:
+                            reports.append(sr)
+    return got
+
+
+def test_sender_reports_hold_across_loop_points(lipsync: Server) -> None:
+    """Every sender report maps RTP time to the same clock, loop after loop (1 s loops).
+    Before, the first packet of a loop sometimes reached the RTP session still in the previous
+    loop's segment, and the next report was one loop (1000 ms) off: Chromium, which fits a line
+    through the last reports, then misplaced its video by 30-150 ms for ~15 s."""
+    got = sender_reports(f"webrtc://127.0.0.1:{lipsync.http_port}/lip", 12.0)
+    assert len(got) == 2, got  # the video and the audio sender (RTX sends no reports here)
+    for ssrc, reports in got.items():
+        assert len(reports) >= 5, (ssrc, reports)
+        ntp0, rtp0, rate = reports[0]
+        # RTP time minus NTP time, from the first report: constant for an exact sender
+        off_ms = [round(((rtp - rtp0) % 2**32 / rate - (ntp - ntp0)) * 1000, 1)
+                  for ntp, rtp, _ in reports]
+        assert max(map(abs, off_ms)) <= 5, f"SSRC {ssrc} (clock {rate}): {off_ms}"

@@ -141,12 +141,11 @@ function showAudio() {
 }
 
 // Lip sync from the first frame. Chromium's audio path starts longer than its video path
-// (NetEq begins at an 80 ms jitter target, plus its render buffer): the audio came out 55-105
-// ms behind its picture, and Chromium's own A/V sync ignores any gap it judges under 30 ms and
-// closes the rest one video frame at a time over tens of seconds. With the video held to the
-// audio's start delay the first flash-and-beep is presented -3...+25 ms apart (12 runs; 70 or
-// 80 ms left up to 101 ms; bench/RESULTS.md). Only for streams with audio: a silent stream
-// keeps its low latency.
+// (NetEq begins at an 80 ms jitter target, plus its render buffer): a fresh stream's audio
+// came out 55-95 ms behind its picture, and Chromium's own A/V sync ignores any gap it judges
+// under 30 ms, so it stopped 40-50 ms short. With the video held to the audio's start delay
+// the first flash-and-beep is presented -21...+40 ms apart and, after 20 loops, -14...+10 ms
+// (bench/RESULTS.md). Only for streams with audio: a silent stream keeps its low latency.
 const AUDIO_VIDEO_TARGET_MS = 90;
 
 function alignAudio(pc: RTCPeerConnection | null) {
