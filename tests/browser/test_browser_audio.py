@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 # first frame and after 20 loops with two things: the viewer's alignment (alignAudio in
 # web/src/main.ts: Chromium's audio starts ~80 ms behind its video, and its own sync stops
 # 30-50 ms short) and sender reports that stay exact across loop points
-# (webrtcaudio.one_segment: one report a loop off threw Chromium's sync by up to 500 ms).
+# (timestamps.single_segment: one report a loop off threw Chromium's sync by up to 500 ms).
 # What the server sends is checked to one Opus frame (20 ms) by an RTP receiver that follows
 # the sender reports (tests/integration/test_reader_webrtc_audio.py).
 SYNC_MS = 45

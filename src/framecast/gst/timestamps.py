@@ -43,10 +43,26 @@ def _payloaders(b: Gst.Bin) -> list[Gst.Element]:
     return out
 
 
-def _make(factory: str, name: str) -> Gst.Element:
+def _make(factory: str, name: str | None) -> Gst.Element:
     el = Gst.ElementFactory.make(factory, name)
     if el is None:
         raise RuntimeError(f"GStreamer element '{factory}' is not installed")
+    return el
+
+
+def single_segment(name: str | None = None) -> Gst.Element:
+    """``identity single-segment=true``: from here on buffers carry their running time, in one
+    segment from 0, so a loop point is just the next buffer to everything downstream.
+
+    Before the RTSP payloaders (above), and on the WebRTC side after the tees' clocksyncs: there a
+    looped file's new SEGMENT at a loop point now and then reached webrtcbin's RTP session after
+    the loop's first packet was reckoned in the previous loop's segment, and the next sender
+    report mapped the audio's RTP time one loop (1000 ms) off (about one run in three of 10-30
+    s). Chromium fits a line through the last reports, so one such report threw its A/V sync
+    estimate by up to 500 ms and misplaced the video by 30-150 ms for ~15 s."""
+    el = _make("identity", name)
+    el.set_property("single-segment", True)
+    el.set_property("silent", True)
     return el
 
 
@@ -64,9 +80,7 @@ def monotonic_payloader_input(b: Gst.Bin, derive_dts: bool = True) -> int:
         if prev is not None and prev.get_name().startswith(f"{pay.get_name()}-ts"):
             continue
         name = pay.get_name()
-        chain = [_make("identity", f"{name}-ts-rt")]
-        chain[0].set_property("single-segment", True)
-        chain[0].set_property("silent", True)
+        chain = [single_segment(f"{name}-ts-rt")]
         factory = pay.get_factory()
         ts = TIMESTAMPERS.get(factory.get_name() if factory is not None else "")
         if ts is not None and derive_dts:

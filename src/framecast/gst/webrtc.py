@@ -47,13 +47,9 @@ from framecast.gst.chain import caps, walk  # noqa: E402
 from framecast.gst.element import make_element  # noqa: E402
 from framecast.gst.nice import no_upnp, on_rtp_sessions  # noqa: E402
 from framecast.gst.runtime import init_gst  # noqa: E402
+from framecast.gst.timestamps import single_segment  # noqa: E402
 from framecast.gst.transcode import SEICarrier, transcoder  # noqa: E402
-from framecast.gst.webrtcaudio import (  # noqa: E402
-    audio_chain,
-    link_chain,
-    one_segment,
-    opus_rtp_caps,
-)
+from framecast.gst.webrtcaudio import audio_chain, link_chain, opus_rtp_caps  # noqa: E402
 from framecast.gst.webrtcsource import SourceFactory  # noqa: E402
 from framecast.producer import (  # noqa: E402
     SOURCE_FAILED,
@@ -205,7 +201,7 @@ class MountProducer:
             # after clocksync: the frame's wallclock_ns becomes the time it really leaves (the
             # decoder's reordering delay would otherwise count as network latency)
             chain.append(AUFilter(self.carrier.reinsert))
-        chain.append(one_segment())  # see one_segment: sender reports stay exact at loops
+        chain.append(single_segment())  # sender reports stay exact at loop points (see there)
         chain.append(make_element("tee", "tee", allow_not_linked=True))
         for el in chain:
             pipeline.add(el)

@@ -12,6 +12,7 @@ from gi.repository import Gst  # noqa: I001 - after runtime's gi.require_version
 from framecast.codecs import AUDIO_CODECS
 from framecast.gst.chain import caps
 from framecast.gst.element import make_element
+from framecast.gst.timestamps import single_segment
 from framecast.streaminfo import AUDIO_TRANSCODED
 
 OPUS_BITRATE = 96000  # stereo music-grade; speech would do with less
@@ -36,24 +37,10 @@ def audio_chain(mode: str, codec: str | None) -> list[Gst.Element]:
         # paced at real time like the video (both clocksyncs share the pipeline's clock, so
         # RTCP sender reports map both RTP clocks to the same instants: lip sync)
         make_element("clocksync"),
-        one_segment(),
+        single_segment(),  # sender reports stay exact at loop points (see there)
         make_element("tee", "atee", allow_not_linked=True),
     ]
     return chain
-
-
-def one_segment() -> Gst.Element:
-    """Buffers in running time, one segment from 0, from here to the viewers' RTP sessions.
-
-    A looped file starts a new SEGMENT at every loop point, and now and then the first packet
-    of a loop was reckoned by webrtcbin's RTP session in the previous loop's segment: the next
-    sender report then mapped the audio's RTP time one loop (1000 ms) off (seen in about one
-    run in three of 10-30 s). Chromium fits a line through the last reports, so one such
-    report threw its A/V sync estimate by up to 500 ms; it misplaced the video by 30-150 ms
-    for ~15 s, and started streams 55-105 ms audio-late. With one segment a loop point is just
-    the next buffer (the RTP timestamps, computed from the same running time, are unchanged).
-    """
-    return make_element("identity", single_segment=True, silent=True)
 
 
 def link_chain(pipeline: Gst.Bin, upstream: Gst.Pad, chain: list[Gst.Element]) -> None:
